@@ -1,0 +1,43 @@
+// ParamArena implementation; see arena.h.
+#include "core/arena.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace ll {
+
+int ParamArena::add(const std::string& name, std::vector<int64_t> shape) {
+  assert(!finalized_ && "ParamArena::add after finalize");
+  assert(find(name) < 0 && "duplicate tensor name");
+  TensorSlot slot;
+  slot.name = name;
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  slot.shape = std::move(shape);
+  slot.size = n;
+  // Keep every slice 16-float aligned (64 bytes) so SIMD kernels can rely on aligned starts.
+  total_ = (total_ + 15) / 16 * 16;
+  slot.offset = total_;
+  total_ += n;
+  slots_.push_back(std::move(slot));
+  return static_cast<int>(slots_.size()) - 1;
+}
+
+void ParamArena::finalize() {
+  assert(!finalized_);
+  params.assign(total_, 0.0f);
+  grads.assign(total_, 0.0f);
+  adam_m.assign(total_, 0.0f);
+  adam_v.assign(total_, 0.0f);
+  finalized_ = true;
+}
+
+int ParamArena::find(const std::string& name) const {
+  for (size_t i = 0; i < slots_.size(); i++)
+    if (slots_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+void ParamArena::zero_grad() { std::fill(grads.begin(), grads.end(), 0.0f); }
+
+}  // namespace ll

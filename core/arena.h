@@ -1,0 +1,45 @@
+// ParamArena: all of a model's parameters in one allocation with named slices (llm.c style).
+// Gradients and the two Adam moments mirror the layout exactly, so zeroing gradients is one fill,
+// the optimiser is one loop, and a checkpoint is one copy. Slices are registered first (add), then
+// finalize() allocates; after that no allocation happens and pointers stay valid.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ll {
+
+struct TensorSlot {
+  std::string name;          // PyTorch state_dict name, e.g. "fc1.weight"
+  std::vector<int64_t> shape;  // PyTorch layout, e.g. [out, in]
+  size_t offset = 0;         // in floats, into every arena
+  size_t size = 0;           // product of shape
+};
+
+class ParamArena {
+ public:
+  // Register a tensor; returns its id. Must be called before finalize(); names must be unique.
+  int add(const std::string& name, std::vector<int64_t> shape);
+  void finalize();
+  bool finalized() const { return finalized_; }
+
+  float* param(int id) { return params.data() + slots_[id].offset; }
+  const float* param(int id) const { return params.data() + slots_[id].offset; }
+  float* grad(int id) { return grads.data() + slots_[id].offset; }
+  const float* grad(int id) const { return grads.data() + slots_[id].offset; }
+
+  const std::vector<TensorSlot>& slots() const { return slots_; }
+  int find(const std::string& name) const;  // -1 if absent
+  size_t size() const { return total_; }
+  void zero_grad();
+
+  std::vector<float> params, grads, adam_m, adam_v;  // identical layout, size() floats each
+
+ private:
+  std::vector<TensorSlot> slots_;
+  size_t total_ = 0;
+  bool finalized_ = false;
+};
+
+}  // namespace ll

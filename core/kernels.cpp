@@ -1,0 +1,106 @@
+// GEMM: scalar reference, Eigen variant, and the dispatch point. See kernels.h.
+#include "core/kernels.h"
+
+#include <cstdint>
+#include <cstring>
+
+#include <Eigen/Core>
+
+#if defined(LATENTLAB_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+namespace ll {
+
+void gemm_f32__scalar(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  for (int i = 0; i < M; i++) {
+    for (int j = 0; j < N; j++) {
+      double acc = 0.0;  // double accumulation: the oracle should be the most accurate of all
+      for (int k = 0; k < K; k++) {
+        float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        acc += static_cast<double>(a) * static_cast<double>(b);
+      }
+      float prev = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+      C[i * ldc + j] = static_cast<float>(alpha * acc) + prev;
+    }
+  }
+}
+
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
+using MutMap = Eigen::Map<RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+template <typename LhsT, typename RhsT>
+void eigen_product(const LhsT& a, const RhsT& b, float alpha, float beta, MutMap& c) {
+  if (beta == 0.0f) {
+    c.noalias() = alpha * (a * b);
+  } else {
+    if (beta != 1.0f) c *= beta;
+    c.noalias() += alpha * (a * b);
+  }
+}
+}  // namespace
+
+void gemm_f32__eigen(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                     int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  MutMap c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K == 0) {
+    if (beta == 0.0f) c.setZero(); else c *= beta;
+    return;
+  }
+  ConstMap a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
+  ConstMap b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
+  if (!trans_a && !trans_b) eigen_product(a, b, alpha, beta, c);
+  else if (!trans_a && trans_b) eigen_product(a, b.transpose(), alpha, beta, c);
+  else if (trans_a && !trans_b) eigen_product(a.transpose(), b, alpha, beta, c);
+  else eigen_product(a.transpose(), b.transpose(), alpha, beta, c);
+}
+
+bool all_finite(const float* x, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+namespace {
+GemmBackend g_backend = GemmBackend::kEigen;
+}
+
+void set_gemm_backend(GemmBackend backend) { g_backend = backend; }
+GemmBackend gemm_backend() { return g_backend; }
+
+void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc) {
+  if (g_backend == GemmBackend::kScalar)
+    gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int set_num_threads(int n) {
+  if (n < 1) n = 1;
+#if defined(LATENTLAB_HAVE_OPENMP)
+  Eigen::setNbThreads(n);
+  omp_set_num_threads(n);
+  return n;
+#else
+  return 1;
+#endif
+}
+
+}  // namespace ll
+
+namespace ll {
+namespace {
+// With OpenMP linked, Eigen would otherwise take every core by default; one thread unless asked.
+const int kDefaultThreads = set_num_threads(1);
+}  // namespace
+}  // namespace ll

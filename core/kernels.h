@@ -1,0 +1,34 @@
+// Kernels: the numeric hot spots behind one dispatch point.
+// Every kernel has a plain scalar reference (`__scalar`), which is its specification and test oracle;
+// faster variants share the signature under suffixed names (`__eigen`, later `__wasmsimd`, `__avx2`).
+// gemm_f32() is the one place that chooses. All matrices are row-major.
+#pragma once
+#include <cstddef>
+
+namespace ll {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C
+//   op(A) is [M,K]: A itself (trans_a = false, A is [M,K], lda >= K) or A^T (A is [K,M], lda >= M)
+//   op(B) is [K,N]: B itself (trans_b = false, B is [K,N], ldb >= N) or B^T (B is [N,K], ldb >= K)
+// beta == 0 overwrites C without reading it (so C may hold NaN garbage).
+void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+              const float* B, int ldb, float beta, float* C, int ldc);
+
+void gemm_f32__scalar(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc);
+void gemm_f32__eigen(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                     int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// True when no element is NaN or infinite (an integer test on the exponent bits, so it vectorises
+// without fast-math).
+bool all_finite(const float* x, size_t n);
+
+// Which GEMM gemm_f32() uses. Tests switch to the scalar one to check whole models against it.
+enum class GemmBackend { kScalar, kEigen };
+void set_gemm_backend(GemmBackend backend);
+GemmBackend gemm_backend();
+
+// Threads the GEMM may use (native builds with OpenMP; elsewhere always 1). Returns the number set.
+int set_num_threads(int n);
+
+}  // namespace ll

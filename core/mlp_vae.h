@@ -1,0 +1,39 @@
+// MLP VAE (Kingma & Welling 2014), names and layout of the PyTorch example (pytorch/examples vae):
+//   encoder  fc1: input->hidden, ReLU;  fc21: hidden->latent (mean mu);  fc22: hidden->latent (log var)
+//   z = mu + exp(logvar / 2) * eps, eps ~ N(0, I)   (the reparameterisation trick)
+//   decoder  fc3: latent->hidden, ReLU;  fc4: hidden->input (Bernoulli logits)
+// Loss per image = BCE summed over pixels + KL(q(z|x) || N(0, I)).
+#pragma once
+#include <vector>
+
+#include "core/layers.h"
+#include "core/model.h"
+
+namespace ll {
+
+class MlpVae : public Model {
+ public:
+  explicit MlpVae(const ModelConfig& config);
+  void reserve(int max_batch) override;
+  void init(Rng& rng) override;
+  void forward(const float* x, int B, Rng& rng, ZMode mode) override;
+  void backward(float scale) override;
+  std::vector<std::string> loss_terms() const override { return {"bce", "kl"}; }
+  const float* term(int index) const override { return index == 0 ? bce_.data() : kl_.data(); }
+  const float* reconstruction() const override { return probs_.data(); }
+  const float* code() const override { return mu_.data(); }
+  void decode(const float* z, int B, float* out) override;
+  const float* logvar() const { return logvar_.data(); }
+
+  Linear fc1, fc21, fc22, fc3, fc4;
+
+ private:
+  int B_ = 0;
+  const float* x_ = nullptr;  // the batch of the last forward (caller keeps it alive for backward)
+  // Activations [B, size]; d-prefixed ones are their gradients.
+  std::vector<float> h1_pre_, h1_, mu_, logvar_, eps_, std_, z_, h3_pre_, h3_, logits_, probs_;
+  std::vector<float> bce_, kl_;
+  std::vector<float> dh1_pre_, dh1_, dmu_, dlogvar_, dz_, dh3_pre_, dh3_, dlogits_;
+};
+
+}  // namespace ll

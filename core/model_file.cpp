@@ -1,0 +1,118 @@
+// Model <-> safetensors; see model_file.h.
+#include "core/model_file.h"
+
+#include <cmath>
+
+namespace ll {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Architecture of a file saved without LatentLab metadata (e.g. from PyTorch), from names and shapes.
+Status infer_config(const SafetensorsFile& f, ModelConfig* c) {
+  auto dims = [&](const char* name, size_t rank, const SafetensorsTensor** t) {
+    *t = f.find(name);
+    return *t && (*t)->shape.size() == rank;
+  };
+  const SafetensorsTensor *a, *b;
+  if (f.find("fc1.weight")) {
+    if (!dims("fc1.weight", 2, &a) || !dims("fc21.weight", 2, &b))
+      return Status::error("looks like an MLP VAE (has fc1.weight) but fc1.weight/fc21.weight are "
+                           "missing or not 2-D");
+    c->kind = "vae";
+    c->hidden = static_cast<int>(a->shape[0]);
+    c->input = static_cast<int>(a->shape[1]);
+    c->latent = static_cast<int>(b->shape[0]);
+  } else if (f.find("encoder.0.weight")) {
+    if (!dims("encoder.0.weight", 2, &a) || !dims("encoder.2.weight", 2, &b))
+      return Status::error("looks like an MLP autoencoder (has encoder.0.weight) but encoder.0.weight/"
+                           "encoder.2.weight are missing or not 2-D");
+    c->kind = "ae";
+    c->hidden = static_cast<int>(a->shape[0]);
+    c->input = static_cast<int>(a->shape[1]);
+    c->latent = static_cast<int>(b->shape[0]);
+  } else {
+    return Status::error("cannot tell which model this is: no 'latentlab.model' metadata and neither "
+                         "fc1.weight (MLP VAE) nor encoder.0.weight (MLP autoencoder) is present");
+  }
+  return c->validate();
+}
+
+}  // namespace
+
+std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, std::string>& extra,
+                                DType dtype) {
+  std::vector<TensorToWrite> tensors;
+  for (const TensorSlot& slot : model.params().slots())
+    tensors.push_back({slot.name, slot.shape, model.params().params.data() + slot.offset});
+  std::map<std::string, std::string> metadata = extra;
+  metadata["format"] = "pt";
+  metadata["latentlab.model"] = model.config().kind;
+  metadata["latentlab.config"] = model.config().to_json();
+  return write_safetensors(tensors, metadata, dtype);
+}
+
+Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out,
+                  std::map<std::string, std::string>* metadata) {
+  SafetensorsFile file;
+  Status s = parse_safetensors(bytes, size, &file);
+  if (!s.ok()) return s;
+
+  ModelConfig config;
+  auto it = file.metadata.find("latentlab.config");
+  if (it != file.metadata.end()) {
+    s = ModelConfig::from_json(it->second, &config);
+    if (!s.ok()) return s.with_context("metadata 'latentlab.config': ");
+    auto kind = file.metadata.find("latentlab.model");
+    if (kind != file.metadata.end() && kind->second != config.kind)
+      return Status::error("metadata disagree: 'latentlab.model' is '" + kind->second +
+                           "' but 'latentlab.config' says '" + config.kind + "'");
+  } else {
+    s = infer_config(file, &config);
+    if (!s.ok()) return s;
+  }
+
+  std::unique_ptr<Model> model;
+  s = create_model(config, &model);
+  if (!s.ok()) return s;
+
+  // Every tensor of the model must be present with the right shape; nothing else may be.
+  ParamArena& arena = model->params();
+  for (const TensorSlot& slot : arena.slots()) {
+    const SafetensorsTensor* t = file.find(slot.name);
+    if (!t)
+      return Status::error("missing tensor '" + slot.name + "' (shape " + shape_str(slot.shape) +
+                           ") required by the " + config.kind + " model");
+    if (t->shape != slot.shape)
+      return Status::error("tensor '" + slot.name + "' has shape " + shape_str(t->shape) +
+                           " but the " + config.kind + " model " + config.to_json() + " needs " +
+                           shape_str(slot.shape));
+  }
+  for (const SafetensorsTensor& t : file.tensors)
+    if (arena.find(t.name) < 0)
+      return Status::error("unexpected tensor '" + t.name + "' for the " + config.kind +
+                           " model (expected only: " + [&] {
+                             std::string names;
+                             for (const auto& slot : arena.slots())
+                               names += (names.empty() ? "" : ", ") + slot.name;
+                             return names;
+                           }() + ")");
+  for (const TensorSlot& slot : arena.slots()) {
+    s = file.read_f32(*file.find(slot.name), arena.params.data() + slot.offset, slot.size);
+    if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
+    for (size_t i = 0; i < slot.size; i++)
+      if (!std::isfinite(arena.params[slot.offset + i]))
+        return Status::error("tensor '" + slot.name + "' holds a non-finite value at element " +
+                             std::to_string(i));
+  }
+  if (metadata) *metadata = file.metadata;
+  *out = std::move(model);
+  return Status();
+}
+
+}  // namespace ll

@@ -1,0 +1,70 @@
+// Training and evaluation loops over an in-memory Dataset (images kept as bytes, converted per batch).
+// Shared by the native tool and (later) the browser worker; reports through return values, never prints.
+// Each epoch visits the training set in a fresh shuffled order; the last batch may be smaller (as
+// PyTorch's DataLoader without drop_last). The loss of a batch is summed over its images (as the
+// PyTorch VAE example), so gradients are of the batch sum.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/adam.h"
+#include "core/idx.h"
+#include "core/model.h"
+#include "core/status.h"
+
+namespace ll {
+
+// Sums of each loss term (in Model::loss_terms() order) and of the per-image squared error of the
+// reconstruction probabilities, over `count` images.
+struct LossTotals {
+  std::vector<double> terms;
+  double mse = 0.0;
+  int64_t count = 0;
+  double loss() const;                     // sum over terms, per image
+  double mean(size_t term) const;          // per image
+  double mse_mean() const { return count ? mse / count : 0.0; }
+  void add(const LossTotals& other);
+};
+
+struct TrainSettings {
+  int batch = 128;
+  AdamConfig adam;
+  uint64_t seed = 1;
+  Status validate() const;
+};
+
+class Trainer {
+ public:
+  // `model` must be initialised; `train` must outlive the trainer. Validates settings and shapes.
+  Status setup(Model* model, const Dataset* train, const TrainSettings& settings);
+  // One optimisation step on the next batch. On a non-finite loss or gradient the update is skipped,
+  // the parameters are unchanged, and the error says which term went bad at which step.
+  Status step(LossTotals* batch_totals);
+  int64_t steps_done() const { return adam_.step_count; }
+  int epoch() const { return epoch_; }                       // completed epochs
+  int steps_per_epoch() const;
+  int step_in_epoch() const { return (cursor_ + settings_.batch - 1) / settings_.batch; }
+  const Adam& optimizer() const { return adam_; }
+
+ private:
+  Model* model_ = nullptr;
+  const Dataset* data_ = nullptr;
+  TrainSettings settings_;
+  Adam adam_;
+  Rng rng_;
+  std::vector<uint32_t> order_;
+  std::vector<float> x_;
+  int cursor_ = 0;
+  int epoch_ = 0;
+};
+
+// Mean loss terms over the first `limit` images of `data` (all if limit <= 0), in batches of `batch`.
+// mode kMean gives the deterministic figure (z = posterior mean); kSample draws z with rng.
+LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch = 500,
+                    int limit = 0);
+
+// Accumulate one forward's per-example terms and reconstruction MSE into totals.
+void accumulate_totals(const Model& model, const float* x, int B, LossTotals* totals);
+
+}  // namespace ll

@@ -1,0 +1,216 @@
+// Whole models: finite-difference gradient checks of the full loss, the reparameterisation trick,
+// determinism, overfitting one batch, and the fast GEMM against the scalar one end to end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "core/kernels.h"
+#include "core/mlp_vae.h"
+#include "core/model.h"
+#include "core/trainer.h"
+#include "tests/test_util.h"
+
+namespace ll {
+namespace {
+
+std::unique_ptr<Model> small_model(const std::string& kind, int B, uint64_t seed = 11) {
+  ModelConfig c;
+  c.kind = kind;
+  c.input = 13;
+  c.hidden = 9;
+  c.latent = 4;
+  std::unique_ptr<Model> m;
+  EXPECT_TRUE(create_model(c, &m).ok());
+  m->reserve(B);
+  Rng rng(seed);
+  m->init(rng);
+  return m;
+}
+
+// Sum over the batch of the whole loss, with a fresh generator each call so a sampled z reuses eps.
+double batch_loss(Model& m, const float* x, int B, ZMode mode) {
+  Rng rng(99);
+  m.forward(x, B, rng, mode);
+  double s = 0.0;
+  for (size_t t = 0; t < m.loss_terms().size(); t++)
+    for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
+  return s;
+}
+
+void check_model_gradients(const std::string& kind, ZMode mode) {
+  const int B = 3;
+  auto m = small_model(kind, B);
+  Rng rng(12);
+  auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
+  batch_loss(*m, x.data(), B, mode);
+  ParamArena& a = m->params();
+  a.zero_grad();
+  m->backward(1.0f);
+  for (const TensorSlot& slot : a.slots()) {
+    auto f = [&] { return batch_loss(*m, x.data(), B, mode); };
+    // The whole model runs in float32, so single entries of a numeric gradient carry rounding noise
+    // of about 1e-6 / (2h); the norm-wise relative error over the tensor is the robust figure.
+    // Would fail if a ReLU pre-activation crossed 0 within +-h (a kink); these seeds avoid that.
+    auto r = test::grad_check(f, a.params.data() + slot.offset, a.grads.data() + slot.offset,
+                              slot.size, 1e-2f, 1e-2, 80);
+    EXPECT_LT(r.norm_rel_error, 5e-3) << kind << " " << slot.name << " worst " << r.worst_index
+                                      << " analytic " << r.analytic << " numeric " << r.numeric;
+    EXPECT_LT(r.max_rel_error, 5e-2) << kind << " " << slot.name;
+  }
+}
+
+TEST(MlpVae, GradientCheckWithSampledZ) { check_model_gradients("vae", ZMode::kSample); }
+TEST(MlpVae, GradientCheckWithMeanZ) { check_model_gradients("vae", ZMode::kMean); }
+TEST(MlpAutoencoder, GradientCheck) { check_model_gradients("ae", ZMode::kMean); }
+
+TEST(MlpVae, ReparameterisationUsesMeanAndStd) {
+  const int B = 2;
+  auto m = small_model("vae", B);
+  auto* vae = static_cast<MlpVae*>(m.get());
+  Rng rng(1);
+  auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
+  Rng r1(5);
+  m->forward(x.data(), B, r1, ZMode::kMean);
+  const std::vector<float> bce_mean(m->term(0), m->term(0) + B);
+  // Posterior-mean decode equals the reconstruction of the mean forward.
+  std::vector<float> mu(m->code(), m->code() + B * 4), rec(m->reconstruction(), m->reconstruction() + B * 13);
+  std::vector<float> dec(B * 13);
+  m->decode(mu.data(), B, dec.data());
+  EXPECT_LT(test::max_abs_diff(dec.data(), rec.data(), dec.size()), 1e-6);
+  // Sampled z differs, and the KL term does not depend on the sample.
+  std::vector<float> kl_mean(m->term(1), m->term(1) + B);
+  Rng r2(5);
+  m->forward(x.data(), B, r2, ZMode::kSample);
+  EXPECT_NE(m->term(0)[0], bce_mean[0]);
+  EXPECT_EQ(m->term(1)[0], kl_mean[0]);
+  EXPECT_EQ(m->term(1)[1], kl_mean[1]);
+  EXPECT_TRUE(std::isfinite(vae->logvar()[0]));
+}
+
+TEST(Models, ScalarAndEigenGemmAgreeOnTheLoss) {
+  const int B = 4;
+  for (const char* kind : {"ae", "vae"}) {
+    auto m = small_model(kind, B);
+    Rng rng(3);
+    auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
+    double fast = batch_loss(*m, x.data(), B, ZMode::kSample);
+    set_gemm_backend(GemmBackend::kScalar);
+    double ref = batch_loss(*m, x.data(), B, ZMode::kSample);
+    set_gemm_backend(GemmBackend::kEigen);
+    EXPECT_NEAR(fast, ref, 1e-4 * std::fabs(ref)) << kind;
+  }
+}
+
+// A synthetic data set of B random "images" of 13 pixels for training-loop tests.
+Dataset synthetic(int n, int pixels, uint64_t seed) {
+  Rng rng(seed);
+  ImageSet im;
+  im.count = n;
+  im.rows = 1;
+  im.cols = pixels;
+  for (int i = 0; i < n * pixels; i++) im.pixels.push_back(static_cast<uint8_t>(rng.below(256)));
+  LabelSet lab;
+  lab.count = n;
+  for (int i = 0; i < n; i++) lab.labels.push_back(static_cast<uint8_t>(i % 10));
+  Dataset d;
+  EXPECT_TRUE(make_dataset(im, lab, &d).ok());
+  return d;
+}
+
+std::vector<float> train_steps(const std::string& kind, uint64_t seed, int steps) {
+  Dataset d = synthetic(50, 13, 4);
+  auto m = small_model(kind, 8, seed);
+  Trainer t;
+  TrainSettings s;
+  s.batch = 8;
+  s.seed = seed;
+  EXPECT_TRUE(t.setup(m.get(), &d, s).ok());
+  for (int i = 0; i < steps; i++) EXPECT_TRUE(t.step(nullptr).ok());
+  EXPECT_EQ(t.steps_per_epoch(), 7);  // 6 full batches of 8 and one of 2
+  EXPECT_EQ(t.epoch(), steps / 7);
+  return m->params().params;
+}
+
+TEST(Training, SameSeedSameWeightsAfter100Steps) {
+  for (const char* kind : {"ae", "vae"}) {
+    auto a = train_steps(kind, 21, 100), b = train_steps(kind, 21, 100);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); i++) ASSERT_EQ(a[i], b[i]) << kind << " at " << i;
+    auto c = train_steps(kind, 22, 100);
+    EXPECT_GT(test::max_abs_diff(a.data(), c.data(), a.size()), 1e-3) << kind;
+  }
+}
+
+TEST(Training, OverfitsOneBatch) {
+  // Eight images, one batch, many steps: the AE must memorise them almost perfectly.
+  Dataset d = synthetic(8, 13, 5);
+  auto m = small_model("ae", 8);
+  Trainer t;
+  TrainSettings s;
+  s.batch = 8;
+  s.adam.lr = 1e-2f;
+  ASSERT_TRUE(t.setup(m.get(), &d, s).ok());
+  LossTotals first, last;
+  ASSERT_TRUE(t.step(&first).ok());
+  for (int i = 0; i < 1500; i++) ASSERT_TRUE(t.step(&last).ok());
+  // Minimum possible BCE is the entropy of the targets; the MSE shows the memorisation directly.
+  EXPECT_LT(last.mse_mean(), 0.01 * first.mse_mean());
+  EXPECT_LT(last.mse_mean(), 1e-3);
+}
+
+TEST(Training, NonFiniteLossSkipsTheUpdateWithAMessage) {
+  Dataset d = synthetic(16, 13, 6);
+  auto m = small_model("vae", 8);
+  Trainer t;
+  TrainSettings s;
+  s.batch = 8;
+  ASSERT_TRUE(t.setup(m.get(), &d, s).ok());
+  ASSERT_TRUE(t.step(nullptr).ok());
+  // Poison a weight: the forward pass turns NaN; the step must refuse and leave the weights alone.
+  m->params().params[m->params().slots()[0].offset] = NAN;
+  const std::vector<float> before = m->params().params;
+  Status st = t.step(nullptr);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("not finite"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("step 2"), std::string::npos) << st.message();
+  EXPECT_EQ(t.steps_done(), 1);
+  for (size_t i = 1; i < before.size(); i++) ASSERT_EQ(m->params().params[i], before[i]);
+}
+
+TEST(Training, RejectsBadSettings) {
+  Dataset d = synthetic(16, 13, 6);
+  auto m = small_model("vae", 8);
+  Trainer t;
+  TrainSettings s;
+  s.batch = 0;
+  EXPECT_NE(t.setup(m.get(), &d, s).message().find("batch size 0"), std::string::npos);
+  s.batch = 8;
+  s.adam.lr = -1.0f;
+  EXPECT_NE(t.setup(m.get(), &d, s).message().find("learning rate"), std::string::npos);
+  Dataset wrong = synthetic(16, 12, 6);
+  s.adam.lr = 1e-3f;
+  EXPECT_NE(t.setup(m.get(), &wrong, s).message().find("12 pixels per image"), std::string::npos);
+}
+
+TEST(ModelConfig, JsonRoundTripAndValidation) {
+  ModelConfig c;
+  c.kind = "ae";
+  c.hidden = 256;
+  c.latent = 2;
+  ModelConfig back;
+  ASSERT_TRUE(ModelConfig::from_json(c.to_json(), &back).ok());
+  EXPECT_EQ(back.kind, "ae");
+  EXPECT_EQ(back.hidden, 256);
+  EXPECT_EQ(back.latent, 2);
+  EXPECT_NE(ModelConfig::from_json(R"({"kind":"vae","lattent":3})", &back).message().find("unknown key 'lattent'"),
+            std::string::npos);
+  EXPECT_NE(ModelConfig::from_json(R"({"kind":"gan"})", &back).message().find("unknown model kind"),
+            std::string::npos);
+  EXPECT_NE(ModelConfig::from_json(R"({"kind":"vae","latent":0})", &back).message().find("'latent'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace ll

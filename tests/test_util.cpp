@@ -1,0 +1,68 @@
+// Shared test helpers; see test_util.h.
+#include "tests/test_util.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ll::test {
+
+GradCheckResult grad_check(const std::function<double()>& loss, float* x, const float* analytic,
+                           size_t n, float h, double floor, size_t max_checks, uint64_t seed) {
+  GradCheckResult r;
+  std::vector<size_t> idx;
+  if (n <= max_checks) {
+    for (size_t i = 0; i < n; i++) idx.push_back(i);
+  } else {
+    Rng rng(seed);
+    for (size_t k = 0; k < max_checks; k++) idx.push_back(rng.below(static_cast<uint32_t>(n)));
+  }
+  double diff_sq = 0.0, a_sq = 0.0, n_sq = 0.0;
+  for (size_t i : idx) {
+    float saved = x[i];
+    x[i] = saved + h;
+    double lp = loss();
+    x[i] = saved - h;
+    double lm = loss();
+    x[i] = saved;
+    // Use the actually representable step, not h, for the denominator.
+    double step = static_cast<double>(saved + h) - static_cast<double>(saved - h);
+    double numeric = (lp - lm) / step;
+    double a = analytic[i];
+    diff_sq += (a - numeric) * (a - numeric);
+    a_sq += a * a;
+    n_sq += numeric * numeric;
+    double rel = std::fabs(a - numeric) / std::max(std::fabs(a) + std::fabs(numeric), floor);
+    if (rel > r.max_rel_error || r.checked == 0) {
+      if (rel >= r.max_rel_error) {
+        r.max_rel_error = rel;
+        r.worst_index = i;
+        r.analytic = a;
+        r.numeric = numeric;
+      }
+    }
+    r.checked++;
+  }
+  double denom = std::sqrt(a_sq) + std::sqrt(n_sq);
+  r.norm_rel_error = denom > 0 ? std::sqrt(diff_sq) / denom : 0.0;
+  return r;
+}
+
+std::vector<float> random_vector(Rng& rng, size_t n, float lo, float hi) {
+  std::vector<float> v(n);
+  rng.fill_uniform(v.data(), n, lo, hi);
+  return v;
+}
+
+double weighted_sum(const float* a, const float* r, size_t n) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) s += static_cast<double>(a[i]) * r[i];
+  return s;
+}
+
+double max_abs_diff(const float* a, const float* b, size_t n) {
+  double m = 0.0;
+  for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+}  // namespace ll::test

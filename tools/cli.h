@@ -1,0 +1,37 @@
+// Shared pieces of the `latentlab` command-line tool: subcommand registration, loading data and model
+// files with messages that name the file, and printing errors as one line. Printing lives in tools/,
+// never in core/.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/idx.h"
+#include "core/model.h"
+#include "core/status.h"
+
+namespace ll::cli {
+
+// Each subcommand adds itself to the app and returns the action to run once parsing succeeded.
+// The action returns the process exit status.
+using Action = std::function<int()>;
+Action add_train(CLI::App& app);
+Action add_eval(CLI::App& app);
+Action add_reconstruct(CLI::App& app);
+Action add_sample(CLI::App& app);
+
+// "latentlab: error: <message>" on stderr; returns 1 so callers can `return fail(s)`.
+int fail(const std::string& message);
+inline int fail(const Status& s) { return fail(s.message()); }
+
+// Loads `<data>` ("mnist" | "fashion") split "train" or "test".
+Status load_data(const std::string& data, const std::string& split, Dataset* out);
+// Reads and parses a .safetensors model file; errors are prefixed with the path.
+Status load_model_file(const std::string& path, std::unique_ptr<Model>* out);
+
+// Common option validators.
+extern const CLI::Validator kDataNames;
+void add_threads_option(CLI::App* cmd, int* threads);
+}  // namespace ll::cli

@@ -1,0 +1,82 @@
+// latentlab: train, evaluate and sample LatentLab's autoencoders from the command line.
+// Every bad input (unknown option, bad value, missing or corrupt file) ends in one line on stderr and a
+// non-zero exit status: 2 for usage errors, 1 for everything else.
+#include <cstdio>
+#include <iostream>
+
+#include "core/file_io.h"
+#include "core/model_file.h"
+#include "tools/cli.h"
+#include "tools/data_paths.h"
+
+namespace ll::cli {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "latentlab: error: %s\n", message.c_str());
+  return 1;
+}
+
+const CLI::Validator kDataNames = CLI::IsMember({"mnist", "fashion"});
+
+void add_threads_option(CLI::App* cmd, int* threads) {
+  cmd->add_option("--threads", *threads, "Threads for the matrix products (default 1)")
+      ->check(CLI::Range(1, 256));
+}
+
+Status load_data(const std::string& data, const std::string& split, Dataset* out) {
+  std::string dir;
+  Status s = data_dir(data, &dir);
+  if (!s.ok()) return s;
+  return load_idx_dataset(dir, split == "train" ? "train" : "t10k", out);
+}
+
+Status load_model_file(const std::string& path, std::unique_ptr<Model>* out) {
+  std::vector<uint8_t> bytes;
+  Status s = read_file(path, &bytes);
+  if (!s.ok()) return s;
+  return load_model(bytes.data(), bytes.size(), out).with_context(path + ": ");
+}
+
+}  // namespace ll::cli
+
+int main(int argc, char** argv) {
+  using namespace ll::cli;
+  CLI::App app{"latentlab: train, evaluate and sample autoencoders (AE, VAE) on MNIST and Fashion-MNIST",
+               "latentlab"};
+  app.require_subcommand(1, 1);
+  app.set_version_flag("--version", "latentlab 0.1.0");
+  Action actions[] = {add_train(app), add_eval(app), add_reconstruct(app), add_sample(app)};
+  const char* names[] = {"train", "eval", "reconstruct", "sample"};
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const char* n : names) known = known || std::string(argv[1]) == n;
+    if (!known) {
+      std::fprintf(stderr,
+                   "latentlab: error: unknown subcommand '%s': expected train, eval, reconstruct or "
+                   "sample (see latentlab --help)\n",
+                   argv[1]);
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string where = app.get_subcommands().empty()
+                            ? std::string("latentlab --help")
+                            : "latentlab " + app.get_subcommands()[0]->get_name() + " --help";
+    std::string msg = e.what();
+    if (msg.empty()) msg = "invalid command line";
+    std::fprintf(stderr, "latentlab: error: %s (see %s)\n", msg.c_str(), where.c_str());
+    return 2;
+  }
+  const std::string name = app.get_subcommands()[0]->get_name();
+  for (int i = 0; i < 4; i++)
+    if (name == names[i]) return actions[i]();
+  return fail("unknown subcommand " + name);
+}
