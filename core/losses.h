@@ -12,6 +12,9 @@ namespace ll {
 // Optionally writes probs = sigmoid(l) (may be null), sharing the exp.
 void bce_logits_forward(float* loss /*[B]*/, float* probs /*[B,N] or null*/, const float* logits,
                         const float* target, int B, int N);
+// The reference: the same with libm's exp and log1p and a sequential double sum (the test oracle).
+void bce_logits_forward__scalar(float* loss, float* probs, const float* logits, const float* target,
+                                int B, int N);
 // dlogits += scale * (sigmoid(l) - x); takes probs = sigmoid(l) from the forward.
 void bce_logits_backward(float* dlogits, const float* probs, const float* target, float scale, int B,
                          int N);

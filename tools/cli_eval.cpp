@@ -3,6 +3,8 @@
 // VAE (loss = mean over images of BCE + KL with one sample of z; loss_mean_z uses z = posterior mean,
 // deterministic), {"model": "ae", "bce", "mse", "images"} for the AE. BCE and MSE are per image (summed
 // over pixels); MSE is of the reconstruction probabilities.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -17,7 +19,7 @@ namespace {
 struct EvalOptions {
   std::string model_file, data = "mnist", split = "test";
   uint64_t seed = 1;
-  int limit = 0, threads = 1;
+  int limit = 0, threads = 1, samples = 1;
   bool json = false;
 };
 
@@ -36,22 +38,38 @@ int run_eval(const EvalOptions& o) {
   const std::string kind = model->config().kind;
   char json[512];
   if (kind == "vae") {
-    LossTotals sample = evaluate(*model, data, ZMode::kSample, rng, 500, o.limit);
+    // The one-sample ELBO is itself random (one z per image): with --samples K it is measured K times
+    // with independent draws and the mean and standard deviation over the K passes reported.
+    LossTotals sample;
+    double sum = 0.0, sum_sq = 0.0;
+    for (int k = 0; k < o.samples; k++) {
+      LossTotals pass = evaluate(*model, data, ZMode::kSample, rng, 500, o.limit);
+      sum += pass.loss();
+      sum_sq += pass.loss() * pass.loss();
+      sample.add(pass);
+    }
+    sample.mse /= o.samples;
+    const double loss_std =
+        o.samples > 1 ? std::sqrt(std::max(0.0, (sum_sq - sum * sum / o.samples) / (o.samples - 1))) : 0.0;
+    sample.count /= o.samples;
+    for (double& t : sample.terms) t /= o.samples;
     LossTotals mean = evaluate(*model, data, ZMode::kMean, rng, 500, o.limit);
     {
       std::printf("%s on %s %s (%lld images), VAE %s\n", o.model_file.c_str(), o.data.c_str(),
                   o.split.c_str(), static_cast<long long>(sample.count), model->config().to_json().c_str());
-      std::printf("  one-sample ELBO loss  %.4f nats  (bce %.4f + kl %.4f)\n", sample.loss(), sample.mean(0),
+      std::printf("  one-sample ELBO loss  %.4f nats  (bce %.4f + kl %.4f)", sample.loss(), sample.mean(0),
                   sample.mean(1));
+      if (o.samples > 1) std::printf("  mean of %d passes, std %.4f", o.samples, loss_std);
+      std::printf("\n");
       std::printf("  with z = mean         %.4f nats  (bce %.4f + kl %.4f)\n", mean.loss(), mean.mean(0),
                   mean.mean(1));
       std::printf("  reconstruction mse    %.4f per image (z = mean)\n", mean.mse_mean());
     }
     std::snprintf(json, sizeof json,
                   "{\"model\":\"vae\",\"loss\":%.6f,\"bce\":%.6f,\"kl\":%.6f,\"loss_mean_z\":%.6f,"
-                  "\"bce_mean_z\":%.6f,\"mse\":%.6f,\"images\":%lld}",
+                  "\"bce_mean_z\":%.6f,\"mse\":%.6f,\"images\":%lld,\"samples\":%d,\"loss_std\":%.6f}",
                   sample.loss(), sample.mean(0), sample.mean(1), mean.loss(), mean.mean(0),
-                  mean.mse_mean(), static_cast<long long>(sample.count));
+                  mean.mse_mean(), static_cast<long long>(sample.count), o.samples, loss_std);
   } else {
     LossTotals t = evaluate(*model, data, ZMode::kMean, rng, 500, o.limit);
     std::printf("%s on %s %s (%lld images), AE %s\n", o.model_file.c_str(), o.data.c_str(), o.split.c_str(),
@@ -75,6 +93,8 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--split", o->split, "Which split")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for the sampled z of the one-sample ELBO")->capture_default_str();
   cmd->add_option("--limit", o->limit, "Only the first N images (0 = all)")->check(CLI::Range(0, 100000000));
+  cmd->add_option("--samples", o->samples, "VAE: average the one-sample ELBO over this many independent passes")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
   cmd->add_flag("--json", o->json, "End with one line holding a JSON object of the figures");
   add_threads_option(cmd, &o->threads);
   return [o] { return run_eval(*o); };

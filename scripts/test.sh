@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test command: sets everything up (scripts/setup.sh), builds, and runs every test:
+#   1. native release build (-O3, -march=native): the whole GoogleTest suite + the CLI checks;
+#   2. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite.
+# Ends with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+
+scripts/setup.sh || { echo "0 passed, 1 failed (setup failed)"; exit 1; }
+
+passed=0
+failed=0
+run_preset() {  # run_preset NAME
+  local name="$1" log
+  log=$(mktemp)
+  echo "== $name: configure and build"
+  if ! cmake --preset "$name" >/dev/null || ! cmake --build --preset "$name" -j "$jobs"; then
+    echo "== $name: BUILD FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $name: test"
+  ctest --preset "$name" -j "$jobs" 2>&1 | tee "$log" | grep -E "(\*\*\*|Failed|tests passed|Passed +[0-9.]+ sec)" | grep -vE "^ +[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed" || true
+  local total fails
+  total=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\2/p' "$log" | tail -1)
+  fails=$(sed -nE 's/.*tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1/p' "$log" | tail -1)
+  if [[ -z "$total" ]]; then
+    echo "== $name: ctest produced no summary"
+    failed=$((failed + 1))
+  else
+    echo "== $name: $((total - fails)) passed, $fails failed"
+    passed=$((passed + total - fails))
+    failed=$((failed + fails))
+  fi
+  rm -f "$log"
+}
+
+run_preset native-release
+run_preset native-debug
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
