@@ -44,7 +44,7 @@ void train_step(benchmark::State& state, const char* kind) {
   const int B = static_cast<int>(state.range(0));
   Setup s = make(kind, B);
   for (auto _ : state) {
-    s.model->forward(s.x.data(), B, s.rng, ZMode::kSample);
+    s.model->forward(s.x.data(), s.x.data(), B, s.rng, ZMode::kSample);
     s.model->params().zero_grad();
     s.model->backward(1.0f);
     s.adam.step(s.model->params());
@@ -81,7 +81,7 @@ void BM_VaeStepGemmFloor(benchmark::State& state) {
 void BM_VaeReconstructOne(benchmark::State& state) {
   Setup s = make("vae", 1);
   for (auto _ : state) {
-    s.model->forward(s.x.data(), 1, s.rng, ZMode::kMean);
+    s.model->forward(s.x.data(), s.x.data(), 1, s.rng, ZMode::kMean);
     benchmark::DoNotOptimize(s.model->reconstruction());
   }
 }

@@ -14,6 +14,10 @@ namespace ll {
 namespace {
 
 constexpr int kMaxDepth = 64;
+// At most this many values per document: a 100 MB safetensors header of "[0,0,0,...]" would otherwise
+// build 50 million JsonValues (gigabytes) before any check could reject it. 262144 values is about
+// 30,000 tensor entries, far beyond any model here, and bounds the parser's memory to tens of MB.
+constexpr size_t kMaxValues = size_t(1) << 18;
 
 class Parser {
  public:
@@ -34,6 +38,7 @@ class Parser {
   const unsigned char* p_;
   size_t n_;
   size_t i_ = 0;
+  size_t values_ = 0;  // values begun so far, bounded by kMaxValues
   size_t err_pos_ = 0;
   std::string err_;
 
@@ -72,6 +77,8 @@ class Parser {
 
   bool parse_value(JsonValue* v, int depth) {
     *v = JsonValue();
+    if (++values_ > kMaxValues)
+      return fail_at(i_, "more than " + std::to_string(kMaxValues) + " values in one document");
     if (i_ >= n_) return fail_at(i_, "unexpected end of input, expected a value");
     unsigned char c = p_[i_];
     switch (c) {

@@ -32,10 +32,11 @@ void MlpAutoencoder::init(Rng& rng) {
   for (const Linear* l : {&enc0, &enc2, &dec0, &dec2}) l->init(params_, rng);
 }
 
-void MlpAutoencoder::forward(const float* x, int B, Rng& rng, ZMode mode) {
+void MlpAutoencoder::forward(const float* x, const float* target, int B, Rng& rng, ZMode mode) {
   assert(B <= max_batch_);
   B_ = B;
   x_ = x;
+  target_ = target;
   const size_t BH = static_cast<size_t>(B) * config_.hidden;
   enc0.forward(params_, h1_pre_.data(), x, B);
   relu_forward(h1_.data(), h1_pre_.data(), BH);
@@ -43,7 +44,7 @@ void MlpAutoencoder::forward(const float* x, int B, Rng& rng, ZMode mode) {
   dec0.forward(params_, h2_pre_.data(), code_.data(), B);
   relu_forward(h2_.data(), h2_pre_.data(), BH);
   dec2.forward(params_, logits_.data(), h2_.data(), B);
-  bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), x, B, config_.input);
+  bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), target, B, config_.input);
 }
 
 void MlpAutoencoder::backward(float scale) {
@@ -55,7 +56,7 @@ void MlpAutoencoder::backward(float scale) {
   std::fill(dcode_.begin(), dcode_.begin() + BZ, 0.0f);
   std::fill(dlogits_.begin(), dlogits_.begin() + BI, 0.0f);
 
-  bce_logits_backward(dlogits_.data(), probs_.data(), x_, scale, B, config_.input);
+  bce_logits_backward(dlogits_.data(), probs_.data(), target_, scale, B, config_.input);
   dec2.backward(params_, dh2_.data(), dlogits_.data(), h2_.data(), B);
   relu_backward(dh2_pre_.data(), dh2_.data(), h2_pre_.data(), BH);
   dec0.backward(params_, dcode_.data(), dh2_pre_.data(), code_.data(), B);

@@ -15,7 +15,7 @@ class MlpAutoencoder : public Model {
   explicit MlpAutoencoder(const ModelConfig& config);
   void reserve(int max_batch) override;
   void init(Rng& rng) override;
-  void forward(const float* x, int B, Rng& rng, ZMode mode) override;
+  void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;
   void backward(float scale) override;
   std::vector<std::string> loss_terms() const override { return {"bce"}; }
   const float* term(int index) const override { return bce_.data(); }
@@ -28,6 +28,7 @@ class MlpAutoencoder : public Model {
  private:
   int B_ = 0;
   const float* x_ = nullptr;
+  const float* target_ = nullptr;
   std::vector<float> h1_pre_, h1_, code_, h2_pre_, h2_, logits_, probs_, bce_;
   std::vector<float> dh1_pre_, dh1_, dcode_, dh2_pre_, dh2_, dlogits_;
 };

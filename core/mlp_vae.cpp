@@ -41,10 +41,11 @@ void MlpVae::init(Rng& rng) {
   for (const Linear* l : {&fc1, &fc21, &fc22, &fc3, &fc4}) l->init(params_, rng);
 }
 
-void MlpVae::forward(const float* x, int B, Rng& rng, ZMode mode) {
+void MlpVae::forward(const float* x, const float* target, int B, Rng& rng, ZMode mode) {
   assert(B <= max_batch_);
   B_ = B;
   x_ = x;
+  target_ = target;
   const int I = config_.input, H = config_.hidden, Z = config_.latent;
   const size_t BH = static_cast<size_t>(B) * H, BZ = static_cast<size_t>(B) * Z;
   // Encoder: h1 = relu(fc1(x)); mu = fc21(h1); logvar = fc22(h1)
@@ -64,7 +65,7 @@ void MlpVae::forward(const float* x, int B, Rng& rng, ZMode mode) {
   relu_forward(h3_.data(), h3_pre_.data(), BH);
   fc4.forward(params_, logits_.data(), h3_.data(), B);
   // Loss terms per image.
-  bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), x, B, I);
+  bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), target, B, I);
   gaussian_kl_forward(kl_.data(), mu_.data(), logvar_.data(), B, Z);
 }
 
@@ -77,7 +78,7 @@ void MlpVae::backward(float scale) {
   std::fill(dlogits_.begin(), dlogits_.begin() + BI, 0.0f);
 
   // dBCE/dlogits = sigmoid(logits) - x
-  bce_logits_backward(dlogits_.data(), probs_.data(), x_, scale, B, I);
+  bce_logits_backward(dlogits_.data(), probs_.data(), target_, scale, B, I);
   // Decoder, in reverse.
   fc4.backward(params_, dh3_.data(), dlogits_.data(), h3_.data(), B);
   relu_backward(dh3_pre_.data(), dh3_.data(), h3_pre_.data(), BH);
@@ -105,6 +106,35 @@ void MlpVae::decode(const float* z, int B, float* out) {
   fc4.forward(params_, logits_.data(), h3_.data(), B);
   const size_t n = static_cast<size_t>(B) * config_.input;
   for (size_t i = 0; i < n; i++) out[i] = stable_sigmoid(logits_[i]);
+}
+
+void MlpVae::metrics_reset() {
+  mu_sum_.assign(config_.latent, 0.0);
+  mu_sq_sum_.assign(config_.latent, 0.0);
+  metric_count_ = 0;
+}
+
+void MlpVae::metrics_accumulate(int B) {
+  if (mu_sum_.size() != static_cast<size_t>(config_.latent)) metrics_reset();
+  const int Z = config_.latent;
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < Z; j++) {
+      double m = mu_[static_cast<size_t>(b) * Z + j];
+      mu_sum_[j] += m;
+      mu_sq_sum_[j] += m * m;
+    }
+  metric_count_ += B;
+}
+
+void MlpVae::metrics_report(std::vector<std::pair<std::string, double>>* out) const {
+  if (metric_count_ < 2) return;
+  int active = 0;
+  for (size_t j = 0; j < mu_sum_.size(); j++) {
+    double mean = mu_sum_[j] / metric_count_;
+    double var = mu_sq_sum_[j] / metric_count_ - mean * mean;
+    if (var > 0.01) active++;
+  }
+  out->push_back({"active_units", active});
 }
 
 }  // namespace ll

@@ -16,20 +16,29 @@ class MlpVae : public Model {
   explicit MlpVae(const ModelConfig& config);
   void reserve(int max_batch) override;
   void init(Rng& rng) override;
-  void forward(const float* x, int B, Rng& rng, ZMode mode) override;
+  void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;
   void backward(float scale) override;
   std::vector<std::string> loss_terms() const override { return {"bce", "kl"}; }
   const float* term(int index) const override { return index == 0 ? bce_.data() : kl_.data(); }
   const float* reconstruction() const override { return probs_.data(); }
   const float* code() const override { return mu_.data(); }
   void decode(const float* z, int B, float* out) override;
+  bool has_gaussian_prior() const override { return true; }
   const float* logvar() const { return logvar_.data(); }
+
+  // Active units (Burda et al. 2016): latent j is active when Cov_x(E_q[z_j | x]) > 0.01.
+  void metrics_reset() override;
+  void metrics_accumulate(int B) override;
+  void metrics_report(std::vector<std::pair<std::string, double>>* out) const override;
 
   Linear fc1, fc21, fc22, fc3, fc4;
 
  private:
   int B_ = 0;
-  const float* x_ = nullptr;  // the batch of the last forward (caller keeps it alive for backward)
+  const float* x_ = nullptr;       // the input of the last forward (caller keeps it alive for backward)
+  const float* target_ = nullptr;  // what the reconstruction is compared with
+  std::vector<double> mu_sum_, mu_sq_sum_;  // metrics: per-latent sums of E[z|x] and its square
+  int64_t metric_count_ = 0;
   // Activations [B, size]; d-prefixed ones are their gradients.
   std::vector<float> h1_pre_, h1_, mu_, logvar_, eps_, std_, z_, h3_pre_, h3_, logits_, probs_;
   std::vector<float> bce_, kl_;

@@ -1,15 +1,53 @@
-// ModelConfig (de)serialisation and the model factory.
+// ModelConfig: defaults, validation and (de)serialisation against the kind registry.
 #include "core/model.h"
 
+#include <cassert>
+#include <cmath>
+#include <cstdio>
+
 #include "core/json.h"
-#include "core/mlp_ae.h"
-#include "core/mlp_vae.h"
 
 namespace ll {
 
+namespace {
+
+const HyperSpec* find_spec(const ModelKind& kind, const std::string& name) {
+  for (const HyperSpec& h : kind.hyper)
+    if (h.name == name) return &h;
+  return nullptr;
+}
+
+std::string number_str(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+}  // namespace
+
+const ModelKind* find_model_kind(const std::string& name) {
+  for (const ModelKind& k : model_kinds())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+double ModelConfig::get(const std::string& name) const {
+  auto it = hyper.find(name);
+  if (it != hyper.end()) return it->second;
+  const ModelKind* k = find_model_kind(kind);
+  assert(k && "ModelConfig::get on an unknown kind");
+  const HyperSpec* h = k ? find_spec(*k, name) : nullptr;
+  assert(h && "ModelConfig::get of a hyperparameter the kind does not have");
+  return h ? h->def : 0.0;
+}
+
 std::string ModelConfig::to_json() const {
-  return "{\"kind\":" + json_quote(kind) + ",\"input\":" + std::to_string(input) +
-         ",\"hidden\":" + std::to_string(hidden) + ",\"latent\":" + std::to_string(latent) + "}";
+  std::string s = "{\"kind\":" + json_quote(kind) + ",\"input\":" + std::to_string(input) +
+                  ",\"hidden\":" + std::to_string(hidden) + ",\"latent\":" + std::to_string(latent);
+  // Every hyperparameter of the kind, defaults included, so a file states its full recipe.
+  if (const ModelKind* k = find_model_kind(kind))
+    for (const HyperSpec& h : k->hyper) s += "," + json_quote(h.name) + ":" + number_str(get(h.name));
+  return s + "}";
 }
 
 Status ModelConfig::from_json(const std::string& json, ModelConfig* out) {
@@ -17,31 +55,42 @@ Status ModelConfig::from_json(const std::string& json, ModelConfig* out) {
   Status s = parse_json(json.data(), json.size(), &v);
   if (!s.ok()) return s.with_context("model config: ");
   if (v.type != JsonValue::Type::kObject) return Status::error("model config: expected a JSON object");
+  const JsonValue* kind = v.get("kind");
+  if (!kind || kind->type != JsonValue::Type::kString)
+    return Status::error("model config: 'kind' must be present and a string");
+  const ModelKind* k = find_model_kind(kind->string);
+  if (!k) return Status::error("model config: unknown model kind '" + kind->string + "'");
   ModelConfig c;
+  c.kind = kind->string;
   for (const auto& [key, val] : v.object) {
-    if (key == "kind") {
-      if (val.type != JsonValue::Type::kString)
-        return Status::error("model config: 'kind' must be a string");
-      c.kind = val.string;
-      continue;
-    }
+    if (key == "kind") continue;
+    if (val.type != JsonValue::Type::kNumber)
+      return Status::error("model config: '" + key + "' must be a number");
     int* field = key == "input" ? &c.input : key == "hidden" ? &c.hidden : key == "latent" ? &c.latent
                                                                                             : nullptr;
-    if (!field) return Status::error("model config: unknown key '" + key + "'");
-    if (val.type != JsonValue::Type::kNumber || !val.is_integer || val.integer < 1 ||
-        val.integer > (1 << 20))
-      return Status::error("model config: '" + key + "' must be an integer in [1, 1048576]");
-    *field = static_cast<int>(val.integer);
+    if (field) {
+      if (!val.is_integer || val.integer < 1 || val.integer > (1 << 20))
+        return Status::error("model config: '" + key + "' must be an integer in [1, 1048576]");
+      *field = static_cast<int>(val.integer);
+    } else if (find_spec(*k, key)) {
+      c.hyper[key] = val.number;
+    } else {
+      return Status::error("model config: unknown key '" + key + "' for model kind '" + c.kind + "'");
+    }
   }
   Status valid = c.validate();
-  if (!valid.ok()) return valid;
+  if (!valid.ok()) return valid.with_context("model config: ");
   *out = c;
   return Status();
 }
 
 Status ModelConfig::validate() const {
-  if (kind != "ae" && kind != "vae")
-    return Status::error("unknown model kind '" + kind + "': expected 'ae' or 'vae'");
+  const ModelKind* k = find_model_kind(kind);
+  if (!k) {
+    std::string names;
+    for (const ModelKind& m : model_kinds()) names += (names.empty() ? "" : ", ") + m.name;
+    return Status::error("unknown model kind '" + kind + "': expected one of " + names);
+  }
   auto check = [](const char* name, int v, int hi) {
     return v >= 1 && v <= hi ? Status()
                              : Status::error(std::string("model ") + name + " size " +
@@ -51,14 +100,22 @@ Status ModelConfig::validate() const {
   for (Status s : {check("input", input, 1 << 16), check("hidden", hidden, 1 << 14),
                    check("latent", latent, 1 << 12)})
     if (!s.ok()) return s;
+  for (const auto& [name, value] : hyper) {
+    const HyperSpec* h = find_spec(*k, name);
+    if (!h) return Status::error("'" + name + "' is not a setting of model kind '" + kind + "'");
+    if (!std::isfinite(value) || value < h->lo || value > h->hi)
+      return Status::error("'" + name + "' = " + number_str(value) + " is out of range [" +
+                           number_str(h->lo) + ", " + number_str(h->hi) + "] for " + kind);
+    if (h->integer && value != std::floor(value))
+      return Status::error("'" + name + "' = " + number_str(value) + " must be an integer");
+  }
   return Status();
 }
 
 Status create_model(const ModelConfig& config, std::unique_ptr<Model>* out) {
   Status s = config.validate();
   if (!s.ok()) return s;
-  if (config.kind == "vae") out->reset(new MlpVae(config));
-  else out->reset(new MlpAutoencoder(config));
+  *out = find_model_kind(config.kind)->create(config);
   return Status();
 }
 

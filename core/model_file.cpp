@@ -15,32 +15,18 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 // Architecture of a file saved without LatentLab metadata (e.g. from PyTorch), from names and shapes.
 Status infer_config(const SafetensorsFile& f, ModelConfig* c) {
-  auto dims = [&](const char* name, size_t rank, const SafetensorsTensor** t) {
-    *t = f.find(name);
-    return *t && (*t)->shape.size() == rank;
-  };
-  const SafetensorsTensor *a, *b;
-  if (f.find("fc1.weight")) {
-    if (!dims("fc1.weight", 2, &a) || !dims("fc21.weight", 2, &b))
-      return Status::error("looks like an MLP VAE (has fc1.weight) but fc1.weight/fc21.weight are "
-                           "missing or not 2-D");
-    c->kind = "vae";
-    c->hidden = static_cast<int>(a->shape[0]);
-    c->input = static_cast<int>(a->shape[1]);
-    c->latent = static_cast<int>(b->shape[0]);
-  } else if (f.find("encoder.0.weight")) {
-    if (!dims("encoder.0.weight", 2, &a) || !dims("encoder.2.weight", 2, &b))
-      return Status::error("looks like an MLP autoencoder (has encoder.0.weight) but encoder.0.weight/"
-                           "encoder.2.weight are missing or not 2-D");
-    c->kind = "ae";
-    c->hidden = static_cast<int>(a->shape[0]);
-    c->input = static_cast<int>(a->shape[1]);
-    c->latent = static_cast<int>(b->shape[0]);
-  } else {
-    return Status::error("cannot tell which model this is: no 'latentlab.model' metadata and neither "
-                         "fc1.weight (MLP VAE) nor encoder.0.weight (MLP autoencoder) is present");
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const SafetensorsTensor& t : f.tensors) shapes[t.name] = t.shape;
+  for (const ModelKind& kind : model_kinds()) {
+    ModelConfig candidate;
+    if (kind.infer && kind.infer(shapes, &candidate)) {
+      *c = candidate;
+      return c->validate();
+    }
   }
-  return c->validate();
+  return Status::error("cannot tell which model this is: no 'latentlab.model' metadata and the tensor "
+                       "names match no known model (e.g. fc1.weight for the MLP VAE, encoder.0.weight "
+                       "for the MLP autoencoder)");
 }
 
 }  // namespace

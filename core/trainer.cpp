@@ -1,6 +1,7 @@
 // Training and evaluation loops; see trainer.h.
 #include "core/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -70,6 +71,7 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
   std::iota(order_.begin(), order_.end(), 0u);
   rng_.shuffle(order_.data(), order_.size());
   x_.assign(static_cast<size_t>(settings.batch) * model->config().input, 0.0f);
+  input_.assign(x_.size(), 0.0f);
   model->reserve(settings.batch);
   cursor_ = 0;
   epoch_ = 0;
@@ -83,7 +85,12 @@ int Trainer::steps_per_epoch() const {
 Status Trainer::step(LossTotals* batch_totals) {
   const int B = std::min(settings_.batch, data_->size() - cursor_);
   data_->to_float(order_.data(), cursor_, B, x_.data());
-  model_->forward(x_.data(), B, rng_, ZMode::kSample);
+  const size_t n = static_cast<size_t>(B) * model_->config().input;
+  std::copy(x_.begin(), x_.begin() + n, input_.begin());
+  model_->corrupt(input_.data(), B, rng_);
+  const int64_t total = settings_.epochs > 0 ? int64_t(settings_.epochs) * steps_per_epoch() : 0;
+  model_->begin_step(adam_.step_count, total);
+  model_->forward(input_.data(), x_.data(), B, rng_, ZMode::kSample);
   LossTotals totals;
   accumulate_totals(*model_, x_.data(), B, &totals);
   const int64_t step_number = adam_.step_count + 1;
@@ -107,6 +114,7 @@ Status Trainer::step(LossTotals* batch_totals) {
                          "(try a lower learning rate)");
   }
   adam_.step(arena);
+  model_->after_step(rng_);
   cursor_ += B;
   if (cursor_ >= data_->size()) {
     cursor_ = 0;
@@ -117,17 +125,29 @@ Status Trainer::step(LossTotals* batch_totals) {
   return Status();
 }
 
-LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch, int limit) {
+LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch, int limit,
+                    const NoiseSpec& noise) {
   const int n = limit > 0 && limit < data.size() ? limit : data.size();
-  std::vector<float> x(static_cast<size_t>(batch) * model.config().input);
+  const size_t P = static_cast<size_t>(model.config().input);
+  std::vector<float> x(static_cast<size_t>(batch) * P), input;
+  if (noise.type != NoiseType::kNone) input.resize(x.size());
   model.reserve(batch);
+  model.metrics_reset();
   LossTotals totals;
   for (int first = 0; first < n; first += batch) {
     const int B = std::min(batch, n - first);
     data.to_float(nullptr, first, B, x.data());
-    model.forward(x.data(), B, rng, mode);
+    const float* in = x.data();
+    if (!input.empty()) {
+      std::copy(x.begin(), x.begin() + B * P, input.begin());
+      apply_noise(noise, input.data(), B * P, rng);
+      in = input.data();
+    }
+    model.forward(in, x.data(), B, rng, mode);
     accumulate_totals(model, x.data(), B, &totals);
+    model.metrics_accumulate(B);
   }
+  model.metrics_report(&totals.metrics);
   return totals;
 }
 

@@ -11,6 +11,7 @@
 #include "core/adam.h"
 #include "core/idx.h"
 #include "core/model.h"
+#include "core/noise.h"
 #include "core/status.h"
 
 namespace ll {
@@ -21,6 +22,8 @@ struct LossTotals {
   std::vector<double> terms;
   double mse = 0.0;
   int64_t count = 0;
+  // Model-specific figures (Model::metrics_report) of an evaluation; empty for training batches.
+  std::vector<std::pair<std::string, double>> metrics;
   double loss() const;                     // sum over terms, per image
   double mean(size_t term) const;          // per image
   double mse_mean() const { return count ? mse / count : 0.0; }
@@ -31,6 +34,7 @@ struct TrainSettings {
   int batch = 128;
   AdamConfig adam;
   uint64_t seed = 1;
+  int epochs = 0;  // planned length, for the models' schedules (0: unknown)
   Status validate() const;
 };
 
@@ -54,15 +58,17 @@ class Trainer {
   Adam adam_;
   Rng rng_;
   std::vector<uint32_t> order_;
-  std::vector<float> x_;
+  std::vector<float> x_;      // clean batch: the target
+  std::vector<float> input_;  // what the model sees (corrupted for denoising models)
   int cursor_ = 0;
   int epoch_ = 0;
 };
 
-// Mean loss terms over the first `limit` images of `data` (all if limit <= 0), in batches of `batch`.
-// mode kMean gives the deterministic figure (z = posterior mean); kSample draws z with rng.
+// Mean loss terms over the first `limit` images of `data` (all if limit <= 0), in batches of `batch`,
+// plus the model's own metrics. mode kMean gives the deterministic figure (z = posterior mean);
+// kSample draws z with rng. With `noise`, inputs are corrupted (with rng) and the targets stay clean.
 LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch = 500,
-                    int limit = 0);
+                    int limit = 0, const NoiseSpec& noise = NoiseSpec());
 
 // Accumulate one forward's per-example terms and reconstruction MSE into totals.
 void accumulate_totals(const Model& model, const float* x, int B, LossTotals* totals);

@@ -65,7 +65,7 @@ for cmd in train eval reconstruct sample; do
   "$bin" $cmd --help >/dev/null 2>&1 || { echo "FAIL: $cmd --help"; failures=$((failures + 1)); }
 done
 "$bin" eval --model-file "$tmp/ok.safetensors" --json --limit 500 >"$tmp/eval" 2>&1 &&
-  tail -1 "$tmp/eval" | grep -q '^{"model":"ae","bce":' || { echo "FAIL: eval --json"; cat "$tmp/eval"; failures=$((failures + 1)); }
+  tail -1 "$tmp/eval" | grep -q '^{"model":"ae","bce":[0-9.]*,"mse":' || { echo "FAIL: eval --json"; cat "$tmp/eval"; failures=$((failures + 1)); }
 
 echo "$failures failure(s)"
 [[ $failures -eq 0 ]]

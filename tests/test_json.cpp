@@ -260,3 +260,26 @@ TEST(Json, MutationFuzzNeverCrashes) {
 
 }  // namespace
 }  // namespace ll
+
+namespace ll {
+namespace {
+
+TEST(JsonLimits, HugeFlatArrayIsRejectedNotBuilt) {
+  // Two bytes per value: a 1 MB document of zeros would be half a million values.
+  std::string doc = "[0";
+  for (int i = 0; i < 500000; i++) doc += ",0";
+  doc += "]";
+  JsonValue v;
+  Status s = parse_json(doc.data(), doc.size(), &v);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("values in one document"), std::string::npos) << s.message();
+  // Just under the limit still parses.
+  std::string ok = "[0";
+  for (int i = 0; i < 200000; i++) ok += ",0";
+  ok += "]";
+  EXPECT_TRUE(parse_json(ok.data(), ok.size(), &v).ok());
+  EXPECT_EQ(v.array.size(), 200001u);
+}
+
+}  // namespace
+}  // namespace ll

@@ -189,7 +189,7 @@ TEST(PyTorchGolden, VaeEvaluatesToPyTorchsLossWithMeanZ) {
   g.model->reserve(8);
   std::vector<float> x(8 * 784);
   test.to_float(nullptr, 0, 8, x.data());
-  g.model->forward(x.data(), 8, rng, ZMode::kMean);
+  g.model->forward(x.data(), x.data(), 8, rng, ZMode::kMean);
   for (int i = 0; i < 8; i++) {
     EXPECT_NEAR(g.model->term(0)[i], g.json.get("first_bce_mean_z")->array[i].number, 2e-3) << i;
     EXPECT_NEAR(g.model->term(1)[i], g.json.get("first_kl")->array[i].number, 2e-4) << i;

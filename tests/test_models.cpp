@@ -32,7 +32,7 @@ std::unique_ptr<Model> small_model(const std::string& kind, int B, uint64_t seed
 // Sum over the batch of the whole loss, with a fresh generator each call so a sampled z reuses eps.
 double batch_loss(Model& m, const float* x, int B, ZMode mode) {
   Rng rng(99);
-  m.forward(x, B, rng, mode);
+  m.forward(x, x, B, rng, mode);
   double s = 0.0;
   for (size_t t = 0; t < m.loss_terms().size(); t++)
     for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
@@ -72,7 +72,7 @@ TEST(MlpVae, ReparameterisationUsesMeanAndStd) {
   Rng rng(1);
   auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
   Rng r1(5);
-  m->forward(x.data(), B, r1, ZMode::kMean);
+  m->forward(x.data(), x.data(), B, r1, ZMode::kMean);
   const std::vector<float> bce_mean(m->term(0), m->term(0) + B);
   // Posterior-mean decode equals the reconstruction of the mean forward.
   std::vector<float> mu(m->code(), m->code() + B * 4), rec(m->reconstruction(), m->reconstruction() + B * 13);
@@ -82,7 +82,7 @@ TEST(MlpVae, ReparameterisationUsesMeanAndStd) {
   // Sampled z differs, and the KL term does not depend on the sample.
   std::vector<float> kl_mean(m->term(1), m->term(1) + B);
   Rng r2(5);
-  m->forward(x.data(), B, r2, ZMode::kSample);
+  m->forward(x.data(), x.data(), B, r2, ZMode::kSample);
   EXPECT_NE(m->term(0)[0], bce_mean[0]);
   EXPECT_EQ(m->term(1)[0], kl_mean[0]);
   EXPECT_EQ(m->term(1)[1], kl_mean[1]);

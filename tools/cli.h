@@ -33,5 +33,10 @@ Status load_model_file(const std::string& path, std::unique_ptr<Model>* out);
 
 // Common option validators.
 extern const CLI::Validator kDataNames;
+// "--model" choices: every kind in the registry.
+CLI::Validator model_kind_validator();
+std::string model_kinds_help();
+// Prints a LossTotals' model-specific metrics as "  name value" lines.
+void print_metrics(const std::vector<std::pair<std::string, double>>& metrics);
 void add_threads_option(CLI::App* cmd, int* threads);
 }  // namespace ll::cli

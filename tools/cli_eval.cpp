@@ -1,8 +1,8 @@
-// `latentlab eval`: the loss terms of a saved model on a data set. With --json the last line is one JSON
-// object: {"model": "vae", "loss", "bce", "kl", "loss_mean_z", "bce_mean_z", "mse", "images"} for the
-// VAE (loss = mean over images of BCE + KL with one sample of z; loss_mean_z uses z = posterior mean,
-// deterministic), {"model": "ae", "bce", "mse", "images"} for the AE. BCE and MSE are per image (summed
-// over pixels); MSE is of the reconstruction probabilities.
+// `latentlab eval`: the loss terms and figures of a saved model on a data set. With --json the last line
+// is one JSON object with a "model" key naming the kind, each loss term (per image), "mse" (per image,
+// of the reconstruction probabilities), "mse_per_pixel", the model's own metrics and "images". VAEs
+// add "loss" (mean over images of all terms with one sample of z, the usual ELBO figure), and the same
+// with z = posterior mean, deterministic: "loss_mean_z", "<term>_mean_z".
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -17,7 +17,7 @@ namespace ll::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model_file, data = "mnist", split = "test";
+  std::string model_file, data = "mnist", split = "test", corrupt = "none";
   uint64_t seed = 1;
   int limit = 0, threads = 1, samples = 1;
   bool json = false;
@@ -28,6 +28,9 @@ int run_eval(const EvalOptions& o) {
   std::unique_ptr<Model> model;
   Status s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
+  NoiseSpec noise;
+  s = NoiseSpec::parse(o.corrupt, &noise);
+  if (!s.ok()) return fail("--corrupt: " + s.message());
   Dataset data;
   s = load_data(o.data, o.split, &data);
   if (!s.ok()) return fail(s);
@@ -35,51 +38,66 @@ int run_eval(const EvalOptions& o) {
     return fail("the model expects " + std::to_string(model->config().input) + " pixels per image but " +
                 o.data + " has " + std::to_string(data.images.pixels_per_image()));
   Rng rng(o.seed, /*stream=*/3);
-  const std::string kind = model->config().kind;
-  char json[512];
-  if (kind == "vae") {
+  const std::vector<std::string> terms = model->loss_terms();
+  const double pixels = model->config().input;
+  const bool stochastic = model->has_gaussian_prior();
+  std::string json = "{\"model\":\"" + model->config().kind + "\"";
+  auto add = [&json](const std::string& key, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ",\"%s\":%.6f", key.c_str(), v);
+    json += buf;
+  };
+  std::printf("%s on %s %s, %s %s%s\n", o.model_file.c_str(), o.data.c_str(), o.split.c_str(),
+              model->config().kind.c_str(), model->config().to_json().c_str(),
+              noise.type == NoiseType::kNone ? "" : (", inputs corrupted with " + noise.to_string()).c_str());
+  // Deterministic pass (z = posterior mean for VAEs): the figures of non-stochastic models, and the
+  // VAE's *_mean_z figures.
+  LossTotals mean = evaluate(*model, data, ZMode::kMean, rng, 500, o.limit, noise);
+  if (stochastic) {
     // The one-sample ELBO is itself random (one z per image): with --samples K it is measured K times
     // with independent draws and the mean and standard deviation over the K passes reported.
     LossTotals sample;
     double sum = 0.0, sum_sq = 0.0;
     for (int k = 0; k < o.samples; k++) {
-      LossTotals pass = evaluate(*model, data, ZMode::kSample, rng, 500, o.limit);
+      LossTotals pass = evaluate(*model, data, ZMode::kSample, rng, 500, o.limit, noise);
       sum += pass.loss();
       sum_sq += pass.loss() * pass.loss();
       sample.add(pass);
     }
+    for (double& t : sample.terms) t /= o.samples;
     sample.mse /= o.samples;
+    sample.count /= o.samples;
     const double loss_std =
         o.samples > 1 ? std::sqrt(std::max(0.0, (sum_sq - sum * sum / o.samples) / (o.samples - 1))) : 0.0;
-    sample.count /= o.samples;
-    for (double& t : sample.terms) t /= o.samples;
-    LossTotals mean = evaluate(*model, data, ZMode::kMean, rng, 500, o.limit);
-    {
-      std::printf("%s on %s %s (%lld images), VAE %s\n", o.model_file.c_str(), o.data.c_str(),
-                  o.split.c_str(), static_cast<long long>(sample.count), model->config().to_json().c_str());
-      std::printf("  one-sample ELBO loss  %.4f nats  (bce %.4f + kl %.4f)", sample.loss(), sample.mean(0),
-                  sample.mean(1));
-      if (o.samples > 1) std::printf("  mean of %d passes, std %.4f", o.samples, loss_std);
-      std::printf("\n");
-      std::printf("  with z = mean         %.4f nats  (bce %.4f + kl %.4f)\n", mean.loss(), mean.mean(0),
-                  mean.mean(1));
-      std::printf("  reconstruction mse    %.4f per image (z = mean)\n", mean.mse_mean());
-    }
-    std::snprintf(json, sizeof json,
-                  "{\"model\":\"vae\",\"loss\":%.6f,\"bce\":%.6f,\"kl\":%.6f,\"loss_mean_z\":%.6f,"
-                  "\"bce_mean_z\":%.6f,\"mse\":%.6f,\"images\":%lld,\"samples\":%d,\"loss_std\":%.6f}",
-                  sample.loss(), sample.mean(0), sample.mean(1), mean.loss(), mean.mean(0),
-                  mean.mse_mean(), static_cast<long long>(sample.count), o.samples, loss_std);
+    std::printf("  %lld images\n  one-sample ELBO loss  %.4f nats", static_cast<long long>(mean.count),
+                sample.loss());
+    if (o.samples > 1) std::printf(" (mean of %d passes, std %.4f)", o.samples, loss_std);
+    std::printf("\n");
+    for (size_t t = 0; t < terms.size(); t++) std::printf("    %-19s %.4f\n", terms[t].c_str(), sample.mean(t));
+    std::printf("  with z = mean        %.4f nats\n", mean.loss());
+    for (size_t t = 0; t < terms.size(); t++) std::printf("    %-19s %.4f\n", terms[t].c_str(), mean.mean(t));
+    add("loss", sample.loss());
+    for (size_t t = 0; t < terms.size(); t++) add(terms[t], sample.mean(t));
+    add("loss_mean_z", mean.loss());
+    for (size_t t = 0; t < terms.size(); t++) add(terms[t] + "_mean_z", mean.mean(t));
+    add("loss_std", loss_std);
+    json += ",\"samples\":" + std::to_string(o.samples);
   } else {
-    LossTotals t = evaluate(*model, data, ZMode::kMean, rng, 500, o.limit);
-    std::printf("%s on %s %s (%lld images), AE %s\n", o.model_file.c_str(), o.data.c_str(), o.split.c_str(),
-                static_cast<long long>(t.count), model->config().to_json().c_str());
-    std::printf("  reconstruction bce  %.4f nats per image\n", t.mean(0));
-    std::printf("  reconstruction mse  %.4f per image\n", t.mse_mean());
-    std::snprintf(json, sizeof json, "{\"model\":\"ae\",\"bce\":%.6f,\"mse\":%.6f,\"images\":%lld}",
-                  t.mean(0), t.mse_mean(), static_cast<long long>(t.count));
+    std::printf("  %lld images\n  loss                 %.4f\n", static_cast<long long>(mean.count), mean.loss());
+    for (size_t t = 0; t < terms.size(); t++) std::printf("    %-19s %.4f\n", terms[t].c_str(), mean.mean(t));
+    if (terms.size() > 1) add("loss", mean.loss());
+    for (size_t t = 0; t < terms.size(); t++) add(terms[t], mean.mean(t));
   }
-  if (o.json) std::printf("%s\n", json);
+  std::printf("  reconstruction mse   %.4f per image, %.6f per pixel%s\n", mean.mse_mean(),
+              mean.mse_mean() / pixels, stochastic ? " (z = mean)" : "");
+  print_metrics(mean.metrics);
+  add("mse", mean.mse_mean());
+  add("mse_per_pixel", mean.mse_mean() / pixels);
+  for (const auto& [name, value] : mean.metrics) add(name, value);
+  json += ",\"images\":" + std::to_string(mean.count);
+  if (noise.type != NoiseType::kNone) json += ",\"corrupt\":\"" + noise.to_string() + "\"";
+  json += "}";
+  if (o.json) std::printf("%s\n", json.c_str());
   return 0;
 }
 
@@ -95,6 +113,8 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--limit", o->limit, "Only the first N images (0 = all)")->check(CLI::Range(0, 100000000));
   cmd->add_option("--samples", o->samples, "VAE: average the one-sample ELBO over this many independent passes")
       ->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--corrupt", o->corrupt, "Corrupt the inputs (targets stay clean): mask:P, gaussian:SIGMA or none")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "End with one line holding a JSON object of the figures");
   add_threads_option(cmd, &o->threads);
   return [o] { return run_eval(*o); };

@@ -40,7 +40,7 @@ int run_reconstruct(const ImageOptions& o) {
   test.to_float(nullptr, o.first, o.count, x.data());
   model->reserve(o.count);
   Rng rng(o.seed);
-  model->forward(x.data(), o.count, rng, ZMode::kMean);
+  model->forward(x.data(), x.data(), o.count, rng, ZMode::kMean);
   const float* rec = model->reconstruction();
   int tiles = 0;
   for (int row = 0; row * o.cols < o.count; row++) {
@@ -63,10 +63,10 @@ int run_sample(const ImageOptions& o) {
   std::unique_ptr<Model> model;
   Status s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
-  if (model->config().kind != "vae")
-    return fail("a plain autoencoder (" + model->config().kind +
-                ") has no prior to sample from; sample from a VAE model file");
-  const int Z = model->config().latent, P = model->config().input;
+  if (!model->has_gaussian_prior())
+    return fail("a " + model->config().kind +
+                " model has no prior N(0, I) to sample from; sample from a VAE model file");
+  const int Z = model->code_size(), P = model->config().input;
   const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(P))));
   if (side * side != P) return fail("cannot lay out " + std::to_string(P) + "-pixel images as squares");
   // z ~ N(0, T^2 I): temperature T scales the prior's standard deviation.

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "core/file_io.h"
@@ -23,6 +25,7 @@ struct TrainOptions {
   double lr = 1e-3;
   uint64_t seed = 1;
   bool quiet = false;
+  std::map<std::string, double> hyper;  // kind-specific settings given on the command line
 };
 
 using Clock = std::chrono::steady_clock;
@@ -85,6 +88,21 @@ int run_train(const TrainOptions& o) {
   config.input = train.images.pixels_per_image();
   config.hidden = o.hidden;
   config.latent = o.latent;
+  const ModelKind* kind = find_model_kind(o.model);
+  for (const auto& [name, value] : o.hyper) {
+    bool known = false;
+    for (const HyperSpec& h : kind->hyper) known = known || h.name == name;
+    if (!known) {
+      std::string owners;
+      for (const ModelKind& k : model_kinds())
+        for (const HyperSpec& h : k.hyper)
+          if (h.name == name) owners += (owners.empty() ? "" : ", ") + k.name;
+      std::string flag = name;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      return fail("--" + flag + " is not a setting of model '" + o.model + "' (it applies to: " + owners + ")");
+    }
+    config.hyper[name] = value;
+  }
   std::unique_ptr<Model> model;
   s = create_model(config, &model);
   if (!s.ok()) return fail(s);
@@ -95,6 +113,7 @@ int run_train(const TrainOptions& o) {
   settings.batch = o.batch;
   settings.adam.lr = o.lr;
   settings.seed = o.seed;
+  settings.epochs = o.epochs;
   Trainer trainer;
   s = trainer.setup(model.get(), &train, settings);
   if (!s.ok()) return fail(s);
@@ -109,7 +128,7 @@ int run_train(const TrainOptions& o) {
   const int steps = trainer.steps_per_epoch();
   double train_seconds = 0.0;
   LossTotals test_sample, test_mean;
-  const bool is_vae = o.model == "vae";
+  const bool is_vae = model->has_gaussian_prior();
   for (int epoch = 1; epoch <= o.epochs; epoch++) {
     LossTotals epoch_totals;
     auto t0 = Clock::now();
@@ -137,6 +156,7 @@ int run_train(const TrainOptions& o) {
       test_mean = evaluate(*model, test, ZMode::kMean, eval_rng);
       std::printf("  loss_mean_z %.3f", test_mean.loss());
     }
+    for (const auto& [name, value] : test_sample.metrics) std::printf("  %s %.4g", name.c_str(), value);
     std::printf("  %.0f img/s  %.1f s\n", epoch_totals.count / secs, secs);
     std::fflush(stdout);
   }
@@ -163,7 +183,7 @@ int run_train(const TrainOptions& o) {
 Action add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model and save it as .safetensors");
-  cmd->add_option("--model", o->model, "Model kind")->check(CLI::IsMember({"ae", "vae"}))->capture_default_str();
+  cmd->add_option("--model", o->model, model_kinds_help())->check(model_kind_validator())->capture_default_str();
   cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "Passes over the training set")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--batch", o->batch, "Images per step")->check(CLI::Range(1, 65536))->capture_default_str();
@@ -176,6 +196,31 @@ Action add_train(CLI::App& app) {
   cmd->add_option("--out", o->out, "Where to save the trained model (.safetensors)");
   cmd->add_flag("--quiet", o->quiet, "No progress bar");
   add_threads_option(cmd, &o->threads);
+  // One flag per kind-specific hyperparameter in the registry (--beta, --rho, ...); each is checked
+  // against the chosen kind, and its range, when the command runs.
+  std::map<std::string, std::string> seen;
+  for (const ModelKind& k : model_kinds())
+    for (const HyperSpec& h : k.hyper) {
+      if (seen.count(h.name)) {
+        seen[h.name] += ", " + k.name;
+        continue;
+      }
+      seen[h.name] = k.name;
+    }
+  for (const auto& [name, owners] : seen) {
+    const HyperSpec* spec = nullptr;
+    for (const ModelKind& k : model_kinds())
+      for (const HyperSpec& h : k.hyper)
+        if (h.name == name && !spec) spec = &h;
+    std::string flag = name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    char range[96];
+    std::snprintf(range, sizeof range, " (default %g, range [%g, %g]; %s)", spec->def, spec->lo, spec->hi,
+                  owners.c_str());
+    const std::string key = name;
+    cmd->add_option_function<double>("--" + flag, [o, key](const double& v) { o->hyper[key] = v; },
+                                     spec->help + range);
+  }
   return [o] { return run_train(*o); };
 }
 

@@ -18,6 +18,22 @@ int fail(const std::string& message) {
 
 const CLI::Validator kDataNames = CLI::IsMember({"mnist", "fashion"});
 
+CLI::Validator model_kind_validator() {
+  std::vector<std::string> names;
+  for (const ModelKind& k : model_kinds()) names.push_back(k.name);
+  return CLI::IsMember(names);
+}
+
+std::string model_kinds_help() {
+  std::string s = "Model kind:";
+  for (const ModelKind& k : model_kinds()) s += "\n  " + k.name + ": " + k.description;
+  return s;
+}
+
+void print_metrics(const std::vector<std::pair<std::string, double>>& metrics) {
+  for (const auto& [name, value] : metrics) std::printf("  %-21s %.6g\n", name.c_str(), value);
+}
+
 void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads, "Threads for the matrix products (default 1)")
       ->check(CLI::Range(1, 256));
