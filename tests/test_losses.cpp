@@ -45,7 +45,11 @@ TEST(BceLogits, GradientMatchesFiniteDifferences) {
   };
   f();
   bce_logits_backward(dl.data(), probs.data(), x.data(), 1.0f, B, N);
-  EXPECT_LT(test::grad_check(f, l.data(), dl.data(), dl.size(), 1e-2f).max_rel_error, 2e-3);
+  // The per-example loss is a float (~20, ulp ~2e-6), so single numeric entries carry ~1e-4 of noise;
+  // the norm-wise error is the sharp check, the per-entry one only catches gross errors.
+  auto r = test::grad_check(f, l.data(), dl.data(), dl.size(), 1e-2f);
+  EXPECT_LT(r.norm_rel_error, 2e-3);
+  EXPECT_LT(r.max_rel_error, 5e-2) << "worst " << r.worst_index << ": " << r.analytic << " vs " << r.numeric;
   // scale multiplies (recompute probs: the grad check left them at a perturbed point).
   f();
   std::vector<float> dl2(B * N, 0.0f);
@@ -67,7 +71,9 @@ TEST(Mse, ValueAndGradient) {
   for (int i = 0; i < N; i++) e0 += (p[i] - t[i]) * double(p[i] - t[i]);
   EXPECT_NEAR(loss[0], e0, 1e-5);
   mse_backward(dp.data(), p.data(), t.data(), 1.0f, B, N);
-  EXPECT_LT(test::grad_check(f, p.data(), dp.data(), dp.size(), 1e-2f).max_rel_error, 1e-3);
+  auto r = test::grad_check(f, p.data(), dp.data(), dp.size(), 1e-2f);
+  EXPECT_LT(r.norm_rel_error, 1e-3);
+  EXPECT_LT(r.max_rel_error, 5e-2);
 }
 
 TEST(GaussianKl, ZeroAtStandardNormalAndMatchesClosedForm) {
@@ -93,8 +99,12 @@ TEST(GaussianKl, GradientMatchesFiniteDifferences) {
   };
   f();
   gaussian_kl_backward(dmu.data(), dlv.data(), mu.data(), lv.data(), 1.0f, B, Z);
-  EXPECT_LT(test::grad_check(f, mu.data(), dmu.data(), dmu.size(), 1e-2f).max_rel_error, 1e-3);
-  EXPECT_LT(test::grad_check(f, lv.data(), dlv.data(), dlv.size(), 1e-2f).max_rel_error, 2e-3);
+  auto rm = test::grad_check(f, mu.data(), dmu.data(), dmu.size(), 1e-2f);
+  auto rl = test::grad_check(f, lv.data(), dlv.data(), dlv.size(), 1e-2f);
+  EXPECT_LT(rm.norm_rel_error, 1e-3);
+  EXPECT_LT(rl.norm_rel_error, 2e-3);
+  EXPECT_LT(rm.max_rel_error, 5e-2);
+  EXPECT_LT(rl.max_rel_error, 5e-2);
 }
 
 }  // namespace
