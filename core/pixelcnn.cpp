@@ -1,0 +1,258 @@
+// PixelCNN prior: forward, backward, masks, sampling and its model files; see pixelcnn.h.
+#include "core/pixelcnn.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+#include "core/categorical.h"
+#include "core/json.h"
+#include "core/layers.h"
+#include "core/safetensors.h"
+
+namespace ll {
+
+std::string PixelCnnConfig::to_json() const {
+  return "{\"K\":" + std::to_string(K) + ",\"H\":" + std::to_string(H) + ",\"W\":" + std::to_string(W) +
+         ",\"channels\":" + std::to_string(channels) + ",\"layers\":" + std::to_string(layers) +
+         ",\"kernel_a\":" + std::to_string(kernel_a) + ",\"kernel_b\":" + std::to_string(kernel_b) + "}";
+}
+
+Status PixelCnnConfig::from_json(const std::string& json, PixelCnnConfig* out) {
+  JsonValue v;
+  Status s = parse_json(json.data(), json.size(), &v);
+  if (!s.ok()) return s.with_context("prior config: ");
+  if (v.type != JsonValue::Type::kObject) return Status::error("prior config: expected a JSON object");
+  PixelCnnConfig c;
+  for (const auto& [key, val] : v.object) {
+    int* f = key == "K" ? &c.K : key == "H" ? &c.H : key == "W" ? &c.W : key == "channels" ? &c.channels
+           : key == "layers" ? &c.layers : key == "kernel_a" ? &c.kernel_a : key == "kernel_b" ? &c.kernel_b
+           : nullptr;
+    if (!f) return Status::error("prior config: unknown key '" + key + "'");
+    if (val.type != JsonValue::Type::kNumber || !val.is_integer || val.integer < 0 || val.integer > 4096)
+      return Status::error("prior config: '" + key + "' must be an integer in [0, 4096]");
+    *f = static_cast<int>(val.integer);
+  }
+  s = c.validate();
+  if (!s.ok()) return s.with_context("prior config: ");
+  *out = c;
+  return Status();
+}
+
+Status PixelCnnConfig::validate() const {
+  if (K < 2 || K > 4096) return Status::error("K (codes per cell) must be in [2, 4096]");
+  if (H < 1 || W < 1 || H * W > 4096) return Status::error("grid must be at least 1x1 and at most 4096 cells");
+  if (channels < 1 || channels > 1024) return Status::error("channels must be in [1, 1024]");
+  if (layers < 0 || layers > 64) return Status::error("layers must be in [0, 64]");
+  if (kernel_a < 3 || kernel_a % 2 == 0 || kernel_b < 1 || kernel_b % 2 == 0 || kernel_a > 15 || kernel_b > 15)
+    return Status::error("kernels must be odd: kernel_a in [3, 15], kernel_b in [1, 15]");
+  return Status();
+}
+
+namespace {
+// Spatial causal mask of a k x k kernel: rows above the centre, and the centre row left of the centre;
+// type B also allows the centre itself (the cell's own features, which never saw its code).
+std::vector<float> causal_mask(int k, bool include_centre) {
+  std::vector<float> m(static_cast<size_t>(k) * k, 0.0f);
+  const int c = k / 2;
+  for (int r = 0; r < k; r++)
+    for (int col = 0; col < k; col++)
+      m[r * k + col] = (r < c || (r == c && (col < c || (include_centre && col == c)))) ? 1.0f : 0.0f;
+  return m;
+}
+
+void mask_weights(float* w, int OC, int C, const std::vector<float>& mask) {
+  const size_t kk = mask.size();
+  for (size_t i = 0; i < static_cast<size_t>(OC) * C; i++)
+    for (size_t j = 0; j < kk; j++) w[i * kk + j] *= mask[j];
+}
+}  // namespace
+
+PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
+  in_conv_.add_to(params_, "input_conv", c.K, c.channels, c.kernel_a, 1, c.kernel_a / 2);
+  res_.resize(static_cast<size_t>(c.layers));
+  for (int i = 0; i < c.layers; i++)
+    res_[i].add_to(params_, "layers." + std::to_string(i), c.channels, c.channels, c.kernel_b, 1, c.kernel_b / 2);
+  out0_.add_to(params_, "output.0", c.channels, c.channels, 1, 1, 0);
+  out2_.add_to(params_, "output.2", c.channels, c.K, 1, 1, 0);
+  params_.finalize();
+  mask_a_ = causal_mask(c.kernel_a, false);
+  mask_b_ = causal_mask(c.kernel_b, true);
+}
+
+void PixelCnnPrior::reserve(int max_batch) {
+  if (max_batch <= max_batch_) return;
+  max_batch_ = max_batch;
+  const size_t HW = static_cast<size_t>(config_.H) * config_.W, B = max_batch;
+  const size_t BCHW = B * config_.channels * HW, BKHW = B * config_.K * HW;
+  onehot_.assign(BKHW, 0.0f);
+  const size_t L = static_cast<size_t>(config_.layers) + 1;
+  for (auto* v : {&h_, &pre_, &dh_, &dpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
+  for (auto* v : {&o_pre_, &o_, &do_pre_, &do_}) v->assign(BCHW, 0.0f);
+  for (auto* v : {&logits_, &probs_, &dlogits_}) v->assign(BKHW, 0.0f);
+  nll_.assign(B, 0.0f);
+  size_t ws = conv2d_workspace_floats(in_conv_.shape(max_batch, config_.H, config_.W));
+  for (const Conv2d& l : res_) ws = std::max(ws, conv2d_workspace_floats(l.shape(max_batch, config_.H, config_.W)));
+  ws = std::max(ws, conv2d_workspace_floats(out0_.shape(max_batch, config_.H, config_.W)));
+  ws = std::max(ws, conv2d_workspace_floats(out2_.shape(max_batch, config_.H, config_.W)));
+  workspace_.assign(ws, 0.0f);
+}
+
+void PixelCnnPrior::init(Rng& rng) {
+  in_conv_.init(params_, rng);
+  for (const Conv2d& l : res_) l.init(params_, rng);
+  out0_.init(params_, rng);
+  out2_.init(params_, rng);
+  apply_masks();
+}
+
+void PixelCnnPrior::apply_masks() {
+  mask_weights(params_.param(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
+  for (const Conv2d& l : res_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_b_);
+}
+
+void PixelCnnPrior::forward(const int32_t* codes, int B) {
+  assert(B <= max_batch_);
+  B_ = B;
+  codes_ = codes;
+  const int K = config_.K, H = config_.H, W = config_.W, HW = H * W;
+  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  // One-hot input [B, K, HW].
+  std::fill(onehot_.begin(), onehot_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
+  for (int b = 0; b < B; b++)
+    for (int n = 0; n < HW; n++) {
+      const int32_t k = codes[static_cast<size_t>(b) * HW + n];
+      assert(k >= 0 && k < K);
+      onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
+    }
+  // h0 = relu(MaskedConvA(onehot))
+  conv2d_forward(pre_[0].data(), onehot_.data(), params_.param(in_conv_.weight), params_.param(in_conv_.bias),
+                 in_conv_.shape(B, H, W), workspace_.data());
+  relu_forward(h_[0].data(), pre_[0].data(), BCHW);
+  // h_{i+1} = h_i + relu(MaskedConvB_i(h_i)); pre_[i+1] holds the conv output.
+  for (size_t i = 0; i < res_.size(); i++) {
+    const Conv2d& l = res_[i];
+    conv2d_forward(pre_[i + 1].data(), h_[i].data(), params_.param(l.weight), params_.param(l.bias),
+                   l.shape(B, H, W), workspace_.data());
+    relu_forward(h_[i + 1].data(), pre_[i + 1].data(), BCHW);
+    for (size_t j = 0; j < BCHW; j++) h_[i + 1][j] += h_[i][j];
+  }
+  // Output head: logits = Conv1x1(relu(Conv1x1(h_L)))
+  const std::vector<float>& top = h_[res_.size()];
+  conv2d_forward(o_pre_.data(), top.data(), params_.param(out0_.weight), params_.param(out0_.bias),
+                 out0_.shape(B, H, W), workspace_.data());
+  relu_forward(o_.data(), o_pre_.data(), BCHW);
+  conv2d_forward(logits_.data(), o_.data(), params_.param(out2_.weight), params_.param(out2_.bias),
+                 out2_.shape(B, H, W), workspace_.data());
+  softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
+}
+
+void PixelCnnPrior::backward(float scale) {
+  const int B = B_, K = config_.K, H = config_.H, W = config_.W, HW = H * W;
+  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  std::fill(dlogits_.begin(), dlogits_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
+  for (auto* v : {&do_pre_, &do_}) std::fill(v->begin(), v->begin() + BCHW, 0.0f);
+  for (size_t i = 0; i <= res_.size(); i++) {
+    std::fill(dh_[i].begin(), dh_[i].begin() + BCHW, 0.0f);
+    std::fill(dpre_[i].begin(), dpre_[i].begin() + BCHW, 0.0f);
+  }
+  // d nll / d logits = softmax - onehot(target)
+  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), codes_, scale, B, K, HW);
+  conv2d_backward(do_.data(), params_.grad(out2_.weight), params_.grad(out2_.bias), dlogits_.data(), o_.data(),
+                  params_.param(out2_.weight), out2_.shape(B, H, W), workspace_.data());
+  relu_backward(do_pre_.data(), do_.data(), o_pre_.data(), BCHW);
+  const size_t L = res_.size();
+  conv2d_backward(dh_[L].data(), params_.grad(out0_.weight), params_.grad(out0_.bias), do_pre_.data(),
+                  h_[L].data(), params_.param(out0_.weight), out0_.shape(B, H, W), workspace_.data());
+  // Residual layers in reverse: h_{i+1} = h_i + relu(pre_{i+1}), pre_{i+1} = conv_i(h_i)
+  for (size_t i = L; i-- > 0;) {
+    for (size_t j = 0; j < BCHW; j++) dh_[i][j] += dh_[i + 1][j];  // identity path
+    relu_backward(dpre_[i + 1].data(), dh_[i + 1].data(), pre_[i + 1].data(), BCHW);
+    const Conv2d& l = res_[i];
+    conv2d_backward(dh_[i].data(), params_.grad(l.weight), params_.grad(l.bias), dpre_[i + 1].data(),
+                    h_[i].data(), params_.param(l.weight), l.shape(B, H, W), workspace_.data());
+  }
+  relu_backward(dpre_[0].data(), dh_[0].data(), pre_[0].data(), BCHW);
+  conv2d_backward(nullptr, params_.grad(in_conv_.weight), params_.grad(in_conv_.bias), dpre_[0].data(),
+                  onehot_.data(), params_.param(in_conv_.weight), in_conv_.shape(B, H, W), workspace_.data());
+  // Masked connections do not exist: their gradient is zero, so they stay zero under Adam.
+  mask_weights(params_.grad(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
+  for (const Conv2d& l2 : res_) mask_weights(params_.grad(l2.weight), l2.OC, l2.C, mask_b_);
+}
+
+void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng) {
+  const int K = config_.K, HW = config_.H * config_.W;
+  assert(cell >= 0 && cell < HW && temperature > 0.0f);
+  // Later cells cannot influence `cell` (the masks), whatever they hold.
+  forward(codes, B);
+  std::vector<double> p(static_cast<size_t>(K));
+  for (int b = 0; b < B; b++) {
+    const float* l = logits_.data() + static_cast<size_t>(b) * K * HW;
+    double mx = l[cell];
+    for (int k = 1; k < K; k++) mx = std::max(mx, static_cast<double>(l[k * HW + cell]));
+    double sum = 0.0;
+    for (int k = 0; k < K; k++) sum += p[k] = std::exp((l[k * HW + cell] - mx) / temperature);
+    double u = rng.uniform() * sum;
+    int chosen = K - 1;
+    for (int k = 0; k < K; k++) {
+      u -= p[k];
+      if (u < 0.0) {
+        chosen = k;
+        break;
+      }
+    }
+    codes[static_cast<size_t>(b) * HW + cell] = chosen;
+  }
+}
+
+void PixelCnnPrior::sample(int32_t* codes, int B, float temperature, Rng& rng) {
+  const int HW = config_.H * config_.W;
+  std::fill(codes, codes + static_cast<size_t>(B) * HW, 0);
+  for (int cell = 0; cell < HW; cell++) sample_cell(codes, B, cell, temperature, rng);
+}
+
+std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra) {
+  std::vector<TensorToWrite> tensors;
+  for (const TensorSlot& slot : prior.params().slots())
+    tensors.push_back({slot.name, slot.shape, prior.params().params.data() + slot.offset});
+  std::map<std::string, std::string> metadata = extra;
+  metadata["format"] = "pt";
+  metadata["latentlab.model"] = "pixelcnn_prior";
+  metadata["latentlab.config"] = prior.config().to_json();
+  return write_safetensors(tensors, metadata);
+}
+
+Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
+                  std::map<std::string, std::string>* metadata) {
+  SafetensorsFile file;
+  Status s = parse_safetensors(bytes, size, &file);
+  if (!s.ok()) return s;
+  auto kind = file.metadata.find("latentlab.model");
+  if (kind == file.metadata.end() || kind->second != "pixelcnn_prior")
+    return Status::error("not a PixelCNN prior file (metadata 'latentlab.model' is " +
+                         (kind == file.metadata.end() ? std::string("missing") : "'" + kind->second + "'") + ")");
+  auto cfg = file.metadata.find("latentlab.config");
+  if (cfg == file.metadata.end()) return Status::error("prior file lacks 'latentlab.config' metadata");
+  PixelCnnConfig config;
+  s = PixelCnnConfig::from_json(cfg->second, &config);
+  if (!s.ok()) return s;
+  std::unique_ptr<PixelCnnPrior> prior(new PixelCnnPrior(config));
+  ParamArena& arena = prior->params();
+  for (const TensorSlot& slot : arena.slots()) {
+    const SafetensorsTensor* t = file.find(slot.name);
+    if (!t) return Status::error("missing tensor '" + slot.name + "' required by the prior");
+    if (t->shape != slot.shape) return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
+    s = file.read_f32(*t, arena.params.data() + slot.offset, slot.size);
+    if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
+  }
+  for (const SafetensorsTensor& t : file.tensors)
+    if (arena.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
+  for (float v : arena.params)
+    if (!std::isfinite(v)) return Status::error("the prior file holds a non-finite weight");
+  prior->apply_masks();
+  if (metadata) *metadata = file.metadata;
+  *out = std::move(prior);
+  return Status();
+}
+
+}  // namespace ll

@@ -1,0 +1,87 @@
+// PixelCNN prior over a grid of VQ-VAE codes (van den Oord et al. 2016, "Pixel Recurrent Neural
+// Networks"; used as the VQ-VAE's prior in van den Oord et al. 2017). Each cell of the H x W grid holds
+// one of K codes; p(grid) = prod_cells p(code_cell | codes of earlier cells in raster order).
+//   input: one-hot codes [B, K, H, W]
+//   h0 = relu(MaskedConvA(K -> C, kernel_a))                 mask A: strictly earlier cells only
+//   h_{i+1} = h_i + relu(MaskedConvB_i(C -> C, kernel_b))     mask B: earlier cells and the cell itself
+//   logits = Conv1x1(C -> K)(relu(Conv1x1(C -> C)(h_L)))       per-cell categorical over K codes
+// Loss per grid: negative log-likelihood in nats (softmax cross-entropy summed over cells).
+// Masks are applied by keeping masked weights at zero: zeroed at init and on load, their gradients
+// zeroed in backward (so Adam never moves them). Tensor names as a PyTorch module would have them:
+// input_conv, layers.<i>, output.0, output.2 (each .weight [OC, C, k, k] and .bias).
+// Not a Model (its data are code grids, not images); it has its own save/load below.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/conv.h"
+#include "core/rng.h"
+#include "core/status.h"
+
+namespace ll {
+
+struct PixelCnnConfig {
+  int K = 64;  // codes per cell (the VQ-VAE's codebook size)
+  int H = 7, W = 7;
+  int channels = 64;
+  int layers = 5;  // residual type-B layers
+  int kernel_a = 5, kernel_b = 3;
+  std::string to_json() const;
+  static Status from_json(const std::string& json, PixelCnnConfig* out);
+  Status validate() const;
+};
+
+class PixelCnnPrior {
+ public:
+  explicit PixelCnnPrior(const PixelCnnConfig& config);
+  const PixelCnnConfig& config() const { return config_; }
+  ParamArena& params() { return params_; }
+  const ParamArena& params() const { return params_; }
+  void reserve(int max_batch);
+  int max_batch() const { return max_batch_; }
+  // PyTorch's default conv init, then the masks.
+  void init(Rng& rng);
+  // Zero the masked weights (after loading weights from elsewhere).
+  void apply_masks();
+
+  // codes [B, H*W] in [0, K). Computes logits [B, K, H*W] and nll() [B] (nats per grid).
+  void forward(const int32_t* codes, int B);
+  // Accumulates scale * d(sum_b nll_b)/d(params); masked weights get zero gradient.
+  void backward(float scale);
+  const float* nll() const { return nll_.data(); }
+  const float* logits() const { return logits_.data(); }
+
+  // Ancestral sampling of whole grids, cell by cell in raster order; p ∝ exp(logit / temperature).
+  void sample(int32_t* codes, int B, float temperature, Rng& rng);
+  // Samples only cell `cell` of each grid given its earlier cells (later cells are ignored): the
+  // one-cell-at-a-time step a page animates. Cells are raster indices in [0, H*W).
+  void sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng);
+
+ private:
+  PixelCnnConfig config_;
+  ParamArena params_;
+  int max_batch_ = 0, B_ = 0;
+  Conv2d in_conv_;
+  std::vector<Conv2d> res_;
+  Conv2d out0_, out2_;
+  std::vector<float> mask_a_, mask_b_;  // [k*k] spatial masks, 1 = connection allowed
+  const int32_t* codes_ = nullptr;
+  std::vector<float> workspace_;
+  // Activations [B, C, HW] (h_[0..layers], pre-activations pre_[0..layers]), output head, their grads.
+  std::vector<float> onehot_;
+  std::vector<std::vector<float>> h_, pre_, dh_, dpre_;
+  std::vector<float> o_pre_, o_, logits_, probs_, nll_;
+  std::vector<float> do_pre_, do_, dlogits_;
+};
+
+// Model files for the prior: safetensors with metadata "latentlab.model" = "pixelcnn_prior" and
+// "latentlab.config" = PixelCnnConfig JSON, plus the caller's extra keys.
+std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra);
+Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
+                  std::map<std::string, std::string>* metadata = nullptr);
+
+}  // namespace ll
