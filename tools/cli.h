@@ -21,6 +21,22 @@ Action add_train(CLI::App& app);
 Action add_eval(CLI::App& app);
 Action add_reconstruct(CLI::App& app);
 Action add_sample(CLI::App& app);
+Action add_train_prior(CLI::App& app);
+Action add_train_classifier(CLI::App& app);
+Action add_export(CLI::App& app);
+
+// The PixelCNN prior (cli_prior.cpp), reached from eval and sample.
+struct PriorEvalOptions {
+  std::string prior_file, vqvae, data = "mnist", judge;
+  int samples = 1000;
+  float temperature = 1.0f;
+  uint64_t seed = 1;
+  bool json = false;
+};
+bool is_prior_file(const std::string& path);
+int run_eval_prior(const PriorEvalOptions& o);
+int run_sample_prior(const std::string& vqvae_file, const std::string& prior_file, bool uniform_codes, int count,
+                     int cols, int scale, float temperature, uint64_t seed, const std::string& out);
 
 // "latentlab: error: <message>" on stderr; returns 1 so callers can `return fail(s)`.
 int fail(const std::string& message);

@@ -19,12 +19,26 @@ namespace {
 struct EvalOptions {
   std::string model_file, data = "mnist", split = "test", corrupt = "none";
   uint64_t seed = 1;
-  int limit = 0, threads = 1, samples = 1;
+  int limit = 0, threads = 1, samples = 1, prior_samples = 1000;
+  std::string vqvae, judge = std::string(LATENTLAB_SOURCE_DIR) + "/models/classifier.safetensors";
+  float temperature = 1.0f;
   bool json = false;
 };
 
 int run_eval(const EvalOptions& o) {
   set_num_threads(o.threads);
+  if (is_prior_file(o.model_file)) {
+    PriorEvalOptions p;
+    p.prior_file = o.model_file;
+    p.vqvae = o.vqvae;
+    p.data = o.data;
+    p.judge = o.judge;
+    p.samples = o.prior_samples;
+    p.temperature = o.temperature;
+    p.seed = o.seed;
+    p.json = o.json;
+    return run_eval_prior(p);
+  }
   std::unique_ptr<Model> model;
   Status s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
@@ -114,6 +128,12 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--samples", o->samples, "VAE: average the one-sample ELBO over this many independent passes")
       ->check(CLI::Range(1, 1000))->capture_default_str();
   cmd->add_option("--corrupt", o->corrupt, "Corrupt the inputs (targets stay clean): mask:P, gaussian:SIGMA or none")
+      ->capture_default_str();
+  cmd->add_option("--vqvae", o->vqvae, "Prior files: the VQ-VAE whose codes the prior models");
+  cmd->add_option("--judge", o->judge, "Prior files: the classifier that judges samples")->capture_default_str();
+  cmd->add_option("--prior-samples", o->prior_samples, "Prior files: samples to judge")->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "Prior files: sampling temperature")->check(CLI::Range(0.01, 10.0))
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "End with one line holding a JSON object of the figures");
   add_threads_option(cmd, &o->threads);

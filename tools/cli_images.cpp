@@ -19,6 +19,8 @@ struct ImageOptions {
   int count = 32, first = 0, cols = 16, scale = 2;
   uint64_t seed = 1;
   float temperature = 1.0f;
+  std::string prior;
+  bool uniform_codes = false;
 };
 
 // Grids are laid out in pairs of rows: `cols` originals, then their reconstructions under them.
@@ -63,6 +65,14 @@ int run_sample(const ImageOptions& o) {
   std::unique_ptr<Model> model;
   Status s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
+  if (model->config().kind == "vqvae") {
+    if (o.prior.empty() && !o.uniform_codes)
+      return fail("a VQ-VAE samples through a learned prior over its codes: give --prior PRIOR.safetensors "
+                  "(latentlab train-prior), or --uniform-codes for uniformly random codes");
+    return run_sample_prior(o.model_file, o.prior, o.uniform_codes, o.count, o.cols, o.scale, o.temperature, o.seed,
+                            o.out);
+  }
+  if (!o.prior.empty() || o.uniform_codes) return fail("--prior and --uniform-codes apply to VQ-VAE model files");
   if (!model->has_gaussian_prior())
     return fail("a " + model->config().kind +
                 " model has no prior N(0, I) to sample from; sample from a VAE model file");
@@ -107,10 +117,13 @@ Action add_sample(CLI::App& app) {
   auto o = std::make_shared<ImageOptions>();
   o->count = 64;
   o->cols = 8;
-  CLI::App* cmd = app.add_subcommand("sample", "Write samples decoded from the prior N(0, I) (PNG)");
+  CLI::App* cmd = app.add_subcommand("sample", "Write samples decoded from a prior: N(0, I) for VAEs, a PixelCNN over codes for the VQ-VAE (PNG)");
   add_common(cmd, o.get(), "samples.png");
-  cmd->add_option("--temperature", o->temperature, "Scale of the prior's standard deviation")
-      ->check(CLI::Range(0.0, 10.0))->capture_default_str();
+  cmd->add_option("--temperature", o->temperature,
+                  "VAE: scale of the prior's standard deviation; VQ-VAE prior: softmax temperature")
+      ->check(CLI::Range(0.01, 10.0))->capture_default_str();
+  cmd->add_option("--prior", o->prior, "VQ-VAE: the PixelCNN prior over its codes (.safetensors)");
+  cmd->add_flag("--uniform-codes", o->uniform_codes, "VQ-VAE: decode uniformly random codes instead (contrast)");
   return [o] { return run_sample(*o); };
 }
 

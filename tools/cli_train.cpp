@@ -225,3 +225,39 @@ Action add_train(CLI::App& app) {
 }
 
 }  // namespace ll::cli
+
+namespace ll::cli {
+
+namespace {
+struct ExportOptions {
+  std::string model_file, out, dtype = "f16";
+};
+
+// Re-save a model file with another dtype, keeping its metadata (e.g. F32 -> F16 halves the size).
+int run_export(const ExportOptions& o) {
+  std::vector<uint8_t> bytes;
+  Status s = read_file(o.model_file, &bytes);
+  if (!s.ok()) return fail(s);
+  std::unique_ptr<Model> model;
+  std::map<std::string, std::string> meta;
+  s = load_model(bytes.data(), bytes.size(), &model, &meta);
+  if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
+  for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
+  auto out = save_model(*model, meta, o.dtype == "f16" ? DType::kF16 : DType::kF32);
+  s = write_file(o.out, out);
+  if (!s.ok()) return fail(s);
+  std::printf("wrote %s (%s, %zu bytes)\n", o.out.c_str(), o.dtype.c_str(), out.size());
+  return 0;
+}
+}  // namespace
+
+Action add_export(CLI::App& app) {
+  auto o = std::make_shared<ExportOptions>();
+  CLI::App* cmd = app.add_subcommand("export", "Re-save a model file with another dtype (metadata kept)");
+  cmd->add_option("--model-file", o->model_file, "Model file (.safetensors)")->required();
+  cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+  cmd->add_option("--out", o->out, "Output file")->required();
+  return [o] { return run_export(*o); };
+}
+
+}  // namespace ll::cli

@@ -57,19 +57,23 @@ Status load_model_file(const std::string& path, std::unique_ptr<Model>* out) {
 
 int main(int argc, char** argv) {
   using namespace ll::cli;
-  CLI::App app{"latentlab: train, evaluate and sample autoencoders (AE, VAE) on MNIST and Fashion-MNIST",
+  CLI::App app{"latentlab: train, evaluate and sample autoencoders (AE family, VAEs, VQ-VAE with a PixelCNN "
+               "prior) on MNIST and Fashion-MNIST",
                "latentlab"};
   app.require_subcommand(1, 1);
   app.set_version_flag("--version", "latentlab 0.1.0");
-  Action actions[] = {add_train(app), add_eval(app), add_reconstruct(app), add_sample(app)};
-  const char* names[] = {"train", "eval", "reconstruct", "sample"};
+  Action actions[] = {add_train(app),         add_eval(app),          add_reconstruct(app),
+                      add_sample(app),        add_train_prior(app),   add_train_classifier(app),
+                      add_export(app)};
+  const char* names[] = {"train", "eval", "reconstruct", "sample", "train-prior", "train-classifier", "export"};
+  const int n_commands = 7;
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const char* n : names) known = known || std::string(argv[1]) == n;
     if (!known) {
       std::fprintf(stderr,
-                   "latentlab: error: unknown subcommand '%s': expected train, eval, reconstruct or "
-                   "sample (see latentlab --help)\n",
+                   "latentlab: error: unknown subcommand '%s': expected train, eval, reconstruct, sample, "
+                   "train-prior, train-classifier or export (see latentlab --help)\n",
                    argv[1]);
       return 2;
     }
@@ -92,7 +96,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string name = app.get_subcommands()[0]->get_name();
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < n_commands; i++)
     if (name == names[i]) return actions[i]();
   return fail("unknown subcommand " + name);
 }

@@ -1,0 +1,333 @@
+// The learned prior over VQ-VAE codes on the command line:
+//   latentlab train-prior --vqvae V.safetensors --out prior.safetensors   (PixelCNN on the training codes)
+//   latentlab train-classifier --out classifier.safetensors               (the judge of generated digits)
+//   latentlab eval --model-file prior.safetensors --vqvae V.safetensors   (NLL, recognisable samples)
+//   latentlab sample --model-file V.safetensors --prior prior.safetensors (digits decoded from prior codes)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/adam.h"
+#include "core/classifier.h"
+#include "core/file_io.h"
+#include "core/kernels.h"
+#include "core/pixelcnn.h"
+#include "core/safetensors.h"
+#include "core/vqvae.h"
+#include "tools/cli.h"
+#include "tools/png.h"
+
+namespace ll::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Status load_vqvae(const std::string& path, std::unique_ptr<Model>* holder, VqVae** vq) {
+  Status s = load_model_file(path, holder);
+  if (!s.ok()) return s;
+  *vq = dynamic_cast<VqVae*>(holder->get());
+  if (!*vq) return Status::error(path + " is a " + (*holder)->config().kind + " model, not a vqvae");
+  return Status();
+}
+
+Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,
+                       std::map<std::string, std::string>* meta = nullptr) {
+  std::vector<uint8_t> bytes;
+  Status s = read_file(path, &bytes);
+  if (!s.ok()) return s;
+  return load_prior(bytes.data(), bytes.size(), out, meta).with_context(path + ": ");
+}
+
+// Code grids [n, G] of the first n images of `data` (all if n <= 0) under the VQ-VAE.
+std::vector<int32_t> encode_all(VqVae& vq, const Dataset& data) {
+  const int batch = 500, P = vq.config().input, G = vq.code_size();
+  std::vector<float> x(static_cast<size_t>(batch) * P);
+  std::vector<int32_t> codes(static_cast<size_t>(data.size()) * G);
+  vq.reserve(batch);
+  for (int first = 0; first < data.size(); first += batch) {
+    const int B = std::min(batch, data.size() - first);
+    data.to_float(nullptr, first, B, x.data());
+    vq.encode(x.data(), B);
+    vq.quantise(B);
+    std::copy(vq.indices(), vq.indices() + static_cast<size_t>(B) * G, codes.begin() + static_cast<size_t>(first) * G);
+  }
+  return codes;
+}
+
+// Mean NLL (nats per grid) of code grids under the prior.
+double prior_nll(PixelCnnPrior& prior, const std::vector<int32_t>& codes, int G) {
+  const int n = static_cast<int>(codes.size() / G), batch = 250;
+  prior.reserve(batch);
+  double sum = 0.0;
+  for (int first = 0; first < n; first += batch) {
+    const int B = std::min(batch, n - first);
+    prior.forward(codes.data() + static_cast<size_t>(first) * G, B);
+    for (int b = 0; b < B; b++) sum += prior.nll()[b];
+  }
+  return n ? sum / n : 0.0;
+}
+
+// Decodes code grids [n, G] to images [n, P] with the VQ-VAE.
+std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
+  const int G = vq.code_size(), P = vq.config().input, n = static_cast<int>(codes.size() / G), batch = 250;
+  std::vector<float> z(static_cast<size_t>(batch) * G), out(static_cast<size_t>(n) * P);
+  vq.reserve(batch);
+  for (int first = 0; first < n; first += batch) {
+    const int B = std::min(batch, n - first);
+    for (size_t i = 0; i < static_cast<size_t>(B) * G; i++) z[i] = static_cast<float>(codes[static_cast<size_t>(first) * G + i]);
+    vq.decode(z.data(), B, out.data() + static_cast<size_t>(first) * P);
+  }
+  return out;
+}
+
+// Fraction of images the judge classifies with probability >= 0.9 (a "recognisable digit").
+double recognisable(MlpClassifier& judge, std::vector<float> images, int P) {
+  const int n = static_cast<int>(images.size() / P), batch = 250;
+  for (float& v : images) v = std::clamp(v, 0.0f, 1.0f);
+  judge.reserve(batch);
+  int count = 0;
+  for (int first = 0; first < n; first += batch) {
+    const int B = std::min(batch, n - first);
+    judge.forward(images.data() + static_cast<size_t>(first) * P, nullptr, B);
+    for (int b = 0; b < B; b++) {
+      const float* p = judge.probs() + static_cast<size_t>(b) * judge.classes();
+      count += *std::max_element(p, p + judge.classes()) >= 0.9f;
+    }
+  }
+  return n ? static_cast<double>(count) / n : 0.0;
+}
+
+// ---- train-prior ----
+struct PriorOptions {
+  std::string vqvae, data = "mnist", out;
+  int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1;
+  double lr = 1e-3;
+  uint64_t seed = 1;
+};
+
+int run_train_prior(const PriorOptions& o) {
+  set_num_threads(o.threads);
+  std::unique_ptr<Model> holder;
+  VqVae* vq = nullptr;
+  Status s = load_vqvae(o.vqvae, &holder, &vq);
+  if (!s.ok()) return fail(s);
+  Dataset train, test;
+  if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  const int G = vq->code_size();
+  auto t0 = Clock::now();
+  std::vector<int32_t> train_codes = encode_all(*vq, train), test_codes = encode_all(*vq, test);
+  std::printf("encoded %d training and %d test images to %dx%d code grids (K = %d) in %.1f s\n", train.size(),
+              test.size(), vq->grid(), vq->grid(), vq->K(),
+              std::chrono::duration<double>(Clock::now() - t0).count());
+
+  PixelCnnConfig pc;
+  pc.K = vq->K();
+  pc.H = pc.W = vq->grid();
+  pc.channels = o.channels;
+  pc.layers = o.layers;
+  if (!(s = pc.validate()).ok()) return fail(s);
+  PixelCnnPrior prior(pc);
+  Rng rng(o.seed, 1);
+  prior.init(rng);
+  prior.reserve(o.batch);
+  Adam adam;
+  adam.config.lr = o.lr;
+  std::vector<uint32_t> order(train.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::vector<int32_t> batch(static_cast<size_t>(o.batch) * G);
+  const double uniform = G * std::log(static_cast<double>(pc.K));
+  std::printf("PixelCNN prior %s: %zu parameters; a uniform prior scores %.2f nats per grid\n", pc.to_json().c_str(),
+              prior.params().size(), uniform);
+  double seconds = 0.0, test_nll = 0.0;
+  for (int e = 1; e <= o.epochs; e++) {
+    auto te = Clock::now();
+    rng.shuffle(order.data(), order.size());
+    double sum = 0.0;
+    for (int first = 0; first < train.size(); first += o.batch) {
+      const int B = std::min(o.batch, train.size() - first);
+      for (int b = 0; b < B; b++)
+        std::copy_n(train_codes.begin() + static_cast<size_t>(order[first + b]) * G, G, batch.begin() + static_cast<size_t>(b) * G);
+      prior.forward(batch.data(), B);
+      double batch_sum = 0.0;
+      for (int b = 0; b < B; b++) batch_sum += prior.nll()[b];
+      if (!std::isfinite(batch_sum)) return fail("prior training diverged (non-finite NLL) in epoch " + std::to_string(e));
+      sum += batch_sum;
+      prior.params().zero_grad();
+      prior.backward(1.0f / B);
+      adam.step(prior.params());
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - te).count();
+    seconds += secs;
+    test_nll = prior_nll(prior, test_codes, G);
+    std::printf("epoch %2d/%d  train nll %.3f  test nll %.3f nats per grid  %.0f grids/s  %.1f s\n", e, o.epochs,
+                sum / train.size(), test_nll, train.size() / secs, secs);
+    std::fflush(stdout);
+  }
+  if (!o.out.empty()) {
+    char meta[512];
+    std::snprintf(meta, sizeof meta,
+                  "{\"vqvae\":\"%s\",\"data\":\"%s\",\"epochs\":%d,\"batch\":%d,\"lr\":%g,\"seed\":%llu,"
+                  "\"train_seconds\":%.1f,\"test_nll\":%.4f}",
+                  o.vqvae.c_str(), o.data.c_str(), o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed),
+                  seconds, test_nll);
+    auto bytes = save_prior(prior, {{"latentlab.train", meta}});
+    if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
+    std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
+  }
+  return 0;
+}
+
+// ---- train-classifier ----
+struct ClassifierOptions {
+  std::string data = "mnist", out;
+  int epochs = 5, hidden = 256;
+  uint64_t seed = 1;
+};
+
+int run_train_classifier(const ClassifierOptions& o) {
+  Dataset train, test;
+  Status s;
+  if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  MlpClassifier c(train.images.pixels_per_image(), o.hidden, 10);
+  Rng rng(o.seed, 1);
+  c.init(rng);
+  double acc = 0.0;
+  if (!(s = train_classifier(&c, train, test, o.epochs, o.seed, &acc)).ok()) return fail(s);
+  std::printf("classifier %d-%d-10 on %s, %d epochs: test accuracy %.4f\n", train.images.pixels_per_image(), o.hidden,
+              o.data.c_str(), o.epochs, acc);
+  if (!o.out.empty()) {
+    char meta[256];
+    std::snprintf(meta, sizeof meta, "{\"data\":\"%s\",\"epochs\":%d,\"seed\":%llu,\"test_accuracy\":%.4f}",
+                  o.data.c_str(), o.epochs, static_cast<unsigned long long>(o.seed), acc);
+    auto bytes = save_classifier(c, {{"latentlab.train", meta}});
+    if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
+    std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool is_prior_file(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  SafetensorsFile f;
+  if (!read_file(path, &bytes).ok() || !parse_safetensors(bytes.data(), bytes.size(), &f).ok()) return false;
+  auto it = f.metadata.find("latentlab.model");
+  return it != f.metadata.end() && it->second == "pixelcnn_prior";
+}
+
+int run_eval_prior(const PriorEvalOptions& o) {
+  std::unique_ptr<PixelCnnPrior> prior;
+  Status s = load_prior_file(o.prior_file, &prior);
+  if (!s.ok()) return fail(s);
+  if (o.vqvae.empty()) return fail("evaluating a prior needs --vqvae (the VQ-VAE whose codes it models)");
+  std::unique_ptr<Model> holder;
+  VqVae* vq = nullptr;
+  if (!(s = load_vqvae(o.vqvae, &holder, &vq)).ok()) return fail(s);
+  if (vq->K() != prior->config().K || vq->grid() != prior->config().H)
+    return fail("the prior models " + std::to_string(prior->config().K) + " codes on a " +
+                std::to_string(prior->config().H) + "x" + std::to_string(prior->config().W) + " grid but " + o.vqvae +
+                " has " + std::to_string(vq->K()) + " codes on a " + std::to_string(vq->grid()) + "x" +
+                std::to_string(vq->grid()) + " grid");
+  std::vector<uint8_t> judge_bytes;
+  std::unique_ptr<MlpClassifier> judge;
+  std::map<std::string, std::string> judge_meta;
+  if (!(s = read_file(o.judge, &judge_bytes)).ok()) return fail(s.message() + " (train one with latentlab train-classifier)");
+  if (!(s = load_classifier(judge_bytes.data(), judge_bytes.size(), &judge, &judge_meta)).ok())
+    return fail(s.with_context(o.judge + ": "));
+  Dataset test;
+  if (!(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  const int G = vq->code_size(), P = vq->config().input;
+  const double judge_acc = classifier_accuracy(*judge, test);
+
+  auto test_codes = encode_all(*vq, test);
+  const double nll = prior_nll(*prior, test_codes, G);
+  const double uniform_nll = G * std::log(static_cast<double>(prior->config().K));
+  // Samples from the prior, from uniformly random codes (contrast), and real test digits through the
+  // VQ-VAE (what a perfect prior would approach).
+  Rng rng(o.seed, 5);
+  std::vector<int32_t> sampled(static_cast<size_t>(o.samples) * G), uniform(sampled.size());
+  const int chunk = 100;
+  prior->reserve(chunk);
+  for (int first = 0; first < o.samples; first += chunk)
+    prior->sample(sampled.data() + static_cast<size_t>(first) * G, std::min(chunk, o.samples - first), o.temperature, rng);
+  for (int32_t& c : uniform) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(prior->config().K)));
+  std::vector<int32_t> real(test_codes.begin(), test_codes.begin() + static_cast<size_t>(std::min(o.samples, test.size())) * G);
+  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P);
+  const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P);
+  const double rec_real = recognisable(*judge, decode_codes(*vq, real), P);
+  std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
+  std::printf("  test NLL                %.3f nats per grid (uniform codes: %.3f)\n", nll, uniform_nll);
+  std::printf("  recognisable digits     %.1f%% of %d prior samples at temperature %g\n", 100 * rec_prior, o.samples, o.temperature);
+  std::printf("                          %.1f%% of uniformly random code grids\n", 100 * rec_uniform);
+  std::printf("                          %.1f%% of real test digits through the VQ-VAE\n", 100 * rec_real);
+  std::printf("  judge                   %s, MNIST test accuracy %.4f; recognisable = probability >= 0.9\n",
+              o.judge.c_str(), judge_acc);
+  if (o.json) {
+    std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
+                "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_accuracy\":%.4f,\"samples\":%d,"
+                "\"temperature\":%g,\"images\":%d}\n",
+                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge_acc, o.samples, o.temperature, test.size());
+  }
+  return 0;
+}
+
+int run_sample_prior(const std::string& vqvae_file, const std::string& prior_file, bool uniform_codes, int count,
+                     int cols, int scale, float temperature, uint64_t seed, const std::string& out) {
+  std::unique_ptr<Model> holder;
+  VqVae* vq = nullptr;
+  Status s = load_vqvae(vqvae_file, &holder, &vq);
+  if (!s.ok()) return fail(s);
+  const int G = vq->code_size(), side = static_cast<int>(std::lround(std::sqrt(double(vq->config().input))));
+  std::vector<int32_t> codes(static_cast<size_t>(count) * G);
+  Rng rng(seed, 5);
+  if (uniform_codes) {
+    for (int32_t& c : codes) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(vq->K())));
+  } else {
+    std::unique_ptr<PixelCnnPrior> prior;
+    if (!(s = load_prior_file(prior_file, &prior)).ok()) return fail(s);
+    if (prior->config().K != vq->K() || prior->config().H * prior->config().W != G)
+      return fail(prior_file + " was not trained on codes of this VQ-VAE (codebook or grid size differ)");
+    prior->reserve(count);
+    prior->sample(codes.data(), count, temperature, rng);
+  }
+  std::vector<float> images = decode_codes(*vq, codes);
+  if (!(s = write_png_grid(out, images.data(), count, side, side, cols, scale)).ok()) return fail(s);
+  std::printf("wrote %s: %d digits decoded from %s code grids\n", out.c_str(), count,
+              uniform_codes ? "uniformly random" : "PixelCNN-prior");
+  return 0;
+}
+
+Action add_train_prior(CLI::App& app) {
+  auto o = std::make_shared<PriorOptions>();
+  CLI::App* cmd = app.add_subcommand("train-prior", "Train a PixelCNN prior over a VQ-VAE's code grids");
+  cmd->add_option("--vqvae", o->vqvae, "The trained VQ-VAE (.safetensors) whose codes the prior models")->required();
+  cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
+  cmd->add_option("--epochs", o->epochs, "Passes over the training codes")->check(CLI::Range(1, 10000))->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Grids per step")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--lr", o->lr, "Adam learning rate")->check(CLI::Range(1e-8, 10.0))->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
+  cmd->add_option("--channels", o->channels, "Feature channels")->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->add_option("--layers", o->layers, "Residual masked layers (type B)")->check(CLI::Range(0, 64))->capture_default_str();
+  cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
+  add_threads_option(cmd, &o->threads);
+  return [o] { return run_train_prior(*o); };
+}
+
+Action add_train_classifier(CLI::App& app) {
+  auto o = std::make_shared<ClassifierOptions>();
+  CLI::App* cmd = app.add_subcommand("train-classifier", "Train the MLP digit classifier that judges generated digits");
+  cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
+  cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--hidden", o->hidden, "Hidden units")->check(CLI::Range(1, 16384))->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
+  cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
+  return [o] { return run_train_classifier(*o); };
+}
+
+}  // namespace ll::cli
