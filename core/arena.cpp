@@ -38,6 +38,12 @@ int ParamArena::find(const std::string& name) const {
   return -1;
 }
 
+size_t ParamArena::count() const {
+  size_t n = 0;
+  for (const TensorSlot& s : slots_) n += s.size;
+  return n;
+}
+
 void ParamArena::zero_grad() { std::fill(grads.begin(), grads.end(), 0.0f); }
 
 }  // namespace ll

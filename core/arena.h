@@ -31,7 +31,8 @@ class ParamArena {
 
   const std::vector<TensorSlot>& slots() const { return slots_; }
   int find(const std::string& name) const;  // -1 if absent
-  size_t size() const { return total_; }
+  size_t size() const { return total_; }  // floats in each arena, alignment padding included
+  size_t count() const;                    // parameters: the sum of the tensors' sizes
   void zero_grad();
 
   std::vector<float> params, grads, adam_m, adam_v;  // identical layout, size() floats each

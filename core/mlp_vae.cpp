@@ -88,8 +88,16 @@ void MlpVae::backward(float scale) {
     dmu_[i] += dz_[i];
     dlogvar_[i] += dz_[i] * eps_[i] * std_[i] * 0.5f;
   }
-  // The KL term acts on mu and logvar directly.
-  gaussian_kl_backward(dmu_.data(), dlogvar_.data(), mu_.data(), logvar_.data(), scale, B, Z);
+  // The KL term acts on mu and logvar directly (weighted per example when kl_weight_ is set).
+  if (!kl_weight_) {
+    gaussian_kl_backward(dmu_.data(), dlogvar_.data(), mu_.data(), logvar_.data(), scale, B, Z);
+  } else {
+    for (int b = 0; b < B; b++) {
+      const size_t o = static_cast<size_t>(b) * Z;
+      gaussian_kl_backward(dmu_.data() + o, dlogvar_.data() + o, mu_.data() + o, logvar_.data() + o,
+                           scale * kl_weight_[b], 1, Z);
+    }
+  }
   // Encoder, in reverse: both heads feed dh1.
   fc21.backward(params_, dh1_.data(), dmu_.data(), h1_.data(), B);
   fc22.backward(params_, dh1_.data(), dlogvar_.data(), h1_.data(), B);

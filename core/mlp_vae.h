@@ -24,6 +24,10 @@ class MlpVae : public Model {
   const float* code() const override { return mu_.data(); }
   void decode(const float* z, int B, float* out) override;
   bool has_gaussian_prior() const override { return true; }
+  bool posterior(const float** mu, const float** logvar, const float** z) const override {
+    *mu = mu_.data(), *logvar = logvar_.data(), *z = z_.data();
+    return true;
+  }
   const float* logvar() const { return logvar_.data(); }
 
   // Active units (Burda et al. 2016): latent j is active when Cov_x(E_q[z_j | x]) > 0.01.
@@ -32,6 +36,11 @@ class MlpVae : public Model {
   void metrics_report(std::vector<std::pair<std::string, double>>* out) const override;
 
   Linear fc1, fc21, fc22, fc3, fc4;
+
+ protected:
+  // Per-example weight [B] of the KL term's gradient in backward (beta_vae.h sets it after forward);
+  // null means 1, the plain VAE.
+  const float* kl_weight_ = nullptr;
 
  private:
   int B_ = 0;

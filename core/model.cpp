@@ -109,6 +109,7 @@ Status ModelConfig::validate() const {
     if (h->integer && value != std::floor(value))
       return Status::error("'" + name + "' = " + number_str(value) + " must be an integer");
   }
+  if (k->check) return k->check(*this);
   return Status();
 }
 

@@ -83,6 +83,9 @@ class Model {
   virtual void decode(const float* z, int B, float* out) = 0;
   // Whether sampling from a prior N(0, I) over the code makes sense (VAEs).
   virtual bool has_gaussian_prior() const { return false; }
+  // The Gaussian posterior q(z|x) = N(mu, exp(logvar)) of the last forward and the z it decoded, each
+  // [B, code_size()]; false for models without one. Used by the importance-weighted log p(x) (iwae.h).
+  virtual bool posterior(const float** mu, const float** logvar, const float** z) const { return false; }
 
   // ---- training hooks (the Trainer calls these; defaults do nothing) ----
   // Corrupt a training input in place (denoising autoencoders); the loss target stays clean.
@@ -115,6 +118,10 @@ struct ModelKind {
   // Recognises a file saved without LatentLab metadata (from PyTorch) by its tensor names, and reads
   // the architecture from their shapes; null when the kind cannot be told from names alone.
   bool (*infer)(const std::map<std::string, std::vector<int64_t>>& shapes, ModelConfig* out);
+  // Kind-specific consistency of a config beyond each setting's range (e.g. a square image for conv
+  // kinds); null when there is none. Runs in ModelConfig::validate, so a bad file never reaches a
+  // constructor's asserts.
+  Status (*check)(const ModelConfig& config) = nullptr;
 };
 const std::vector<ModelKind>& model_kinds();
 const ModelKind* find_model_kind(const std::string& name);

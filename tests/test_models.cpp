@@ -214,3 +214,35 @@ TEST(ModelConfig, JsonRoundTripAndValidation) {
 
 }  // namespace
 }  // namespace ll
+
+namespace ll {
+namespace {
+
+TEST(ModelConfig, KindChecksRejectBadConfigsWithAMessage) {
+  // A conv kind on a non-square or odd-sided image, from a file's metadata, must be an error, never a crash.
+  ModelConfig c;
+  for (const char* kind : {"conv_vae", "vqvae"}) {
+    std::string json = std::string("{\"kind\":\"") + kind + "\",\"input\":780}";
+    Status s = ModelConfig::from_json(json, &c);
+    EXPECT_NE(s.message().find("square image"), std::string::npos) << kind << ": " << s.message();
+    json = std::string("{\"kind\":\"") + kind + "\",\"input\":900}";  // 30 x 30: side not a multiple of 4
+    EXPECT_FALSE(ModelConfig::from_json(json, &c).ok()) << kind;
+    json = std::string("{\"kind\":\"") + kind + "\",\"input\":784}";
+    EXPECT_TRUE(ModelConfig::from_json(json, &c).ok()) << kind;
+  }
+  Status s = ModelConfig::from_json(R"({"kind":"ksparse_ae","hidden":20,"k":25})", &c);
+  EXPECT_NE(s.message().find("exceeds the 20 code units"), std::string::npos) << s.message();
+  EXPECT_TRUE(ModelConfig::from_json(R"({"kind":"ksparse_ae","hidden":20})", &c).ok());  // default k capped
+}
+
+TEST(ParamArena, CountExcludesAlignmentPadding) {
+  ParamArena a;
+  a.add("w", {3, 5});
+  a.add("b", {3});
+  a.finalize();
+  EXPECT_EQ(a.count(), 18u);
+  EXPECT_GE(a.size(), 18u);
+}
+
+}  // namespace
+}  // namespace ll
