@@ -1,8 +1,11 @@
 // gzip decompression with zlib; see gzip.h. Native only (the browser has DecompressionStream). Never
 // trusts the stream: truncation, corruption and oversized output are answered with a Status.
+// Built without zlib (LATENTLAB_HAVE_ZLIB unset: the wasm test build), gunzip answers with an error.
 #include "core/gzip.h"
 
+#if LATENTLAB_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -13,6 +16,17 @@ namespace ll {
 bool is_gzip(const uint8_t* bytes, size_t size) {
   return bytes && size >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B;
 }
+
+#if !LATENTLAB_HAVE_ZLIB
+
+Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size_t max_output) {
+  out->clear();
+  if (!is_gzip(bytes, size)) return Status::error("gzip: not a gzip stream (no 1f 8b magic)");
+  return Status::error("gzip: decompression is not available in this build (compiled without zlib); "
+                       "decompress the file first");
+}
+
+#else
 
 Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size_t max_output) {
   out->clear();
@@ -91,5 +105,7 @@ Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size
   *out = std::move(buf);
   return Status();
 }
+
+#endif  // LATENTLAB_HAVE_ZLIB
 
 }  // namespace ll

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   zlib1g-dev                                # gzip-compressed IDX files (Fashion-MNIST), native only
   libcli11-dev libstb-dev                   # the command-line tool: option parsing, PNG writing
   dataset-fashion-mnist                     # Fashion-MNIST, gzipped IDX in /usr/share/datasets
+  emscripten                                # the WebAssembly build (3.1.6; prebuilt system libraries)
 )
 # node and npm: Debian's, unless some node is already installed (e.g. Node 20 from another source).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets everything up (scripts/setup.sh), builds, and runs every test:
 #   1. native release build (-O3, -march=native): the whole GoogleTest suite + the CLI checks;
-#   2. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite.
+#   2. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
+#   3. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
+#      module's JavaScript API (tests/wasm/bindings.test.mjs).
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,7 @@ run_preset() {  # run_preset NAME
 
 run_preset native-release
 run_preset native-debug
+run_preset wasm-release
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

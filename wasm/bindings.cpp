@@ -1,0 +1,572 @@
+// The WebAssembly API (Embind): a coarse, class-based view of the core for JavaScript. The only C++ file
+// that includes Emscripten headers; wasm/latentlab.js wraps it into the public API.
+//
+// Shape of every call: JS asks for an input buffer (bufferF32 / bufferU8 return a typed-array view of
+// wasm memory, which it fills at once), then calls a method that reads that buffer and returns a result
+// object {ok: true, value} or {ok: false, error: message}. An output array in `value` is a view of a
+// buffer owned by the C++ object, valid until the next call; the wrapper copies it (slice) at once.
+// So arrays are copied once each way, and no JS view outlives a call that may grow memory.
+//
+// Nothing here throws: the module is built with -fno-exceptions, every input from JS is validated here
+// or by the core, and errors come back as messages (the wrapper turns them into Error objects). The
+// module keeps working after any error.
+//
+// Models are bound through the generic Model interface (core/model.h) and the registry, so new kinds
+// need no change here.
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/idx.h"
+#include "core/json.h"
+#include "core/model.h"
+#include "core/model_file.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/status.h"
+#include "core/trainer.h"
+
+namespace ll {
+namespace {
+
+using emscripten::val;
+
+// Images per forward pass in reconstruct/encode/decode/evaluate: bounds activation memory whatever the
+// size of the array from JS.
+constexpr int kChunk = 256;
+// Upper limits for counts given as numbers from JS (the arrays themselves are bounded by their size).
+constexpr int kMaxSamples = 65536;
+constexpr int kMaxStepsPerCall = 100000;
+constexpr double kMaxSeed = 9007199254740992.0;  // 2^53: integers JS numbers hold exactly
+
+val ok_result(const val& value) {
+  val r = val::object();
+  r.set("ok", true);
+  r.set("value", value);
+  return r;
+}
+
+val error_result(const std::string& message) {
+  val r = val::object();
+  r.set("ok", false);
+  r.set("error", message);
+  return r;
+}
+
+template <typename T>
+val view_of(const std::vector<T>& v) {
+  return val(emscripten::typed_memory_view(v.size(), v.data()));
+}
+
+std::string number_str(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+// Seeds arrive as JS numbers: integers in [0, 2^53].
+Status seed_from_number(double x, uint64_t* out) {
+  if (!std::isfinite(x) || x < 0 || x > kMaxSeed || x != std::floor(x))
+    return Status::error("seed " + number_str(x) + " must be an integer in [0, 2^53]");
+  *out = static_cast<uint64_t>(x);
+  return Status();
+}
+
+// `values` holds whole rows of `width` floats (B >= 1 of them), every value finite (and in [lo, hi]
+// when lo <= hi). `what` names the array in messages: "pixels", "codes".
+Status check_rows(const std::vector<float>& values, int width, const char* what, const char* row_name,
+                  float lo, float hi, int* B) {
+  if (values.empty() || values.size() % static_cast<size_t>(width) != 0)
+    return Status::error(std::string(what) + " has " + std::to_string(values.size()) +
+                         " values; expected a positive multiple of " + std::to_string(width) + " (" +
+                         std::to_string(width) + " per " + row_name + ")");
+  if (values.size() / width > static_cast<size_t>(INT32_MAX))
+    return Status::error(std::string(what) + ": too many " + row_name + "s");
+  for (size_t i = 0; i < values.size(); i++) {
+    float v = values[i];
+    bool bad = !std::isfinite(v) || (lo <= hi && (v < lo || v > hi));
+    if (bad)
+      return Status::error(std::string(what) + ": value " + number_str(v) + " at index " +
+                           std::to_string(i) + " (" + row_name + " " + std::to_string(i / width) +
+                           ") is " +
+                           (lo <= hi ? "outside [" + number_str(lo) + ", " + number_str(hi) + "]"
+                                     : std::string("not finite")));
+  }
+  *B = static_cast<int>(values.size() / width);
+  return Status();
+}
+
+// The model and what is saved with it. Shared by a ModelCore and the TrainerCores training it, so
+// deleting either JS object first is safe.
+struct ModelState {
+  std::unique_ptr<Model> model;
+  std::map<std::string, std::string> metadata;  // extra file metadata, written back by save()
+};
+
+// The Gaussian posterior's log-variance [B, code_size()] of the last forward, through the generic
+// Model::posterior (false/null for models without a Gaussian posterior).
+bool has_posterior(const Model& m) {
+  const float *mu = nullptr, *logvar = nullptr, *z = nullptr;
+  return m.posterior(&mu, &logvar, &z);
+}
+const float* posterior_logvar(const Model& m) {
+  const float *mu = nullptr, *logvar = nullptr, *z = nullptr;
+  return m.posterior(&mu, &logvar, &z) ? logvar : nullptr;
+}
+
+// Buffers above this size are freed when the next call starts rather than kept at their peak (wasm
+// memory never shrinks, but malloc can then reuse the space, e.g. for training data).
+constexpr size_t kKeepBytes = size_t(8) << 20;
+
+template <typename T>
+void trim(std::vector<T>* v) {
+  if (v->capacity() * sizeof(T) > kKeepBytes) std::vector<T>().swap(*v);
+}
+
+class ModelCore {
+ public:
+  val bufferF32(int n) {
+    trim_all();
+    in_f32_.assign(static_cast<size_t>(std::max(n, 0)), 0.0f);
+    return view_of(in_f32_);
+  }
+  val bufferU8(int n) {
+    trim_all();
+    in_u8_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(in_u8_);
+  }
+
+  // A safetensors file in the u8 buffer.
+  val load() {
+    if (state_) return error_result("load: this object already holds a model");
+    auto st = std::make_shared<ModelState>();
+    Status s = load_model(in_u8_.data(), in_u8_.size(), &st->model, &st->metadata);
+    std::vector<uint8_t>().swap(in_u8_);
+    if (!s.ok()) return error_result("model file: " + s.message());
+    state_ = std::move(st);
+    return ok_result(val(true));
+  }
+
+  // A fresh model: config JSON ({"kind": "vae", "latent": 2, ...}) and PyTorch's default initialisation
+  // from `seed` (the same generator stream as `latentlab train`, so the same seed gives the same weights).
+  val create(const std::string& config_json, double seed_number) {
+    if (state_) return error_result("create: this object already holds a model");
+    ModelConfig config;
+    Status s = ModelConfig::from_json(config_json, &config);
+    uint64_t seed = 0;
+    if (s.ok()) s = seed_from_number(seed_number, &seed);
+    auto st = std::make_shared<ModelState>();
+    if (s.ok()) s = create_model(config, &st->model);
+    if (!s.ok()) return error_result(s.message());
+    Rng init_rng(seed, /*stream=*/1);
+    st->model->init(init_rng);
+    state_ = std::move(st);
+    return ok_result(val(true));
+  }
+
+  // {"kind", "config": {...}, "parameters", "lossTerms": [...], "input", "codeSize", "hasPrior",
+  //  "metadata": {...}} as JSON.
+  val info() const {
+    if (!state_) return not_loaded("info");
+    const Model& m = *state_->model;
+    std::string terms;
+    for (const std::string& t : m.loss_terms()) terms += (terms.empty() ? "" : ",") + json_quote(t);
+    size_t parameters = 0;  // the tensors' sizes (the arena's size() includes alignment padding)
+    for (const TensorSlot& slot : m.params().slots()) parameters += slot.size;
+    std::string meta;
+    for (const auto& [k, v] : state_->metadata)
+      meta += (meta.empty() ? "" : ",") + json_quote(k) + ":" + json_quote(v);
+    std::string json = "{\"kind\":" + json_quote(m.config().kind) + ",\"config\":" + m.config().to_json() +
+                       ",\"parameters\":" + std::to_string(parameters) + ",\"lossTerms\":[" +
+                       terms + "],\"input\":" + std::to_string(m.config().input) +
+                       ",\"codeSize\":" + std::to_string(m.code_size()) +
+                       ",\"hasPrior\":" + (m.has_gaussian_prior() ? "true" : "false") +
+                       ",\"hasLogvar\":" + (has_posterior(m) ? "true" : "false") +
+                       ",\"metadata\":{" + meta + "}}";
+    return ok_result(val(json));
+  }
+
+  // Pixels [B, input] in [0, 1] (f32 buffer) -> reconstruction probabilities [B, input], z = mean.
+  val reconstruct() {
+    return run_forward("reconstruct", [](const Model& m) { return m.config().input; },
+                       [](const Model& m) { return m.reconstruction(); });
+  }
+  // Pixels -> codes [B, codeSize]: the VAE's posterior means, the AE's code.
+  val encode() {
+    return run_forward("encode", [](const Model& m) { return m.code_size(); },
+                       [](const Model& m) { return m.code(); });
+  }
+  // Pixels -> the VAE's posterior log-variances [B, codeSize].
+  val encodeLogvar() {
+    if (!state_) return not_loaded("encodeLogvar");
+    if (!has_posterior(*state_->model))
+      return error_result("encodeLogvar: model kind '" + state_->model->config().kind +
+                          "' has no Gaussian posterior (only VAE-family models have one)");
+    return run_forward("encodeLogvar", [](const Model& m) { return m.code_size(); },
+                       [](const Model& m) { return posterior_logvar(m); });
+  }
+
+  // Codes [B, codeSize] (f32 buffer) -> pixel probabilities [B, input].
+  val decode() {
+    if (!state_) return not_loaded("decode");
+    Model& m = *state_->model;
+    int B = 0;
+    Status s = check_rows(in_f32_, m.code_size(), "codes", "code", 1.0f, 0.0f, &B);
+    if (!s.ok()) return error_result("decode: " + s.message());
+    decode_rows(in_f32_.data(), B);
+    return ok_result(view_of(out_f32_));
+  }
+
+  // `count` images decoded from z ~ N(0, temperature^2 I), drawn with `seed`. VAE-family models only.
+  val sample(int count, double temperature, double seed_number) {
+    if (!state_) return not_loaded("sample");
+    Model& m = *state_->model;
+    if (!m.has_gaussian_prior())
+      return error_result("sample: model kind '" + m.config().kind +
+                          "' has no prior to sample from (sampling needs a VAE)");
+    if (count < 1 || count > kMaxSamples)
+      return error_result("sample: count " + std::to_string(count) + " is out of range [1, " +
+                          std::to_string(kMaxSamples) + "]");
+    if (!std::isfinite(temperature) || temperature < 0.0 || temperature > 100.0)
+      return error_result("sample: temperature " + number_str(temperature) +
+                          " is out of range [0, 100]");
+    uint64_t seed = 0;
+    Status s = seed_from_number(seed_number, &seed);
+    if (!s.ok()) return error_result("sample: " + s.message());
+    std::vector<float> z(static_cast<size_t>(count) * m.code_size());
+    Rng rng(seed);
+    rng.fill_normal(z.data(), z.size(), 0.0f, static_cast<float>(temperature));
+    decode_rows(z.data(), count);
+    return ok_result(view_of(out_f32_));
+  }
+
+  // Mean loss terms per image over the pixels in the f32 buffer: {count, loss, terms: {name: value},
+  // mse, metrics: {name: value}}. mode "mean" (z = posterior mean, deterministic) or "sample" (z drawn
+  // with `seed`: the one-sample ELBO).
+  val evaluate(const std::string& mode, double seed_number) {
+    if (!state_) return not_loaded("evaluate");
+    Model& m = *state_->model;
+    if (mode != "mean" && mode != "sample")
+      return error_result("evaluate: mode '" + mode + "' is not 'mean' or 'sample'");
+    uint64_t seed = 0;
+    Status s = seed_from_number(seed_number, &seed);
+    int B = 0;
+    if (s.ok()) s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
+    if (!s.ok()) return error_result("evaluate: " + s.message());
+    const ZMode zmode = mode == "mean" ? ZMode::kMean : ZMode::kSample;
+    Rng rng(seed, /*stream=*/3);
+    LossTotals totals;
+    m.metrics_reset();
+    const size_t P = static_cast<size_t>(m.config().input);
+    for (int first = 0; first < B; first += kChunk) {
+      const int b = std::min(kChunk, B - first);
+      if (b > m.max_batch()) m.reserve(b);
+      const float* x = in_f32_.data() + first * P;
+      m.forward(x, x, b, rng, zmode);
+      accumulate_totals(m, x, b, &totals);
+      m.metrics_accumulate(b);
+    }
+    std::vector<std::pair<std::string, double>> metrics;
+    m.metrics_report(&metrics);
+    val terms = val::object(), mvals = val::object();
+    const std::vector<std::string> names = m.loss_terms();
+    for (size_t t = 0; t < names.size(); t++) terms.set(names[t], totals.mean(t));
+    for (const auto& [k, v] : metrics) mvals.set(k, v);
+    val r = val::object();
+    r.set("count", B);
+    r.set("loss", totals.loss());
+    r.set("terms", terms);
+    r.set("mse", totals.mse_mean());
+    r.set("metrics", mvals);
+    return ok_result(r);
+  }
+
+  // The model as a safetensors file, dtype "f32" or "f16".
+  val save(const std::string& dtype) {
+    if (!state_) return not_loaded("save");
+    if (dtype != "f32" && dtype != "f16")
+      return error_result("save: dtype '" + dtype + "' is not 'f32' or 'f16'");
+    out_u8_ = save_model(*state_->model, state_->metadata, dtype == "f16" ? DType::kF16 : DType::kF32);
+    return ok_result(view_of(out_u8_));
+  }
+
+  // Lists the model kinds with their hyperparameters, as JSON: [{name, description, hyper: [{name,
+  // default, min, max, integer, help}]}]. Static: the page builds its forms from it.
+  static std::string kinds() {
+    std::string s = "[";
+    for (const ModelKind& k : model_kinds()) {
+      std::string hs;
+      for (const HyperSpec& h : k.hyper)
+        hs += (hs.empty() ? "" : ",") + std::string("{\"name\":") + json_quote(h.name) +
+              ",\"default\":" + number_str(h.def) + ",\"min\":" + number_str(h.lo) +
+              ",\"max\":" + number_str(h.hi) + ",\"integer\":" + (h.integer ? "true" : "false") +
+              ",\"help\":" + json_quote(h.help) + "}";
+      s += (s.size() > 1 ? "," : "") + std::string("{\"name\":") + json_quote(k.name) +
+           ",\"description\":" + json_quote(k.description) + ",\"hyper\":[" + hs + "]}";
+    }
+    return s + "]";
+  }
+
+  const std::shared_ptr<ModelState>& state() const { return state_; }
+
+ private:
+  void trim_all() {
+    trim(&in_f32_);
+    trim(&out_f32_);
+    trim(&in_u8_);
+    trim(&out_u8_);
+  }
+
+  static val not_loaded(const char* what) {
+    return error_result(std::string(what) + ": the model was not created or loaded");
+  }
+
+  // Forward passes over the pixels in the f32 buffer, z = posterior mean, in chunks; copies `width`
+  // floats per image of `result(model)` after each chunk into the output buffer.
+  template <typename Width, typename Result>
+  val run_forward(const char* what, Width width_of, Result result) {
+    if (!state_) return not_loaded(what);
+    Model& m = *state_->model;
+    int B = 0;
+    Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
+    if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
+    const size_t P = static_cast<size_t>(m.config().input), W = static_cast<size_t>(width_of(m));
+    out_f32_.resize(static_cast<size_t>(B) * W);
+    Rng rng(0);  // unused with ZMode::kMean
+    for (int first = 0; first < B; first += kChunk) {
+      const int b = std::min(kChunk, B - first);
+      if (b > m.max_batch()) m.reserve(b);
+      const float* x = in_f32_.data() + first * P;
+      m.forward(x, x, b, rng, ZMode::kMean);
+      std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
+    }
+    return ok_result(view_of(out_f32_));
+  }
+
+  // Decodes B codes (B * codeSize floats, not in the output buffer) into the output buffer.
+  void decode_rows(const float* z, int B) {
+    Model& m = *state_->model;
+    const size_t P = static_cast<size_t>(m.config().input), Z = static_cast<size_t>(m.code_size());
+    out_f32_.resize(static_cast<size_t>(B) * P);
+    for (int first = 0; first < B; first += kChunk) {
+      const int b = std::min(kChunk, B - first);
+      if (b > m.max_batch()) m.reserve(b);
+      m.decode(z + first * Z, b, out_f32_.data() + first * P);
+    }
+  }
+
+  std::shared_ptr<ModelState> state_;
+  std::vector<float> in_f32_, out_f32_;
+  std::vector<uint8_t> in_u8_, out_u8_;
+};
+
+class TrainerCore {
+ public:
+  explicit TrainerCore(ModelCore& model) : state_(model.state()) {}
+
+  val bufferImages(int n) {
+    images_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(images_);
+  }
+  val bufferLabels(int n) {
+    labels_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(labels_);
+  }
+
+  // Takes the data from the buffers and the settings JSON {"batch", "lr", "seed", "epochs"}.
+  // format: "idx" (the two IDX files), "raw" (N * input pixel bytes and N label bytes) or "auto"
+  // (IDX when the images start with the IDX image magic 00 00 08 03).
+  val setup(const std::string& format, const std::string& settings_json) {
+    if (!state_) return error_result("trainer: the model was not created or loaded");
+    if (trainer_) return error_result("trainer: already set up");
+    Model& m = *state_->model;
+    TrainSettings settings;
+    Status s = parse_settings(settings_json, &settings);
+    if (!s.ok()) return error_result("training settings: " + s.message());
+    s = make_data(format, m.config().input);
+    if (!s.ok()) return error_result("training data: " + s.message());
+    trainer_ = std::make_unique<Trainer>();
+    s = trainer_->setup(&m, &data_, settings);
+    if (!s.ok()) {
+      trainer_.reset();
+      return error_result("trainer: " + s.message());
+    }
+    settings_ = settings;
+    return ok_result(val(true));
+  }
+
+  // Runs n optimisation steps. value: {steps: [{step, epoch, loss, terms: {name: value}, mse}], and
+  // progress (see progress())}. Values are per image (batch means). On an error (divergence) the
+  // result carries the message and, in `value`, the steps that did complete.
+  val step(int n) {
+    if (!trainer_) return error_result("step: the trainer is not set up");
+    if (n < 1 || n > kMaxStepsPerCall)
+      return error_result("step: count " + std::to_string(n) + " is out of range [1, " +
+                          std::to_string(kMaxStepsPerCall) + "]");
+    const std::vector<std::string> names = state_->model->loss_terms();
+    val steps = val::array();
+    Status s;
+    for (int i = 0; i < n && s.ok(); i++) {
+      LossTotals t;
+      s = trainer_->step(&t);
+      if (!s.ok()) break;
+      val terms = val::object();
+      for (size_t k = 0; k < names.size(); k++) terms.set(names[k], t.mean(k));
+      val rec = val::object();
+      rec.set("step", static_cast<double>(trainer_->steps_done()));
+      rec.set("epoch", trainer_->epoch());
+      rec.set("loss", t.loss());
+      rec.set("terms", terms);
+      rec.set("mse", t.mse_mean());
+      steps.call<void>("push", rec);
+    }
+    record_training();
+    val r = progress_object();
+    r.set("steps", steps);
+    if (!s.ok()) {
+      val e = error_result(s.message());
+      e.set("value", r);
+      return e;
+    }
+    return ok_result(r);
+  }
+
+  // {stepsDone, epoch (completed), stepInEpoch, stepsPerEpoch, trainSize, batch, lr, seed}
+  val progress() const {
+    if (!trainer_) return error_result("progress: the trainer is not set up");
+    return ok_result(progress_object());
+  }
+
+ private:
+  static Status parse_settings(const std::string& json, TrainSettings* out) {
+    JsonValue v;
+    Status s = parse_json(json.data(), json.size(), &v);
+    if (!s.ok()) return s;
+    if (v.type != JsonValue::Type::kObject) return Status::error("expected a JSON object");
+    TrainSettings t;
+    for (const auto& [key, val] : v.object) {
+      if (val.type != JsonValue::Type::kNumber)
+        return Status::error("'" + key + "' must be a number");
+      if (key == "batch" || key == "epochs") {
+        if (!val.is_integer || val.integer < (key == "batch" ? 1 : 0) || val.integer > 1000000)
+          return Status::error("'" + key + "' must be an integer in [" + (key == "batch" ? "1" : "0") +
+                               ", 1000000]");
+        (key == "batch" ? t.batch : t.epochs) = static_cast<int>(val.integer);
+      } else if (key == "lr") {
+        t.adam.lr = val.number;
+      } else if (key == "seed") {
+        s = seed_from_number(val.number, &t.seed);
+        if (!s.ok()) return s;
+      } else {
+        return Status::error("unknown key '" + key + "' (expected batch, lr, seed, epochs)");
+      }
+    }
+    s = t.validate();
+    if (!s.ok()) return s;
+    *out = t;
+    return Status();
+  }
+
+  Status make_data(const std::string& format, int input) {
+    const bool idx_magic = images_.size() >= 4 && images_[0] == 0 && images_[1] == 0 &&
+                           images_[2] == 8 && images_[3] == 3;
+    bool idx;
+    if (format == "idx" || format == "raw" || format == "auto") {
+      idx = format == "idx" || (format == "auto" && idx_magic);
+    } else {
+      return Status::error("format '" + format + "' is not 'idx', 'raw' or 'auto'");
+    }
+    ImageSet images;
+    LabelSet labels;
+    if (idx) {
+      Status s = parse_idx_images(images_.data(), images_.size(), &images);
+      if (!s.ok()) return s.with_context("images: ");
+      s = parse_idx_labels(labels_.data(), labels_.size(), &labels);
+      if (!s.ok()) return s.with_context("labels: ");
+      std::vector<uint8_t>().swap(images_);
+    } else {
+      if (images_.empty() || images_.size() % static_cast<size_t>(input) != 0)
+        return Status::error("raw images have " + std::to_string(images_.size()) +
+                             " bytes; expected a positive multiple of " + std::to_string(input) +
+                             " (one byte per pixel, " + std::to_string(input) + " per image)");
+      const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(input))));
+      images.rows = side * side == input ? side : 1;
+      images.cols = input / images.rows;
+      images.count = static_cast<int>(images_.size() / input);
+      images.pixels = std::move(images_);  // no copy
+      labels.count = static_cast<int>(labels_.size());
+      labels.labels = std::move(labels_);
+    }
+    images_.clear();
+    std::vector<uint8_t>().swap(labels_);
+    return make_dataset(std::move(images), std::move(labels), &data_);
+  }
+
+  // The training recipe, saved with the model (metadata "latentlab.train", as the native tool writes).
+  void record_training() {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "{\"data\":\"wasm\",\"batch\":%d,\"lr\":%g,\"seed\":%llu,\"steps\":%lld}",
+                  settings_.batch, settings_.adam.lr, static_cast<unsigned long long>(settings_.seed),
+                  static_cast<long long>(trainer_->steps_done()));
+    state_->metadata["latentlab.train"] = buf;
+  }
+
+  val progress_object() const {
+    val r = val::object();
+    r.set("stepsDone", static_cast<double>(trainer_->steps_done()));
+    r.set("epoch", trainer_->epoch());
+    r.set("stepInEpoch", trainer_->step_in_epoch());
+    r.set("stepsPerEpoch", trainer_->steps_per_epoch());
+    r.set("trainSize", data_.size());
+    r.set("batch", settings_.batch);
+    r.set("lr", settings_.adam.lr);
+    r.set("seed", static_cast<double>(settings_.seed));
+    return r;
+  }
+
+  std::shared_ptr<ModelState> state_;
+  std::vector<uint8_t> images_, labels_;
+  Dataset data_;  // must outlive trainer_ (declared first, destroyed last)
+  TrainSettings settings_;
+  std::unique_ptr<Trainer> trainer_;
+};
+
+}  // namespace
+}  // namespace ll
+
+EMSCRIPTEN_BINDINGS(latentlab) {
+  using namespace emscripten;
+  using ll::ModelCore;
+  using ll::TrainerCore;
+  class_<ModelCore>("ModelCore")
+      .constructor<>()
+      .function("bufferF32", &ModelCore::bufferF32)
+      .function("bufferU8", &ModelCore::bufferU8)
+      .function("load", &ModelCore::load)
+      .function("create", &ModelCore::create)
+      .function("info", &ModelCore::info)
+      .function("reconstruct", &ModelCore::reconstruct)
+      .function("encode", &ModelCore::encode)
+      .function("encodeLogvar", &ModelCore::encodeLogvar)
+      .function("decode", &ModelCore::decode)
+      .function("sample", &ModelCore::sample)
+      .function("evaluate", &ModelCore::evaluate)
+      .function("save", &ModelCore::save)
+      .class_function("kinds", &ModelCore::kinds);
+  class_<TrainerCore>("TrainerCore")
+      .constructor<ModelCore&>()
+      .function("bufferImages", &TrainerCore::bufferImages)
+      .function("bufferLabels", &TrainerCore::bufferLabels)
+      .function("setup", &TrainerCore::setup)
+      .function("step", &TrainerCore::step)
+      .function("progress", &TrainerCore::progress);
+}

@@ -1,0 +1,186 @@
+// LatentLab in JavaScript: a promise-based loader and two classes over the Embind API of
+// wasm/bindings.cpp. Copied next to the module (build/wasm-release/latentlab.js), which it imports.
+//
+//   const lab = await loadLatentLab();
+//   const vae = new lab.Model(bytesOfSafetensorsFile);           // or new lab.Model({kind: 'vae'}, seed)
+//   const recon = vae.reconstruct(pixels);                        // Float32Array [B*784] -> [B*784]
+//   const trainer = new lab.Trainer(vae, {images, labels}, {batch: 128, lr: 1e-3, seed: 1});
+//   const {steps} = trainer.step(20);                             // loss terms of each step
+//
+// Every failure (a wrong-size array, a bad file, an invalid option) throws an Error carrying the core's
+// message; the module keeps working afterwards. Arrays are copied once into wasm memory and results
+// copied once out, so returned arrays are plain JS arrays the caller owns (transferable to a worker's
+// client). Objects free their wasm memory when garbage-collected; dispose() frees it at once.
+
+import createLatentLabModule from './latentlab_wasm.js';
+
+// options: passed to Emscripten's factory (wasmBinary: the .wasm bytes; locateFile(name, dir)).
+export async function loadLatentLab(options = {}) {
+  const opts = { ...options };
+  const isNode = typeof process === 'object' && !!process.versions && !!process.versions.node;
+  if (isNode && !opts.wasmBinary && !opts.locateFile) {
+    // This Emscripten cannot read a file: URL under node; read the bytes here.
+    const fs = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('fs') : null;
+    if (!fs) {
+      throw new Error('loadLatentLab: under node older than 20.16, pass {wasmBinary: <bytes of latentlab_wasm.wasm>}');
+    }
+    opts.wasmBinary = fs.readFileSync(new URL('./latentlab_wasm.wasm', import.meta.url));
+  }
+  const core = await createLatentLabModule(opts);
+  return makeApi(core);
+}
+
+function makeApi(core) {
+  // Frees the C++ object of a wrapper that was garbage-collected without dispose().
+  const registry = typeof FinalizationRegistry === 'function'
+    ? new FinalizationRegistry((handle) => handle.delete())
+    : null;
+
+  function unwrap(result) {
+    if (result.ok) return result.value;
+    const error = new Error(result.error);
+    if (result.value !== undefined) error.partial = result.value;  // e.g. steps done before a failure
+    throw error;
+  }
+
+  function own(wrapper, handle) {
+    wrapper._handle = handle;
+    if (registry) registry.register(wrapper, handle, wrapper);
+  }
+
+  function release(wrapper) {
+    if (!wrapper._handle) return;
+    if (registry) registry.unregister(wrapper);
+    wrapper._handle.delete();
+    wrapper._handle = null;
+  }
+
+  function live(wrapper, what) {
+    if (!wrapper._handle) throw new Error(`${what}: this object was disposed`);
+    return wrapper._handle;
+  }
+
+  function toBytes(data, what) {
+    if (data instanceof Uint8Array) return data;
+    if (data instanceof ArrayBuffer) return new Uint8Array(data);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    throw new TypeError(`${what}: expected a Uint8Array or ArrayBuffer`);
+  }
+
+  function checkNumbers(values, what) {
+    if (values instanceof Float32Array || values instanceof Float64Array || Array.isArray(values)) return values;
+    throw new TypeError(`${what}: expected a Float32Array (or an array of numbers)`);
+  }
+
+  // Fills the C++ object's input buffer (one copy in), calls `method`, copies a typed-array result out.
+  function callWithF32(handle, values, method, ...args) {
+    handle.bufferF32(values.length).set(values);
+    const value = unwrap(handle[method](...args));
+    return ArrayBuffer.isView(value) ? value.slice() : value;
+  }
+
+  class Model {
+    // new Model(bytes)                 a safetensors file (Uint8Array or ArrayBuffer)
+    // new Model(config, seed = 1)      a fresh model: config is an object or JSON string
+    //                                  ({kind: 'vae', hidden: 400, latent: 20, ...hyperparameters})
+    constructor(source, seed = 1) {
+      const handle = new core.ModelCore();
+      try {
+        if (typeof source === 'string' || (source && typeof source === 'object' && !ArrayBuffer.isView(source) &&
+                                          !(source instanceof ArrayBuffer))) {
+          if (typeof seed !== 'number') throw new TypeError('Model: seed must be a number');
+          unwrap(handle.create(typeof source === 'string' ? source : JSON.stringify(source), seed));
+        } else {
+          const bytes = toBytes(source, 'Model');
+          handle.bufferU8(bytes.length).set(bytes);
+          unwrap(handle.load());
+        }
+      } catch (e) {
+        handle.delete();
+        throw e;
+      }
+      own(this, handle);
+      this._info = JSON.parse(unwrap(handle.info()));
+    }
+
+    // {kind, config, parameters, lossTerms, input, codeSize, hasPrior, hasLogvar, metadata}
+    info() {
+      return JSON.parse(unwrap(live(this, 'info').info()));
+    }
+    get kind() { return this._info.kind; }
+    get input() { return this._info.input; }
+    get codeSize() { return this._info.codeSize; }
+
+    // pixels: B*input values in [0, 1] -> reconstruction probabilities (z = posterior mean).
+    reconstruct(pixels) {
+      return callWithF32(live(this, 'reconstruct'), checkNumbers(pixels, 'reconstruct'), 'reconstruct');
+    }
+    // pixels -> codes [B*codeSize] (VAE: posterior means).
+    encode(pixels) {
+      return callWithF32(live(this, 'encode'), checkNumbers(pixels, 'encode'), 'encode');
+    }
+    // pixels -> posterior log-variances [B*latent] (VAE only).
+    encodeLogvar(pixels) {
+      return callWithF32(live(this, 'encodeLogvar'), checkNumbers(pixels, 'encodeLogvar'), 'encodeLogvar');
+    }
+    // codes [B*codeSize] -> pixel probabilities [B*input].
+    decode(z) {
+      return callWithF32(live(this, 'decode'), checkNumbers(z, 'decode'), 'decode');
+    }
+    // count images from the prior N(0, temperature^2 I) (VAE only) -> [count*input].
+    sample(count, temperature = 1, seed = 1) {
+      const h = live(this, 'sample');
+      return unwrap(h.sample(count, temperature, seed)).slice();
+    }
+    // Mean loss per image over the pixels: {count, loss, terms: {bce, kl, ...}, mse, metrics}.
+    // mode 'mean' (z = posterior mean) or 'sample' (one z per image, drawn with seed).
+    evaluate(pixels, { mode = 'mean', seed = 1 } = {}) {
+      return callWithF32(live(this, 'evaluate'), checkNumbers(pixels, 'evaluate'), 'evaluate', mode, seed);
+    }
+    // The model as a safetensors file (Uint8Array); dtype 'f32' or 'f16'.
+    save(dtype = 'f32') {
+      return unwrap(live(this, 'save').save(dtype)).slice();
+    }
+    dispose() { release(this); }
+  }
+
+  class Trainer {
+    // model: a Model (kept alive by the trainer); data: {images, labels, format = 'auto'}: the IDX
+    // files' bytes, or raw pixel bytes (N*input) and labels (N) with format 'raw' ('auto' tells them
+    // apart by the IDX magic); settings: {batch = 128, lr = 1e-3, seed = 1, epochs}.
+    constructor(model, data, settings = {}) {
+      if (!(model instanceof Model)) throw new TypeError('Trainer: expected a Model');
+      if (!data || typeof data !== 'object') throw new TypeError('Trainer: expected data {images, labels}');
+      const images = toBytes(data.images, 'Trainer images');
+      const labels = toBytes(data.labels, 'Trainer labels');
+      const handle = new core.TrainerCore(live(model, 'Trainer'));
+      try {
+        handle.bufferImages(images.length).set(images);
+        handle.bufferLabels(labels.length).set(labels);
+        unwrap(handle.setup(data.format ?? 'auto', JSON.stringify(settings)));
+      } catch (e) {
+        handle.delete();
+        throw e;
+      }
+      own(this, handle);
+      this.model = model;
+    }
+
+    // Runs n steps: {steps: [{step, epoch, loss, terms: {...}, mse}], stepsDone, epoch, stepInEpoch,
+    // stepsPerEpoch, trainSize, batch, lr, seed}. A diverging step throws (error.partial has the rest).
+    step(n = 1) {
+      return unwrap(live(this, 'step').step(n));
+    }
+    progress() {
+      return unwrap(live(this, 'progress').progress());
+    }
+    dispose() { release(this); }
+  }
+
+  return {
+    Model,
+    Trainer,
+    // [{name, description, hyper: [{name, default, min, max, integer, help}]}]
+    kinds: () => JSON.parse(core.ModelCore.kinds()),
+  };
+}
