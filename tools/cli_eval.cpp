@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/iwae.h"
 #include "core/kernels.h"
 #include "core/trainer.h"
 #include "tools/cli.h"
@@ -19,7 +20,7 @@ namespace {
 struct EvalOptions {
   std::string model_file, data = "mnist", split = "test", corrupt = "none";
   uint64_t seed = 1;
-  int limit = 0, threads = 1, samples = 1, prior_samples = 1000;
+  int limit = 0, threads = 1, samples = 1, prior_samples = 1000, iw = 0;
   std::string vqvae, judge = std::string(LATENTLAB_SOURCE_DIR) + "/models/classifier.safetensors";
   float temperature = 1.0f;
   bool json = false;
@@ -96,7 +97,20 @@ int run_eval(const EvalOptions& o) {
     for (size_t t = 0; t < terms.size(); t++) add(terms[t] + "_mean_z", mean.mean(t));
     add("loss_std", loss_std);
     json += ",\"samples\":" + std::to_string(o.samples);
+    if (o.iw > 0) {
+      // Importance-weighted estimate of log p(x) (Burda et al. 2016) with K samples per image.
+      IwEstimate iw;
+      Rng iw_rng(o.seed, /*stream=*/4);
+      Status st = iw_log_likelihood(*model, data, o.iw, iw_rng, o.limit, &iw);
+      if (!st.ok()) return fail(st);
+      std::printf("  IW log p(x), K=%-5d %.4f nats (standard error over images %.4f)\n", o.iw, iw.mean_log_px,
+                  iw.std_error);
+      add("iw_log_px", iw.mean_log_px);
+      add("iw_std_error", iw.std_error);
+      json += ",\"iw_k\":" + std::to_string(o.iw);
+    }
   } else {
+    if (o.iw > 0) return fail("--iw needs a VAE (a model with a Gaussian posterior and prior); " + model->config().kind + " has none");
     std::printf("  %lld images\n  loss                 %.4f\n", static_cast<long long>(mean.count), mean.loss());
     for (size_t t = 0; t < terms.size(); t++) std::printf("    %-19s %.4f\n", terms[t].c_str(), mean.mean(t));
     if (terms.size() > 1) add("loss", mean.loss());
@@ -129,6 +143,8 @@ Action add_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1000))->capture_default_str();
   cmd->add_option("--corrupt", o->corrupt, "Corrupt the inputs (targets stay clean): mask:P, gaussian:SIGMA or none")
       ->capture_default_str();
+  cmd->add_option("--iw", o->iw, "VAEs: importance-weighted log p(x) with K samples per image (e.g. 100)")
+      ->check(CLI::Range(1, 1000000));
   cmd->add_option("--vqvae", o->vqvae, "Prior files: the VQ-VAE whose codes the prior models");
   cmd->add_option("--judge", o->judge, "Prior files: the classifier that judges samples")->capture_default_str();
   cmd->add_option("--prior-samples", o->prior_samples, "Prior files: samples to judge")->check(CLI::Range(1, 100000))

@@ -120,8 +120,8 @@ int run_train(const TrainOptions& o) {
 
   std::printf("training %s %s on %s: %d train / %d test images, %d epochs, batch %d, lr %g, seed %llu, "
               "%zu parameters\n",
-              o.model.c_str(), config.to_json().c_str(), o.data.c_str(), train.size(), test.size(),
-              o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed), model->params().size());
+              o.model.c_str(), model->config().to_json().c_str(), o.data.c_str(), train.size(), test.size(),
+              o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed), model->params().count());
   std::fflush(stdout);
 
   ProgressBar bar(!o.quiet);
