@@ -172,33 +172,13 @@ void ConvVae::decode(const float* z, int B, float* out) {
   for (size_t i = 0; i < n; i++) out[i] = stable_sigmoid(logits_[i]);
 }
 
-void ConvVae::metrics_reset() {
-  mu_sum_.assign(config_.latent, 0.0);
-  mu_sq_sum_.assign(config_.latent, 0.0);
-  metric_count_ = 0;
-}
+void ConvVae::metrics_reset() { active_units_.reset(config_.latent); }
 
-void ConvVae::metrics_accumulate(int B) {
-  if (mu_sum_.size() != static_cast<size_t>(config_.latent)) metrics_reset();
-  const int Z = config_.latent;
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < Z; j++) {
-      double m = mu_[static_cast<size_t>(b) * Z + j];
-      mu_sum_[j] += m;
-      mu_sq_sum_[j] += m * m;
-    }
-  metric_count_ += B;
-}
+void ConvVae::metrics_accumulate(int B) { active_units_.accumulate(mu_.data(), B, config_.latent); }
 
 void ConvVae::metrics_report(std::vector<std::pair<std::string, double>>* out) const {
-  if (metric_count_ < 2) return;
-  int active = 0;
-  for (size_t j = 0; j < mu_sum_.size(); j++) {
-    double mean = mu_sum_[j] / metric_count_;
-    double var = mu_sq_sum_[j] / metric_count_ - mean * mean;
-    if (var > 0.01) active++;
-  }
-  out->push_back({"active_units", active});
+  const int active = active_units_.active();
+  if (active >= 0) out->push_back({"active_units", active});
 }
 
 }  // namespace ll

@@ -21,6 +21,7 @@
 // Loss per image = BCE (from logits, summed over pixels) + KL(q(z|x) || N(0, I)). config.latent is Z;
 // config.hidden is not used (the channel counts are fixed). Shapes below for S = 28: 14 = S/2, 7 = S/4.
 #pragma once
+#include "core/active_units.h"
 #include <map>
 #include <string>
 #include <utility>
@@ -72,8 +73,7 @@ class ConvVae : public Model {
   int B_ = 0;
   const float* x_ = nullptr;       // input of the last forward (the caller keeps it alive)
   const float* target_ = nullptr;  // what the reconstruction is compared with
-  std::vector<double> mu_sum_, mu_sq_sum_;  // metrics: per-latent sums of E[z|x] and its square
-  int64_t metric_count_ = 0;
+  ActiveUnits active_units_;  // metrics over an evaluation
   std::vector<float> workspace_;  // im2col / col2im buffer, one image at a time, max over the layers
   // Activations; d-prefixed ones are their gradients.
   std::vector<float> a1_, r1_;   // [B, 32, 14, 14] conv enc0 output, after ReLU

@@ -4,6 +4,7 @@
 //   decoder  fc3: latent->hidden, ReLU;  fc4: hidden->input (Bernoulli logits)
 // Loss per image = BCE summed over pixels + KL(q(z|x) || N(0, I)).
 #pragma once
+#include "core/active_units.h"
 #include <vector>
 
 #include "core/layers.h"
@@ -46,8 +47,7 @@ class MlpVae : public Model {
   int B_ = 0;
   const float* x_ = nullptr;       // the input of the last forward (caller keeps it alive for backward)
   const float* target_ = nullptr;  // what the reconstruction is compared with
-  std::vector<double> mu_sum_, mu_sq_sum_;  // metrics: per-latent sums of E[z|x] and its square
-  int64_t metric_count_ = 0;
+  ActiveUnits active_units_;  // metrics over an evaluation
   // Activations [B, size]; d-prefixed ones are their gradients.
   std::vector<float> h1_pre_, h1_, mu_, logvar_, eps_, std_, z_, h3_pre_, h3_, logits_, probs_;
   std::vector<float> bce_, kl_;
