@@ -53,7 +53,8 @@ void vq_batch_stats(float* count, float* sum, const float* z, const int32_t* idx
 //   w = decay (1 - decay^(t-1)) / (1 - decay^t)          (w = 0 at t = 1: the first update is the batch)
 //   N_k = w N_k + (1 - w) n_k;   m_k = w m_k + (1 - w) sum_k
 //   n = sum_k N_k;  N~_k = (N_k + eps) / (n + K eps) * n  (Laplace smoothing)
-//   e_k = m_k / N~_k
+//   e_k = m_k / N~_k, except that a code never chosen since the averages started (N_k exactly 0) keeps
+//   its vector (Sonnet would set it to 0 / N~_k = 0, piling all such codes onto the origin).
 // ema_count [K] and ema_sum [K, D] hold N and m (the debiased averages).
 void vq_ema_update(float* codebook, float* ema_count, float* ema_sum, const float* batch_count,
                    const float* batch_sum, int K, int D, double decay, double eps, int64_t t);

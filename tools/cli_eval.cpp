@@ -1,6 +1,7 @@
 // `latentlab eval`: the loss terms and figures of a saved model on a data set. With --json the last line
 // is one JSON object with a "model" key naming the kind, each loss term (per image), "mse" (per image,
-// of the reconstruction probabilities), "mse_per_pixel", the model's own metrics and "images". VAEs
+// of the reconstruction probabilities) and "mse_per_pixel" -- for models trained with an MSE loss (the
+// VQ-VAE) "mse" is per pixel and "mse_per_image" per image -- the model's own metrics and "images". VAEs
 // add "loss" (mean over images of all terms with one sample of z, the usual ELBO figure), and the same
 // with z = posterior mean, deterministic: "loss_mean_z", "<term>_mean_z".
 #include <algorithm>
@@ -114,13 +115,22 @@ int run_eval(const EvalOptions& o) {
     std::printf("  %lld images\n  loss                 %.4f\n", static_cast<long long>(mean.count), mean.loss());
     for (size_t t = 0; t < terms.size(); t++) std::printf("    %-19s %.4f\n", terms[t].c_str(), mean.mean(t));
     if (terms.size() > 1) add("loss", mean.loss());
-    for (size_t t = 0; t < terms.size(); t++) add(terms[t], mean.mean(t));
+    for (size_t t = 0; t < terms.size(); t++)
+      if (terms[t] != "mse") add(terms[t], mean.mean(t));  // an "mse" term is the figure below
   }
   std::printf("  reconstruction mse   %.4f per image, %.6f per pixel%s\n", mean.mse_mean(),
               mean.mse_mean() / pixels, stochastic ? " (z = mean)" : "");
   print_metrics(mean.metrics);
-  add("mse", mean.mse_mean());
-  add("mse_per_pixel", mean.mse_mean() / pixels);
+  // Models whose reconstruction loss is MSE (the VQ-VAE) report "mse" per pixel, the figure their
+  // literature uses; the others report it per image, beside BCE.
+  const bool mse_model = std::find(terms.begin(), terms.end(), "mse") != terms.end();
+  if (mse_model) {
+    add("mse", mean.mse_mean() / pixels);
+    add("mse_per_image", mean.mse_mean());
+  } else {
+    add("mse", mean.mse_mean());
+    add("mse_per_pixel", mean.mse_mean() / pixels);
+  }
   for (const auto& [name, value] : mean.metrics) add(name, value);
   json += ",\"images\":" + std::to_string(mean.count);
   if (noise.type != NoiseType::kNone) json += ",\"corrupt\":\"" + noise.to_string() + "\"";
