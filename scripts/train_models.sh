@@ -20,11 +20,14 @@ common=(--data mnist --batch 128 --lr 1e-3 --seed 1 --dtype f16 --quiet)
 "$bin" train --model sparse_ae --hidden 256 --epochs 5 "${common[@]}" --out models/sparse_ae.safetensors
 "$bin" train --model ksparse_ae --hidden 256 --epochs 5 "${common[@]}" --out models/ksparse_ae.safetensors
 "$bin" train --model contractive_ae --hidden 256 --epochs 5 "${common[@]}" --out models/contractive_ae.safetensors
+"$bin" train --model vqvae --data mnist --epochs 5 --batch 128 --lr 1e-3 --seed 1 --quiet --out models/vqvae.safetensors
+"$bin" train-prior --vqvae models/vqvae.safetensors --epochs 3 --batch 64 --channels 32 --layers 4 --seed 1 --out models/vqvae_prior.safetensors
 "$bin" train-classifier --epochs 5 --hidden 128 --seed 1 --out models/classifier.safetensors
 
 for f in models/*.safetensors; do
-  case "$f" in *classifier*) continue ;; esac
+  case "$f" in *classifier*|*prior*) continue ;; esac
   "$bin" eval --model-file "$f" --data mnist --json | tail -1
 done
 "$bin" eval --model-file models/ae_small.safetensors --corrupt mask:0.25 --json | tail -1
 "$bin" eval --model-file models/dae.safetensors --corrupt mask:0.25 --json | tail -1
+"$bin" eval --model-file models/vqvae_prior.safetensors --vqvae models/vqvae.safetensors --json | tail -1

@@ -30,6 +30,7 @@ struct PriorEvalOptions {
   std::string prior_file, vqvae, data = "mnist", judge;
   int samples = 1000;
   float temperature = 1.0f;
+  float threshold = 0.9f;  // the judge's probability that counts as "recognisable"
   uint64_t seed = 1;
   bool json = false;
 };

@@ -23,7 +23,7 @@ struct EvalOptions {
   uint64_t seed = 1;
   int limit = 0, threads = 1, samples = 1, prior_samples = 1000, iw = 0;
   std::string vqvae, judge = std::string(LATENTLAB_SOURCE_DIR) + "/models/classifier.safetensors";
-  float temperature = 1.0f;
+  float temperature = 1.0f, judge_threshold = 0.9f;
   bool json = false;
 };
 
@@ -37,6 +37,7 @@ int run_eval(const EvalOptions& o) {
     p.judge = o.judge;
     p.samples = o.prior_samples;
     p.temperature = o.temperature;
+    p.threshold = o.judge_threshold;
     p.seed = o.seed;
     p.json = o.json;
     return run_eval_prior(p);
@@ -157,6 +158,8 @@ Action add_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--vqvae", o->vqvae, "Prior files: the VQ-VAE whose codes the prior models");
   cmd->add_option("--judge", o->judge, "Prior files: the classifier that judges samples")->capture_default_str();
+  cmd->add_option("--judge-threshold", o->judge_threshold, "Prior files: judge probability that counts as recognisable")
+      ->check(CLI::Range(0.1, 1.0))->capture_default_str();
   cmd->add_option("--prior-samples", o->prior_samples, "Prior files: samples to judge")->check(CLI::Range(1, 100000))
       ->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "Prior files: sampling temperature")->check(CLI::Range(0.01, 10.0))

@@ -85,8 +85,8 @@ std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
   return out;
 }
 
-// Fraction of images the judge classifies with probability >= 0.9 (a "recognisable digit").
-double recognisable(MlpClassifier& judge, std::vector<float> images, int P) {
+// Fraction of images the judge classifies with probability >= threshold (a "recognisable digit").
+double recognisable(MlpClassifier& judge, std::vector<float> images, int P, float threshold) {
   const int n = static_cast<int>(images.size() / P), batch = 250;
   for (float& v : images) v = std::clamp(v, 0.0f, 1.0f);
   judge.reserve(batch);
@@ -96,7 +96,7 @@ double recognisable(MlpClassifier& judge, std::vector<float> images, int P) {
     judge.forward(images.data() + static_cast<size_t>(first) * P, nullptr, B);
     for (int b = 0; b < B; b++) {
       const float* p = judge.probs() + static_cast<size_t>(b) * judge.classes();
-      count += *std::max_element(p, p + judge.classes()) >= 0.9f;
+      count += *std::max_element(p, p + judge.classes()) >= threshold;
     }
   }
   return n ? static_cast<double>(count) / n : 0.0;
@@ -258,21 +258,22 @@ int run_eval_prior(const PriorEvalOptions& o) {
     prior->sample(sampled.data() + static_cast<size_t>(first) * G, std::min(chunk, o.samples - first), o.temperature, rng);
   for (int32_t& c : uniform) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(prior->config().K)));
   std::vector<int32_t> real(test_codes.begin(), test_codes.begin() + static_cast<size_t>(std::min(o.samples, test.size())) * G);
-  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P);
-  const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P);
-  const double rec_real = recognisable(*judge, decode_codes(*vq, real), P);
+  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P, o.threshold);
+  const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P, o.threshold);
+  const double rec_real = recognisable(*judge, decode_codes(*vq, real), P, o.threshold);
   std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
   std::printf("  test NLL                %.3f nats per grid (uniform codes: %.3f)\n", nll, uniform_nll);
   std::printf("  recognisable digits     %.1f%% of %d prior samples at temperature %g\n", 100 * rec_prior, o.samples, o.temperature);
   std::printf("                          %.1f%% of uniformly random code grids\n", 100 * rec_uniform);
   std::printf("                          %.1f%% of real test digits through the VQ-VAE\n", 100 * rec_real);
-  std::printf("  judge                   %s, MNIST test accuracy %.4f; recognisable = probability >= 0.9\n",
-              o.judge.c_str(), judge_acc);
+  std::printf("  judge                   %s, MNIST test accuracy %.4f; recognisable = probability >= %g\n",
+              o.judge.c_str(), judge_acc, o.threshold);
   if (o.json) {
     std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
                 "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_accuracy\":%.4f,\"samples\":%d,"
-                "\"temperature\":%g,\"images\":%d}\n",
-                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge_acc, o.samples, o.temperature, test.size());
+                "\"temperature\":%g,\"threshold\":%g,\"images\":%d}\n",
+                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge_acc, o.samples, o.temperature, o.threshold,
+                test.size());
   }
   return 0;
 }
