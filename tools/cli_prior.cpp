@@ -31,7 +31,7 @@ Status load_vqvae(const std::string& path, std::unique_ptr<Model>* holder, VqVae
   Status s = load_model_file(path, holder);
   if (!s.ok()) return s;
   *vq = dynamic_cast<VqVae*>(holder->get());
-  if (!*vq) return Status::error(path + " is a " + (*holder)->config().kind + " model, not a vqvae");
+  if (!*vq) return Status::error(path + " holds a '" + (*holder)->config().kind + "' model, not a vqvae");
   return Status();
 }
 
