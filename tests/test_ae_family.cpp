@@ -41,26 +41,16 @@ std::unique_ptr<Model> make_model(const std::string& kind, int B, uint64_t seed,
   return m;
 }
 
-// Sum over the batch of every loss term: what the Trainer differentiates.
-double batch_loss(Model& m, const float* input, const float* target, int B) {
-  Rng rng(99);
-  m.forward(input, target, B, rng, ZMode::kMean);
-  double s = 0.0;
-  for (size_t t = 0; t < m.loss_terms().size(); t++)
-    for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
-  return s;
-}
-
 // Checks the analytic gradient of the whole batch loss against central differences, tensor by tensor.
 // The models run in float32: single entries of a numeric gradient carry rounding noise of about
 // 1e-6 / (2h), so the norm-wise relative error over a tensor is the robust figure (as test_models.cpp).
 void check_gradients(Model& m, const float* input, const float* target, int B, const std::string& what) {
-  batch_loss(m, input, target, B);
+  test::batch_loss(m, input, target, B, ZMode::kMean);
   ParamArena& a = m.params();
   a.zero_grad();
   m.backward(1.0f);
   for (const TensorSlot& slot : a.slots()) {
-    auto f = [&] { return batch_loss(m, input, target, B); };
+    auto f = [&] { return test::batch_loss(m, input, target, B, ZMode::kMean); };
     auto r = test::grad_check(f, a.params.data() + slot.offset, a.grads.data() + slot.offset, slot.size,
                               1e-2f, 1e-2, 120);
     EXPECT_LT(r.norm_rel_error, 5e-3) << what << " " << slot.name << " worst " << r.worst_index

@@ -43,16 +43,6 @@ std::unique_ptr<Model> make(const std::string& kind, int input, int latent,
   return m;
 }
 
-// Sum over the batch of the whole loss (all terms), with a fresh generator so a sampled z reuses eps.
-double batch_loss(Model& m, const float* x, int B, ZMode mode) {
-  Rng rng(99);
-  m.forward(x, x, B, rng, mode);
-  double s = 0.0;
-  for (size_t t = 0; t < m.loss_terms().size(); t++)
-    for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
-  return s;
-}
-
 // The same loss recomputed in double from the model's float outputs (reconstruction probabilities,
 // mu, logvar): BCE + w(KL) with w the kind's weighting. The model's own terms are float32 sums of
 // hundreds of nats (an ulp of 6e-5 at 784 pixels), which over 2h = 0.02 is a gradient resolution of
@@ -90,7 +80,7 @@ double precise_loss(Model& m, const float* x, int B, ZMode mode) {
 void check_gradients(Model& m, const std::vector<float>& x, int B, ZMode mode, double tol = 5e-3,
                      float h = 1e-2f, size_t max_checks = 80) {
   // The float terms and the double recomputation agree (so the latter is the loss being checked).
-  const double f32 = batch_loss(m, x.data(), B, mode), f64 = precise_loss(m, x.data(), B, mode);
+  const double f32 = test::batch_loss(m, x.data(), x.data(), B, mode), f64 = precise_loss(m, x.data(), B, mode);
   EXPECT_NEAR(f32, f64, 1e-5 * std::fabs(f64));
   ParamArena& a = m.params();
   a.zero_grad();
@@ -123,7 +113,7 @@ TEST(BetaVae, BetaFormTermIsBetaTimesKl) {
   auto* bv = static_cast<BetaVae*>(m.get());
   Rng rng(12);
   auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
-  batch_loss(*m, x.data(), B, ZMode::kSample);
+  test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
   EXPECT_EQ(m->loss_terms(), (std::vector<std::string>{"bce", "weighted_kl"}));
   for (int b = 0; b < B; b++) {
     EXPECT_GT(bv->raw_kl()[b], 0.0f);
@@ -142,7 +132,7 @@ TEST(BetaVae, GradientCheckCapacityFormOnBothSidesOfC) {
   for (int i = 0; i < 9 * 4; i++) w[i] *= 8.0f;
   Rng rng(14);
   auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
-  batch_loss(*m, x.data(), B, ZMode::kSample);
+  test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
   std::vector<float> kl(bv->raw_kl(), bv->raw_kl() + B);
   std::vector<float> sorted = kl;
   std::sort(sorted.begin(), sorted.end());
@@ -154,7 +144,7 @@ TEST(BetaVae, GradientCheckCapacityFormOnBothSidesOfC) {
   double margin = 1e9;
   for (float k : kl) margin = std::min(margin, std::fabs(k - c));
   ASSERT_GT(margin, 0.02) << "the examples' KLs are too close to C for a finite-difference check";
-  batch_loss(*m, x.data(), B, ZMode::kSample);
+  test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
   int above = 0;
   for (int b = 0; b < B; b++) {
     EXPECT_NEAR(m->term(1)[b], 3.0 * std::fabs(kl[b] - c), 1e-4);
@@ -185,7 +175,7 @@ TEST(BetaVae, CapacityFormGradientIsSignTimesGammaTimesKlGradient) {
   auto grads = [&](std::map<std::string, double> hyper, int64_t step) {
     auto m = make("beta_vae", 13, 4, hyper, B);
     m->begin_step(step, 0);
-    batch_loss(*m, x.data(), B, ZMode::kSample);
+    test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
     m->params().zero_grad();
     m->backward(1.0f);
     return m->params().grads;
@@ -216,7 +206,7 @@ TEST(BetaVae, BetaOneIsExactlyThePlainVae) {
   ASSERT_EQ(bv->params().params, vae->params().params);
   Rng rng(12);
   auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
-  EXPECT_EQ(batch_loss(*bv, x.data(), B, ZMode::kSample), batch_loss(*vae, x.data(), B, ZMode::kSample));
+  EXPECT_EQ(test::batch_loss(*bv, x.data(), x.data(), B, ZMode::kSample), test::batch_loss(*vae, x.data(), x.data(), B, ZMode::kSample));
   for (Model* m : {bv.get(), vae.get()}) {
     m->params().zero_grad();
     m->backward(1.0f);
@@ -247,23 +237,8 @@ TEST(BetaVae, CapacitySchedule) {
   EXPECT_DOUBLE_EQ(bv2->capacity(), 25.0);
 }
 
-Dataset synthetic(int n, int pixels, uint64_t seed) {
-  Rng rng(seed);
-  ImageSet im;
-  im.count = n;
-  im.rows = 1;
-  im.cols = pixels;
-  for (int i = 0; i < n * pixels; i++) im.pixels.push_back(static_cast<uint8_t>(rng.below(256)));
-  LabelSet lab;
-  lab.count = n;
-  for (int i = 0; i < n; i++) lab.labels.push_back(static_cast<uint8_t>(i % 10));
-  Dataset d;
-  EXPECT_TRUE(make_dataset(im, lab, &d).ok());
-  return d;
-}
-
 TEST(BetaVae, TrainerRaisesCapacityStepByStep) {
-  Dataset d = synthetic(40, 13, 3);
+  Dataset d = test::synthetic_dataset(40, 1, 13, 3);
   auto m = make("beta_vae", 13, 4, {{"gamma", 5.0}, {"capacity_max", 8.0}}, 8);
   auto* bv = static_cast<BetaVae*>(m.get());
   Trainer t;
@@ -284,7 +259,7 @@ TEST(BetaVae, TrainerRaisesCapacityStepByStep) {
 }
 
 TEST(BetaVae, MetricsReportRawKlAndCapacity) {
-  Dataset d = synthetic(30, 13, 3);
+  Dataset d = test::synthetic_dataset(30, 1, 13, 3);
   auto m = make("beta_vae", 13, 4, {{"gamma", 5.0}, {"capacity_max", 8.0}}, 8);
   auto plain = make("beta_vae", 13, 4, {{"beta", 1.0}}, 8);
   m->params().params = plain->params().params;  // same weights: the raw KL is the plain VAE's
@@ -405,7 +380,7 @@ void check_conv_vae(int S, int Z, uint64_t seed, std::vector<ZMode> modes, size_
   Rng rng(12);
   auto x = test::random_vector(rng, B * S * S, 0.0f, 1.0f);
   for (ZMode mode : modes) {
-    batch_loss(*m, x.data(), B, mode);
+    test::batch_loss(*m, x.data(), x.data(), B, mode);
     const double margin = relu_margin(*cv, x.data(), B, S);
     // h = 0.03 moves a pre-activation by at most 0.03 * |its layer input| (inputs <= 1, |z| < 4).
     ASSERT_GT(margin, 0.2) << "a pre-activation is too close to a ReLU kink for finite differences";

@@ -29,27 +29,17 @@ std::unique_ptr<Model> small_model(const std::string& kind, int B, uint64_t seed
   return m;
 }
 
-// Sum over the batch of the whole loss, with a fresh generator each call so a sampled z reuses eps.
-double batch_loss(Model& m, const float* x, int B, ZMode mode) {
-  Rng rng(99);
-  m.forward(x, x, B, rng, mode);
-  double s = 0.0;
-  for (size_t t = 0; t < m.loss_terms().size(); t++)
-    for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
-  return s;
-}
-
 void check_model_gradients(const std::string& kind, ZMode mode) {
   const int B = 3;
   auto m = small_model(kind, B);
   Rng rng(12);
   auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
-  batch_loss(*m, x.data(), B, mode);
+  test::batch_loss(*m, x.data(), x.data(), B, mode);
   ParamArena& a = m->params();
   a.zero_grad();
   m->backward(1.0f);
   for (const TensorSlot& slot : a.slots()) {
-    auto f = [&] { return batch_loss(*m, x.data(), B, mode); };
+    auto f = [&] { return test::batch_loss(*m, x.data(), x.data(), B, mode); };
     // The whole model runs in float32, so single entries of a numeric gradient carry rounding noise
     // of about 1e-6 / (2h); the norm-wise relative error over the tensor is the robust figure.
     // Would fail if a ReLU pre-activation crossed 0 within +-h (a kink); these seeds avoid that.
@@ -95,32 +85,16 @@ TEST(Models, ScalarAndEigenGemmAgreeOnTheLoss) {
     auto m = small_model(kind, B);
     Rng rng(3);
     auto x = test::random_vector(rng, B * 13, 0.0f, 1.0f);
-    double fast = batch_loss(*m, x.data(), B, ZMode::kSample);
+    double fast = test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
     set_gemm_backend(GemmBackend::kScalar);
-    double ref = batch_loss(*m, x.data(), B, ZMode::kSample);
+    double ref = test::batch_loss(*m, x.data(), x.data(), B, ZMode::kSample);
     set_gemm_backend(GemmBackend::kEigen);
     EXPECT_NEAR(fast, ref, 1e-4 * std::fabs(ref)) << kind;
   }
 }
 
-// A synthetic data set of B random "images" of 13 pixels for training-loop tests.
-Dataset synthetic(int n, int pixels, uint64_t seed) {
-  Rng rng(seed);
-  ImageSet im;
-  im.count = n;
-  im.rows = 1;
-  im.cols = pixels;
-  for (int i = 0; i < n * pixels; i++) im.pixels.push_back(static_cast<uint8_t>(rng.below(256)));
-  LabelSet lab;
-  lab.count = n;
-  for (int i = 0; i < n; i++) lab.labels.push_back(static_cast<uint8_t>(i % 10));
-  Dataset d;
-  EXPECT_TRUE(make_dataset(im, lab, &d).ok());
-  return d;
-}
-
 std::vector<float> train_steps(const std::string& kind, uint64_t seed, int steps) {
-  Dataset d = synthetic(50, 13, 4);
+  Dataset d = test::synthetic_dataset(50, 1, 13, 4);
   auto m = small_model(kind, 8, seed);
   Trainer t;
   TrainSettings s;
@@ -145,7 +119,7 @@ TEST(Training, SameSeedSameWeightsAfter100Steps) {
 
 TEST(Training, OverfitsOneBatch) {
   // Eight images, one batch, many steps: the AE must memorise them almost perfectly.
-  Dataset d = synthetic(8, 13, 5);
+  Dataset d = test::synthetic_dataset(8, 1, 13, 5);
   auto m = small_model("ae", 8);
   Trainer t;
   TrainSettings s;
@@ -161,7 +135,7 @@ TEST(Training, OverfitsOneBatch) {
 }
 
 TEST(Training, NonFiniteLossSkipsTheUpdateWithAMessage) {
-  Dataset d = synthetic(16, 13, 6);
+  Dataset d = test::synthetic_dataset(16, 1, 13, 6);
   auto m = small_model("vae", 8);
   Trainer t;
   TrainSettings s;
@@ -180,7 +154,7 @@ TEST(Training, NonFiniteLossSkipsTheUpdateWithAMessage) {
 }
 
 TEST(Training, RejectsBadSettings) {
-  Dataset d = synthetic(16, 13, 6);
+  Dataset d = test::synthetic_dataset(16, 1, 13, 6);
   auto m = small_model("vae", 8);
   Trainer t;
   TrainSettings s;
@@ -189,7 +163,7 @@ TEST(Training, RejectsBadSettings) {
   s.batch = 8;
   s.adam.lr = -1.0f;
   EXPECT_NE(t.setup(m.get(), &d, s).message().find("learning rate"), std::string::npos);
-  Dataset wrong = synthetic(16, 12, 6);
+  Dataset wrong = test::synthetic_dataset(16, 1, 12, 6);
   s.adam.lr = 1e-3f;
   EXPECT_NE(t.setup(m.get(), &wrong, s).message().find("12 pixels per image"), std::string::npos);
 }

@@ -1,6 +1,8 @@
 // Shared test helpers; see test_util.h.
 #include "tests/test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -57,6 +59,30 @@ double weighted_sum(const float* a, const float* r, size_t n) {
   double s = 0.0;
   for (size_t i = 0; i < n; i++) s += static_cast<double>(a[i]) * r[i];
   return s;
+}
+
+double batch_loss(Model& m, const float* input, const float* target, int B, ZMode mode) {
+  Rng rng(99);
+  m.forward(input, target, B, rng, mode);
+  double s = 0.0;
+  for (size_t t = 0; t < m.loss_terms().size(); t++)
+    for (int b = 0; b < B; b++) s += m.term(static_cast<int>(t))[b];
+  return s;
+}
+
+Dataset synthetic_dataset(int n, int rows, int cols, uint64_t seed) {
+  Rng rng(seed);
+  ImageSet im;
+  im.count = n;
+  im.rows = rows;
+  im.cols = cols;
+  for (int i = 0; i < n * rows * cols; i++) im.pixels.push_back(static_cast<uint8_t>(rng.below(256)));
+  LabelSet lab;
+  lab.count = n;
+  for (int i = 0; i < n; i++) lab.labels.push_back(static_cast<uint8_t>(i % 10));
+  Dataset d;
+  EXPECT_TRUE(make_dataset(im, lab, &d).ok());
+  return d;
 }
 
 double max_abs_diff(const float* a, const float* b, size_t n) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/idx.h"
+#include "core/model.h"
 #include "core/rng.h"
 
 namespace ll::test {
@@ -29,6 +31,13 @@ std::vector<float> random_vector(Rng& rng, size_t n, float lo = -1.0f, float hi 
 
 // Sum of a[i] * r[i] in double: the usual way to turn a tensor into a scalar loss for a grad check.
 double weighted_sum(const float* a, const float* r, size_t n);
+
+// Sum over the batch of every loss term of one forward (what the Trainer differentiates), with a fresh
+// generator Rng(99) each call so a sampled z reuses the same eps.
+double batch_loss(Model& m, const float* input, const float* target, int B, ZMode mode);
+
+// n random images of rows x cols bytes, labels i % 10: a data set for training-loop tests.
+Dataset synthetic_dataset(int n, int rows, int cols, uint64_t seed);
 
 // Max |a - b| over n entries.
 double max_abs_diff(const float* a, const float* b, size_t n);

@@ -383,26 +383,11 @@ TEST(VqVae, EmaUpdateInTheModelAfterAStep) {
   EXPECT_EQ(m->loss_terms(), (std::vector<std::string>{"mse", "commitment"}));
 }
 
-Dataset synthetic(int n, int pixels, uint64_t seed) {
-  Rng rng(seed);
-  ImageSet im;
-  im.count = n;
-  im.rows = kSide;
-  im.cols = pixels / kSide;
-  for (int i = 0; i < n * pixels; i++) im.pixels.push_back(static_cast<uint8_t>(rng.below(256)));
-  LabelSet lab;
-  lab.count = n;
-  for (int i = 0; i < n; i++) lab.labels.push_back(static_cast<uint8_t>(i % 10));
-  Dataset d;
-  EXPECT_TRUE(make_dataset(im, lab, &d).ok());
-  return d;
-}
-
 TEST(VqVae, DeadCodeIsRestartedAndThenUsed) {
   for (bool ema : {false, true}) {
     const int B = 4, K = 5, D = 3, dead = 3;
     auto m = make_vq(ema, B, K, D, dead);
-    Dataset data = synthetic(B, kPixels, 8);
+    Dataset data = test::synthetic_dataset(B, kSide, kPixels / kSide, 8);
     std::vector<float> x(B * kPixels);
     data.to_float(nullptr, 0, B, x.data());
     codebook_from_data(*m, x.data(), B, 9);
@@ -437,7 +422,7 @@ TEST(VqVae, DeadCodeIsRestartedAndThenUsed) {
 TEST(VqVae, NoRestartWhenDisabled) {
   const int B = 4, K = 5, D = 3;
   auto m = make_vq(true, B, K, D, /*dead_steps=*/0);
-  Dataset data = synthetic(B, kPixels, 8);
+  Dataset data = test::synthetic_dataset(B, kSide, kPixels / kSide, 8);
   float* E = m->params().param(m->params().find("codebook.weight"));
   for (int d = 0; d < D; d++) E[4 * D + d] = 100.0f;
   Trainer t;
@@ -506,7 +491,7 @@ TEST(VqVae, DecodeFromIndicesMatchesTheReconstruction) {
 
 TEST(VqVae, TrainingReducesTheLossAndIsDeterministic) {
   auto run = [](uint64_t seed) {
-    Dataset d = synthetic(32, kPixels, 4);
+    Dataset d = test::synthetic_dataset(32, kSide, kPixels / kSide, 4);
     auto m = make_vq(true, 8, 8, 4, 20, seed);
     Trainer t;
     TrainSettings s;
