@@ -14,6 +14,7 @@
 // Models are bound through the generic Model interface (core/model.h) and the registry, so new kinds
 // need no change here.
 #include <emscripten/bind.h>
+#include <emscripten/heap.h>
 #include <emscripten/val.h>
 
 #include <algorithm>
@@ -30,10 +31,12 @@
 #include "core/json.h"
 #include "core/model.h"
 #include "core/model_file.h"
+#include "core/pixelcnn.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/status.h"
 #include "core/trainer.h"
+#include "core/vqvae.h"
 
 namespace ll {
 namespace {
@@ -290,6 +293,30 @@ class ModelCore {
     return ok_result(r);
   }
 
+  // The VQ-VAE's codebook and usage state: {K, D, grid, ema, codebook: Float32Array [K*D],
+  // stepsSinceUsed: Int32Array [K] (training steps since a cell last chose each code), deadCodeSteps,
+  // restarts}. Code assignments themselves come from encode() (indices as floats, [B, grid*grid]).
+  val vqState() {
+    if (!state_) return not_loaded("vqState");
+    const VqVae* vq = dynamic_cast<const VqVae*>(state_->model.get());
+    if (!vq)
+      return error_result("vqState: model kind '" + state_->model->config().kind +
+                          "' has no codebook (only vqvae has one)");
+    val r = val::object();
+    r.set("K", vq->K());
+    r.set("D", vq->D());
+    r.set("grid", vq->grid());
+    r.set("ema", vq->ema());
+    r.set("codebook", val(emscripten::typed_memory_view(static_cast<size_t>(vq->K()) * vq->D(),
+                                                        vq->codebook())).call<val>("slice"));
+    r.set("stepsSinceUsed",
+          val(emscripten::typed_memory_view(static_cast<size_t>(vq->K()), vq->steps_since_used()))
+              .call<val>("slice"));
+    r.set("deadCodeSteps", vq->config().get("dead_code_steps"));
+    r.set("restarts", static_cast<double>(vq->restarts()));
+    return ok_result(r);
+  }
+
   // The model as a safetensors file, dtype "f32" or "f16".
   val save(const std::string& dtype) {
     if (!state_) return not_loaded("save");
@@ -413,12 +440,18 @@ class TrainerCore {
       return error_result("step: count " + std::to_string(n) + " is out of range [1, " +
                           std::to_string(kMaxStepsPerCall) + "]");
     const std::vector<std::string> names = state_->model->loss_terms();
+    const VqVae* vq = dynamic_cast<const VqVae*>(state_->model.get());
+    std::vector<int64_t> counts(vq ? static_cast<size_t>(vq->K()) : 0, 0);
     val steps = val::array();
     Status s;
     for (int i = 0; i < n && s.ok(); i++) {
       LossTotals t;
       s = trainer_->step(&t);
       if (!s.ok()) break;
+      if (vq) {  // the training batch's code assignments (the last forward was this step's)
+        const int cells = std::min(settings_.batch, data_.size()) * vq->grid() * vq->grid();
+        for (int c = 0; c < cells; c++) counts[vq->indices()[c]]++;
+      }
       val terms = val::object();
       for (size_t k = 0; k < names.size(); k++) terms.set(names[k], t.mean(k));
       val rec = val::object();
@@ -432,6 +465,16 @@ class TrainerCore {
     record_training();
     val r = progress_object();
     r.set("steps", steps);
+    if (vq) {  // code usage over this call's training batches: {counts [K], used, perplexity}
+      int used = 0;
+      for (int64_t c : counts) used += c > 0;
+      val usage = val::object();
+      std::vector<double> cd(counts.begin(), counts.end());
+      usage.set("counts", val(emscripten::typed_memory_view(cd.size(), cd.data())).call<val>("slice"));
+      usage.set("used", used);
+      usage.set("perplexity", code_perplexity(counts.data(), vq->K()));
+      r.set("codeUsage", usage);
+    }
     if (!s.ok()) {
       val e = error_result(s.message());
       e.set("value", r);
@@ -540,11 +583,130 @@ class TrainerCore {
   std::unique_ptr<Trainer> trainer_;
 };
 
+// The PixelCNN prior over VQ-VAE code grids (core/pixelcnn.h): load a prior file, sample whole grids or
+// one cell at a time (the page animates ancestral sampling), and score grids. Codes cross as Int32Array.
+class PriorCore {
+ public:
+  val bufferU8(int n) {
+    in_u8_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(in_u8_);
+  }
+  val bufferI32(int n) {
+    in_i32_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(in_i32_);
+  }
+
+  val load() {
+    if (prior_) return error_result("load: this object already holds a prior");
+    Status s = load_prior(in_u8_.data(), in_u8_.size(), &prior_, &metadata_);
+    std::vector<uint8_t>().swap(in_u8_);
+    if (!s.ok()) return error_result("prior file: " + s.message());
+    return ok_result(val(true));
+  }
+
+  // {"K", "H", "W", "channels", "layers", "metadata": {...}} as JSON.
+  val info() const {
+    if (!prior_) return not_loaded("info");
+    const PixelCnnConfig& c = prior_->config();
+    std::string meta;
+    for (const auto& [k, v] : metadata_) meta += (meta.empty() ? "" : ",") + json_quote(k) + ":" + json_quote(v);
+    return ok_result(val("{\"K\":" + std::to_string(c.K) + ",\"H\":" + std::to_string(c.H) +
+                         ",\"W\":" + std::to_string(c.W) + ",\"channels\":" + std::to_string(c.channels) +
+                         ",\"layers\":" + std::to_string(c.layers) + ",\"metadata\":{" + meta + "}}"));
+  }
+
+  // `count` grids sampled ancestrally with `temperature`, drawn with `seed` -> Int32Array [count*H*W].
+  val sample(int count, double temperature, double seed_number) {
+    if (!prior_) return not_loaded("sample");
+    Rng rng;
+    Status s = check_sampling("sample", count, temperature, seed_number, &rng);
+    if (!s.ok()) return error_result(s.message());
+    out_i32_.assign(static_cast<size_t>(count) * cells(), 0);
+    reserve(count);
+    prior_->sample(out_i32_.data(), count, static_cast<float>(temperature), rng);
+    return ok_result(view_of(out_i32_));
+  }
+
+  // The grids in the i32 buffer with cell `cell` (raster index) of each resampled given the earlier
+  // cells -> Int32Array of the same size. Cells after `cell` are ignored by the prior and returned as
+  // they came.
+  val sampleCell(int cell, double temperature, double seed_number) {
+    if (!prior_) return not_loaded("sampleCell");
+    int B = 0;
+    Status s = check_grids("sampleCell", &B);
+    Rng rng;
+    if (s.ok()) s = check_sampling("sampleCell", B, temperature, seed_number, &rng);
+    if (s.ok() && (cell < 0 || cell >= cells()))
+      s = Status::error("sampleCell: cell " + std::to_string(cell) + " is out of range [0, " +
+                        std::to_string(cells()) + ")");
+    if (!s.ok()) return error_result(s.message());
+    out_i32_ = in_i32_;
+    reserve(B);
+    prior_->sample_cell(out_i32_.data(), B, cell, static_cast<float>(temperature), rng);
+    return ok_result(view_of(out_i32_));
+  }
+
+  // Negative log-likelihood in nats of each grid in the i32 buffer -> Float32Array [B].
+  val nll() {
+    if (!prior_) return not_loaded("nll");
+    int B = 0;
+    Status s = check_grids("nll", &B);
+    if (!s.ok()) return error_result(s.message());
+    reserve(B);
+    prior_->forward(in_i32_.data(), B);
+    out_f32_.assign(prior_->nll(), prior_->nll() + B);
+    return ok_result(view_of(out_f32_));
+  }
+
+ private:
+  static val not_loaded(const char* what) {
+    return error_result(std::string(what) + ": the prior was not loaded");
+  }
+  int cells() const { return prior_->config().H * prior_->config().W; }
+  void reserve(int B) {
+    if (B > prior_->max_batch()) prior_->reserve(B);
+  }
+  Status check_sampling(const char* what, int count, double temperature, double seed_number, Rng* rng) {
+    if (count < 1 || count > 4096)
+      return Status::error(std::string(what) + ": count " + std::to_string(count) + " is out of range [1, 4096]");
+    if (!std::isfinite(temperature) || temperature <= 0.0 || temperature > 100.0)
+      return Status::error(std::string(what) + ": temperature " + number_str(temperature) +
+                           " is out of range (0, 100]");
+    uint64_t seed = 0;
+    Status s = seed_from_number(seed_number, &seed);
+    if (!s.ok()) return s.with_context(std::string(what) + ": ");
+    *rng = Rng(seed, /*stream=*/5);
+    return Status();
+  }
+  // The i32 buffer holds whole grids of codes in [0, K); at most 4096 of them.
+  Status check_grids(const char* what, int* B) {
+    const size_t n = in_i32_.size(), G = static_cast<size_t>(cells());
+    if (n == 0 || n % G != 0 || n / G > 4096)
+      return Status::error(std::string(what) + ": codes has " + std::to_string(n) +
+                           " values; expected 1 to 4096 grids of " + std::to_string(G));
+    const int K = prior_->config().K;
+    for (size_t i = 0; i < n; i++)
+      if (in_i32_[i] < 0 || in_i32_[i] >= K)
+        return Status::error(std::string(what) + ": code " + std::to_string(in_i32_[i]) + " at index " +
+                             std::to_string(i) + " is outside [0, " + std::to_string(K) + ")");
+    *B = static_cast<int>(n / G);
+    return Status();
+  }
+
+  std::unique_ptr<PixelCnnPrior> prior_;
+  std::map<std::string, std::string> metadata_;
+  std::vector<uint8_t> in_u8_;
+  std::vector<int32_t> in_i32_, out_i32_;
+  std::vector<float> out_f32_;
+};
+
 }  // namespace
 }  // namespace ll
 
 EMSCRIPTEN_BINDINGS(latentlab) {
   using namespace emscripten;
+  // The size of the module's memory in bytes (it grows, never shrinks): what the page's memory check reads.
+  function("memoryBytes", optional_override([]() { return static_cast<double>(emscripten_get_heap_size()); }));
   using ll::ModelCore;
   using ll::TrainerCore;
   class_<ModelCore>("ModelCore")
@@ -560,6 +722,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("decode", &ModelCore::decode)
       .function("sample", &ModelCore::sample)
       .function("evaluate", &ModelCore::evaluate)
+      .function("vqState", &ModelCore::vqState)
       .function("save", &ModelCore::save)
       .class_function("kinds", &ModelCore::kinds);
   class_<TrainerCore>("TrainerCore")
@@ -569,4 +732,13 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("setup", &TrainerCore::setup)
       .function("step", &TrainerCore::step)
       .function("progress", &TrainerCore::progress);
+  class_<ll::PriorCore>("PriorCore")
+      .constructor<>()
+      .function("bufferU8", &ll::PriorCore::bufferU8)
+      .function("bufferI32", &ll::PriorCore::bufferI32)
+      .function("load", &ll::PriorCore::load)
+      .function("info", &ll::PriorCore::info)
+      .function("sample", &ll::PriorCore::sample)
+      .function("sampleCell", &ll::PriorCore::sampleCell)
+      .function("nll", &ll::PriorCore::nll);
 }

@@ -137,6 +137,11 @@ function makeApi(core) {
     evaluate(pixels, { mode = 'mean', seed = 1 } = {}) {
       return callWithF32(live(this, 'evaluate'), checkNumbers(pixels, 'evaluate'), 'evaluate', mode, seed);
     }
+    // VQ-VAE only: {K, D, grid, ema, codebook: Float32Array [K*D], stepsSinceUsed: Int32Array [K],
+    // deadCodeSteps, restarts}. (Code assignments: encode(pixels) gives each cell's code index.)
+    vqState() {
+      return unwrap(live(this, 'vqState').vqState());
+    }
     // The model as a safetensors file (Uint8Array); dtype 'f32' or 'f16'.
     save(dtype = 'f32') {
       return unwrap(live(this, 'save').save(dtype)).slice();
@@ -167,7 +172,8 @@ function makeApi(core) {
     }
 
     // Runs n steps: {steps: [{step, epoch, loss, terms: {...}, mse}], stepsDone, epoch, stepInEpoch,
-    // stepsPerEpoch, trainSize, batch, lr, seed}. A diverging step throws (error.partial has the rest).
+    // stepsPerEpoch, trainSize, batch, lr, seed}; a VQ-VAE adds codeUsage: {counts [K], used,
+    // perplexity} over these steps' batches. A diverging step throws (error.partial has the rest).
     step(n = 1) {
       return unwrap(live(this, 'step').step(n));
     }
@@ -177,9 +183,51 @@ function makeApi(core) {
     dispose() { release(this); }
   }
 
+  class Prior {
+    // new Prior(bytes): a PixelCNN prior file (latentlab train-prior) over a VQ-VAE's code grids.
+    constructor(source) {
+      const handle = new core.PriorCore();
+      try {
+        const bytes = toBytes(source, 'Prior');
+        handle.bufferU8(bytes.length).set(bytes);
+        unwrap(handle.load());
+      } catch (e) {
+        handle.delete();
+        throw e;
+      }
+      own(this, handle);
+      this._info = JSON.parse(unwrap(handle.info()));
+    }
+    // {K, H, W, channels, layers, metadata}
+    info() { return { ...this._info }; }
+    // count grids [count*H*W] (Int32Array of code indices), sampled ancestrally cell by cell.
+    sample(count, temperature = 1, seed = 1) {
+      return unwrap(live(this, 'sample').sample(count, temperature, seed)).slice();
+    }
+    // Resamples cell `cell` (raster index) of each grid in codes given its earlier cells; returns the
+    // grids with that cell filled (the step a page animates: cell = 0, 1, ..., H*W - 1).
+    sampleCell(codes, cell, temperature = 1, seed = 1) {
+      const h = live(this, 'sampleCell');
+      const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
+      h.bufferI32(c.length).set(c);
+      return unwrap(h.sampleCell(cell, temperature, seed)).slice();
+    }
+    // Negative log-likelihood of each grid in nats -> Float32Array [B].
+    nll(codes) {
+      const h = live(this, 'nll');
+      const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
+      h.bufferI32(c.length).set(c);
+      return unwrap(h.nll()).slice();
+    }
+    dispose() { release(this); }
+  }
+
   return {
     Model,
     Trainer,
+    Prior,
+    // Bytes of wasm memory the module holds now (it grows with use and never shrinks).
+    memoryBytes: () => core.memoryBytes(),
     // [{name, description, hyper: [{name, default, min, max, integer, help}]}]
     kinds: () => JSON.parse(core.ModelCore.kinds()),
   };

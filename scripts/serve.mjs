@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// A static file server for the built page (build/web), on 127.0.0.1 only: the right MIME types
+// (application/wasm for the module), no caching, no directory listings. Prints the URL.
+//   node scripts/serve.mjs [--dir build/web] [--port 8080]      (the next free port if taken)
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : def; };
+const dir = path.resolve(root, arg('--dir', 'build/web'));
+let port = Number(arg('--port', process.env.PORT || 8080));
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
+  '.svg': 'image/svg+xml', '.gz': 'application/gzip', '.safetensors': 'application/octet-stream',
+};
+
+if (!fs.existsSync(path.join(dir, 'index.html'))) {
+  console.error(`serve: ${dir}/index.html not found: build the page first (node scripts/build_web.mjs)`);
+  process.exit(1);
+}
+
+export function createServer(base = dir) {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    let rel = decodeURIComponent(url.pathname);
+    if (rel.endsWith('/')) rel += 'index.html';
+    const file = path.join(base, path.normalize(rel));
+    if (!file.startsWith(base + path.sep)) { res.writeHead(403).end('forbidden'); return; }
+    fs.stat(file, (err, st) => {
+      if (err || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${rel}`); return; }
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': st.size, 'cache-control': 'no-cache' });
+      if (req.method === 'HEAD') { res.end(); return; }
+      fs.createReadStream(file).pipe(res);
+    });
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const server = createServer();
+  server.on('error', (e) => {
+    if (e.code === 'EADDRINUSE' && port < 65535) { port++; server.listen(port, '127.0.0.1'); } else { console.error(`serve: ${e.message}`); process.exit(1); }
+  });
+  server.on('listening', () => console.log(`LatentLab is served at http://127.0.0.1:${port}/  (Ctrl-C stops it)`));
+  server.listen(port, '127.0.0.1');
+}

@@ -1,0 +1,100 @@
+// Panel 4, Sample: a VAE's samples from its prior N(0, T^2 I); the VQ-VAE's samples from its learned
+// PixelCNN prior, drawn cell by cell (animated: the code map fills in raster order while the decoded
+// digits sharpen); and uniformly random code grids for contrast.
+import { h, imageCanvas, drawImages, clamp01, codeColour } from '../render.js';
+
+const VAE_N = 64, VQ_N = 16;
+
+export function initSample(app) {
+  const { lab, state, set, manifest } = app;
+  const root = document.getElementById('panel-sample');
+  const vaeGrid = imageCanvas(8, 8, 1.6, 'pix');
+  vaeGrid.dataset.testid = 'vae-samples';
+  const priorGrid = imageCanvas(4, 4, 2.2, 'pix');
+  priorGrid.dataset.testid = 'prior-samples';
+  const priorCodes = h('canvas', { class: 'codes-mini', width: 4 * 7, height: 4 * 7 });
+  const uniformGrid = imageCanvas(4, 4, 2.2, 'pix');
+  uniformGrid.dataset.testid = 'uniform-samples';
+  const tempInput = h('input', { type: 'range', min: 0.05, max: 2, step: 0.05, value: state.temperature, 'aria-label': 'temperature' });
+  const tempLabel = h('span', {}, state.temperature.toFixed(2));
+  tempInput.addEventListener('input', () => { tempLabel.textContent = Number(tempInput.value).toFixed(2); });
+  tempInput.addEventListener('change', () => set({ temperature: Number(tempInput.value) }));
+  const samplerSelect = h('select', { 'aria-label': 'VAE to sample' },
+    ['vae_2d', 'vae_mlp', 'conv_vae', 'beta_vae'].filter((n) => manifest.some((m) => m.name === n))
+      .map((n) => h('option', { value: n }, manifest.find((m) => m.name === n).title)));
+  samplerSelect.value = state.sampler;
+  samplerSelect.addEventListener('change', () => set({ sampler: samplerSelect.value }));
+  const priorNote = h('div', { class: 'muted small' });
+  const hasPrior = manifest.some((m) => m.name === 'vqvae_prior');
+
+  root.append(
+    h('div', { class: 'controls' },
+      h('label', {}, 'Temperature ', tempInput, ' ', tempLabel),
+      h('button', { onclick: () => set({ seed: state.seed + 1 }), 'data-testid': 'resample' }, 'Sample again'),
+      h('span', { class: 'muted small' }, 'seed ', h('b', { id: 'seed-label' }, state.seed))),
+    h('div', { class: 'row wrap' },
+      h('div', {}, h('div', { class: 'label' }, 'VAE: z ~ N(0, T²I) ', samplerSelect), vaeGrid),
+      h('div', {}, h('div', { class: 'label' }, 'VQ-VAE + PixelCNN prior'), h('div', { class: 'row' }, priorGrid, h('div', {}, h('div', { class: 'muted small' }, 'codes'), priorCodes)), priorNote),
+      h('div', {}, h('div', { class: 'label' }, 'VQ-VAE, uniformly random codes'), uniformGrid)));
+
+  async function sampleVae() {
+    try {
+      await app.ensureModel(state.sampler);
+      const images = await lab.call('sample', { name: state.sampler, count: VAE_N, temperature: state.temperature, seed: state.seed });
+      drawImages(vaeGrid, clamp01(images), 8);
+      app.metrics.vaeSamples = VAE_N;
+    } catch (e) { app.error(e); }
+  }
+
+  function drawCodes(codes) {
+    const ctx = priorCodes.getContext('2d');
+    for (let i = 0; i < VQ_N; i++) {
+      for (let c = 0; c < 49; c++) {
+        ctx.fillStyle = codeColour(codes[i * 49 + c]);
+        ctx.fillRect((i % 4) * 7 + (c % 7), Math.floor(i / 4) * 7 + Math.floor(c / 7), 1, 1);
+      }
+    }
+  }
+
+  let token = 0;
+  async function samplePrior() {
+    if (!hasPrior) { priorNote.textContent = 'no prior file in models/'; return; }
+    const my = ++token;
+    try {
+      await app.ensureModel('vqvae');
+      await lab.call('loadPrior', { name: 'vqvae_prior' });
+      const t0 = performance.now();
+      const off = lab.on('priorFrame', ({ token: t, cell, codes, images }) => {
+        if (t !== my) return;
+        drawImages(priorGrid, clamp01(images), 4);
+        drawCodes(codes);
+        priorNote.textContent = `sampling cell ${cell + 1} of 49…`;
+      });
+      const { images, codes } = await lab.call('priorSample', { name: 'vqvae', count: VQ_N, temperature: Math.max(0.05, state.temperature), seed: state.seed, animate: true, every: 1, token: my });
+      off();
+      if (my !== token) return;
+      drawImages(priorGrid, clamp01(images), 4);
+      drawCodes(codes);
+      priorNote.textContent = `${VQ_N} grids, 49 cells each, sampled in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+      app.metrics.priorSamples = VQ_N;
+    } catch (e) { app.error(e); }
+  }
+
+  async function sampleUniform() {
+    try {
+      await app.ensureModel('vqvae');
+      const { images } = await lab.call('uniformCodes', { name: 'vqvae', count: VQ_N, seed: state.seed });
+      drawImages(uniformGrid, clamp01(images), 4);
+    } catch (e) { app.error(e); }
+  }
+
+  app.onChange((keys) => {
+    if (keys.includes('seed')) document.getElementById('seed-label').textContent = state.seed;
+    if (keys.some((k) => ['seed', 'temperature', 'sampler'].includes(k))) sampleVae();
+    if (keys.some((k) => ['seed', 'temperature'].includes(k))) { samplePrior(); sampleUniform(); }
+  });
+  sampleVae();
+  sampleUniform();
+  samplePrior();
+  return { sampleVae, samplePrior };
+}

@@ -1,0 +1,263 @@
+// Panel 6, Train: choose a model kind and its key settings, train on the MNIST or Fashion-MNIST
+// training set in the worker (start, pause, single step, reset), with live uPlot charts of every loss
+// term and of throughput, an epoch progress bar, reconstructions of eight fixed test digits refreshed
+// as it learns, and download / load of the model as a safetensors file.
+import { h, imageCanvas, drawImages, clamp01, fmt, P } from '../render.js';
+
+const KINDS = {
+  vae: { title: 'VAE (MLP)', fields: ['hidden', 'zdim'] },
+  ae: { title: 'Autoencoder (MLP)', fields: ['hidden', 'zdim'] },
+  dae: { title: 'Denoising AE', fields: ['hidden', 'zdim'] },
+  beta_vae: { title: 'β-VAE', fields: ['hidden', 'zdim', 'beta'] },
+  sparse_ae: { title: 'Sparse AE (KL)', fields: ['hidden'] },
+  ksparse_ae: { title: 'k-sparse AE', fields: ['hidden'] },
+  contractive_ae: { title: 'Contractive AE', fields: ['hidden'] },
+  conv_vae: { title: 'Convolutional VAE', fields: ['zdim'] },
+  vqvae: { title: 'VQ-VAE (conv)', fields: ['K', 'commitment', 'ema'] },
+};
+const FIELD_LABELS = { hidden: 'hidden units', zdim: 'latent size', beta: 'β', K: 'codebook size K', commitment: 'commitment β', ema: 'EMA codebook', lr: 'learning rate', batch: 'batch', tseed: 'seed' };
+const FIXED = [0, 1, 2, 3, 4, 5, 6, 7];  // the test digits whose reconstructions are shown
+
+export function initTrain(app) {
+  const { lab, state, set } = app;
+  const root = document.getElementById('panel-train');
+  const kindSelect = h('select', { 'aria-label': 'model kind', 'data-testid': 'kind' }, Object.entries(KINDS).map(([k, v]) => h('option', { value: k }, v.title)));
+  kindSelect.value = state.kind;
+  kindSelect.addEventListener('change', () => set({ kind: kindSelect.value }));
+  const dataSelect = h('select', { 'aria-label': 'data set' }, h('option', { value: 'mnist' }, 'MNIST'), h('option', { value: 'fashion' }, 'Fashion-MNIST'));
+  dataSelect.value = state.data;
+  dataSelect.addEventListener('change', () => set({ data: dataSelect.value }));
+  const fieldsBox = h('div', { class: 'fields' });
+  const btn = {
+    start: h('button', { class: 'primary', onclick: () => start(), 'data-testid': 'train-start' }, 'Start'),
+    pause: h('button', { onclick: () => lab.call('trainPause'), 'data-testid': 'train-pause' }, 'Pause'),
+    step: h('button', { onclick: () => singleStep(), 'data-testid': 'train-step' }, 'Step'),
+    reset: h('button', { onclick: () => reset(), 'data-testid': 'train-reset' }, 'Reset'),
+    save32: h('button', { onclick: () => download('f32'), 'data-testid': 'download' }, 'Download (F32)'),
+    save16: h('button', { onclick: () => download('f16') }, 'F16'),
+  };
+  const fileInput = h('input', { type: 'file', accept: '.safetensors', 'aria-label': 'load a model file', 'data-testid': 'load-file' });
+  fileInput.addEventListener('change', () => loadFile(fileInput.files[0]));
+  const progress = h('progress', { max: 1, value: 0, 'data-testid': 'epoch-progress' });
+  const progressText = h('span', { class: 'muted small' }, 'not started');
+  const lossBox = h('div', { class: 'chart', 'data-testid': 'loss-chart' });
+  const speedBox = h('div', { class: 'chart' });
+  const recon = imageCanvas(8, 2, 2, 'pix');
+  recon.dataset.testid = 'train-recon';
+  const summary = h('div', { class: 'figs-line', 'data-testid': 'train-summary' });
+
+  root.append(h('div', { class: 'train-layout' },
+    h('div', { class: 'train-form' },
+      h('label', {}, 'Model ', kindSelect), h('label', {}, 'Data ', dataSelect), fieldsBox,
+      h('div', { class: 'buttons' }, btn.start, btn.pause, btn.step, btn.reset),
+      h('div', {}, progress, ' ', progressText),
+      h('div', { class: 'buttons' }, btn.save32, btn.save16),
+      h('label', { class: 'small' }, 'Load a model file ', fileInput)),
+    h('div', { class: 'train-main' },
+      summary,
+      h('div', { class: 'row wrap' },
+        h('div', {}, h('div', { class: 'label' }, 'loss terms per image (nats; MSE for the VQ-VAE)'), lossBox),
+        h('div', {}, h('div', { class: 'label' }, 'throughput (images/s)'), speedBox)),
+      h('div', { class: 'label' }, 'eight test digits (top) and their reconstructions (bottom)'), recon)));
+
+  function renderFields() {
+    const kind = KINDS[state.kind];
+    fieldsBox.replaceChildren(...[...kind.fields, 'lr', 'batch', 'tseed'].map((f) => {
+      const spec = app.schema[f];
+      const input = f === 'ema'
+        ? h('input', { type: 'checkbox', checked: state.ema })
+        : h('input', { type: 'number', value: state[f], step: f === 'lr' ? 0.0001 : f === 'commitment' || f === 'beta' ? 0.05 : 1, 'aria-label': FIELD_LABELS[f] });
+      input.addEventListener('change', () => {
+        const v = f === 'ema' ? input.checked : spec.parse(input.value);
+        if (v === undefined) { input.value = state[f]; app.error(new Error(`${FIELD_LABELS[f]}: ${input.value} is out of range`)); return; }
+        set({ [f]: v });
+      });
+      return h('label', { title: spec.help }, `${FIELD_LABELS[f]} `, input);
+    }));
+  }
+
+  function config() {
+    const c = { kind: state.kind };
+    const f = KINDS[state.kind].fields;
+    if (f.includes('hidden')) c.hidden = state.hidden;
+    if (f.includes('zdim')) c.latent = state.zdim;
+    if (state.kind === 'beta_vae') c.beta = state.beta;
+    if (state.kind === 'vqvae') Object.assign(c, { codebook_size: state.K, commitment: state.commitment, ema: state.ema ? 1 : 0 });
+    return c;
+  }
+
+  // ---- the session ----
+  let session = null;  // {kind, terms, x, ys, speed, info}
+  let running = false;
+  let fixed = null;
+
+  async function ensureSession() {
+    if (session) return session;
+    progressText.textContent = 'loading the training set…';
+    const r = await lab.call('trainCreate', { config: config(), settings: { batch: state.batch, lr: state.lr, seed: state.tseed }, data: state.data });
+    newSession(r.info, r.progress);
+    return session;
+  }
+
+  function newSession(info, prog) {
+    const terms = ['loss', ...info.lossTerms];
+    session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog };
+    makeCharts();
+    app.loaded.add('training');
+    app.onTrainingModel?.(info.kind);
+    showProgress(prog);
+    refreshRecon();
+  }
+
+  async function start() {
+    try {
+      await ensureSession();
+      await lab.call('trainRun', {});
+      setRunning(true);
+    } catch (e) { app.error(e); progressText.textContent = 'not started'; }
+  }
+  async function singleStep() {
+    try {
+      await ensureSession();
+      await lab.call('trainStep');
+    } catch (e) { app.error(e); }
+  }
+  async function reset() {
+    await lab.call('trainReset');
+    session = null;
+    app.loaded.delete('training');
+    app.onTrainingModel?.(null);
+    setRunning(false);
+    progress.value = 0;
+    progressText.textContent = 'not started';
+    summary.textContent = '';
+    lossBox.replaceChildren();
+    speedBox.replaceChildren();
+    lossPlot = speedPlot = null;
+  }
+  async function download(dtype) {
+    try {
+      if (!session) throw new Error('train or load a model first');
+      const bytes = await lab.call('trainSave', { dtype });
+      const a = h('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' })), download: `latentlab_${session.kind}_${session.progress?.stepsDone ?? 0}steps.safetensors` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      app.metrics.downloadedBytes = bytes.length;
+    } catch (e) { app.error(e); }
+  }
+  async function loadFile(file) {
+    if (!file) return;
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      progressText.textContent = 'loading the training set…';
+      const r = await lab.call('trainCreate', { bytes, settings: { batch: state.batch, lr: state.lr, seed: state.tseed }, data: state.data }, [bytes.buffer]);
+      if (KINDS[r.info.kind]) { kindSelect.value = r.info.kind; }
+      newSession(r.info, r.progress);
+      summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${r.info.parameters.toLocaleString()} parameters. Train it further, or see it in the Draw panel.`;
+      app.metrics.loadedModel = r.info;
+      if (!state.models.includes('training')) set({ models: [...state.models, 'training'] });
+    } catch (e) { app.error(e); progressText.textContent = session ? progressText.textContent : 'not started'; }
+    fileInput.value = '';
+  }
+
+  function setRunning(r) {
+    running = r;
+    btn.start.disabled = r;
+    btn.step.disabled = r;
+    btn.pause.disabled = !r;
+    root.classList.toggle('running', r);
+  }
+
+  function showProgress(p) {
+    if (!p) return;
+    session.progress = p;
+    progress.max = p.stepsPerEpoch;
+    progress.value = p.stepInEpoch;
+    progressText.textContent = `epoch ${p.epoch + 1}, step ${p.stepInEpoch} of ${p.stepsPerEpoch} · ${p.stepsDone.toLocaleString()} steps`;
+  }
+
+  // ---- charts ----
+  let lossPlot = null, speedPlot = null, lastDraw = 0;
+  const COLOURS = ['#222', '#e15759', '#4e79a7', '#59a14f', '#f28e2b', '#b07aa1'];
+  function makeCharts() {
+    lossBox.replaceChildren();
+    speedBox.replaceChildren();
+    const width = Math.max(300, Math.min(560, (lossBox.parentElement.parentElement.clientWidth || 900) / 2 - 20));
+    lossPlot = new window.uPlot({
+      width, height: 240,
+      scales: { x: { time: false }, y: { distr: session.kind === 'vqvae' ? 3 : 1 } },
+      axes: [{ label: 'step', stroke: '#555' }, { stroke: '#555', size: 60 }],
+      series: [{ label: 'step' }, ...session.terms.map((t, i) => ({ label: t, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.25, points: { show: false } }))],
+      legend: { live: true },
+    }, [[], ...session.terms.map(() => [])], lossBox);
+    speedPlot = new window.uPlot({
+      width: Math.min(width, 420), height: 240,
+      scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, hi * 1.1 || 1] } },
+      axes: [{ label: 'step', stroke: '#555' }, { stroke: '#555', size: 60 }],
+      series: [{ label: 'step' }, { label: 'images/s', stroke: '#59a14f', width: 1.5, points: { show: false } }],
+    }, [[], []], speedBox);
+  }
+
+  function thin(arrs) {  // keeps charts cheap: halve the points beyond 4000
+    if (arrs[0].length <= 4000) return;
+    for (const a of arrs) { const k = a.filter((_, i) => i % 2 === 0); a.length = 0; a.push(...k); }
+  }
+
+  lab.on('train', (ev) => {
+    if (!session) return;
+    for (const s of ev.steps) {
+      session.x.push(s.step);
+      session.ys[0].push(s.loss);
+      session.terms.slice(1).forEach((t, i) => session.ys[i + 1].push(s.terms[t]));
+    }
+    if (ev.imagesPerSecond) { session.sx.push(ev.progress.stepsDone); session.sy.push(ev.imagesPerSecond); }
+    thin([session.x, ...session.ys]);
+    thin([session.sx, session.sy]);
+    showProgress(ev.progress);
+    const last = ev.steps[ev.steps.length - 1];
+    if (last) {
+      summary.replaceChildren(h('b', {}, `loss ${fmt(last.loss, 2)}`), ' = ', session.terms.slice(1).map((t) => `${t} ${fmt(last.terms[t], 3)}`).join(' + '),
+        ev.imagesPerSecond ? ` · ${Math.round(ev.imagesPerSecond).toLocaleString()} images/s` : '');
+      app.metrics.trainLoss = session.ys[0].slice();
+      app.metrics.trainSteps = last.step;
+    }
+    if (ev.error) app.error(new Error(`training stopped: ${ev.error}`));
+    if (!ev.running && running) setRunning(false);
+    const now = performance.now();
+    if (now - lastDraw > 200 || !ev.running) {
+      lastDraw = now;
+      lossPlot?.setData([session.x, ...session.ys]);
+      speedPlot?.setData([session.sx, session.sy]);
+      app.metrics.chartPoints = session.x.length;
+    }
+    if (now - lastRecon > 500 || !ev.running) refreshRecon();
+  });
+
+  let lastRecon = 0, reconBusy = false;
+  async function refreshRecon() {
+    if (reconBusy || !session) return;
+    reconBusy = true;
+    lastRecon = performance.now();
+    try {
+      if (!fixed || fixed.data !== state.data) fixed = { data: state.data, ...(await lab.call('testDigits', { data: state.data, indices: FIXED })) };
+      const { results } = await lab.call('reconstructAll', { names: ['training'], pixels: fixed.pixels });
+      const both = new Float32Array(16 * P);
+      both.set(fixed.pixels, 0);
+      if (results.training.recon) both.set(clamp01(results.training.recon), 8 * P);
+      drawImages(recon, both, 8);
+    } catch (e) { /* the session may have been reset meanwhile */ }
+    reconBusy = false;
+  }
+
+  app.onChange((keys) => {
+    if (keys.includes('kind')) { kindSelect.value = state.kind; renderFields(); }
+    if (keys.includes('data')) dataSelect.value = state.data;
+    const trainKeys = ['kind', 'zdim', 'hidden', 'beta', 'K', 'commitment', 'ema', 'lr', 'batch', 'tseed', 'data'];
+    if (session && keys.some((k) => trainKeys.includes(k))) summary.textContent = 'Settings changed: Reset, then Start, to train with them.';
+  });
+  renderFields();
+  setRunning(false);
+  btn.pause.disabled = true;
+  return {};
+}

@@ -1,0 +1,132 @@
+// Panel 5, VQ codes: the 7x7 grid of code indices of the current digit, each cell coloured by its
+// code; the codebook (what a grid of only code k decodes to); and code usage (uPlot histogram,
+// perplexity, codes used, dead codes). Follows the pretrained VQ-VAE, or the one being trained
+// (then it updates live as training runs).
+import { h, imageCanvas, drawImages, clamp01, codeColour, fmt } from '../render.js';
+
+export function initVq(app) {
+  const { lab, state } = app;
+  const root = document.getElementById('panel-vq');
+  const gridEl = h('div', { class: 'codegrid', 'data-testid': 'codegrid' });
+  const recon = imageCanvas(1, 1, 4, 'pix');
+  const book = h('div', { class: 'codebook', 'data-testid': 'codebook' });
+  const histBox = h('div', { class: 'hist', 'data-testid': 'usage' });
+  const figs = h('div', { class: 'figs-line' });
+  const sourceSelect = h('select', { 'aria-label': 'VQ-VAE shown' }, h('option', { value: 'vqvae' }, 'pretrained VQ-VAE'), h('option', { value: 'training' }, 'the VQ-VAE in training'));
+  sourceSelect.disabled = true;
+  sourceSelect.addEventListener('change', () => { source = sourceSelect.value; refreshAll(); });
+  let source = 'vqvae';
+
+  root.append(
+    h('div', { class: 'controls' }, h('label', {}, 'Show ', sourceSelect)),
+    h('div', { class: 'row wrap' },
+      h('div', {}, h('div', { class: 'label' }, 'codes of your digit'), gridEl),
+      h('div', {}, h('div', { class: 'label' }, 'decoded'), recon),
+      h('div', {}, h('div', { class: 'label' }, 'codebook: what each code draws'), book),
+      h('div', { class: 'grow' }, h('div', { class: 'label' }, 'code usage'), figs, histBox)));
+
+  let plot = null;
+  let codes = null, K = 64;
+  const cells = [];
+  for (let i = 0; i < 49; i++) {
+    const c = h('div', { class: 'cell' });
+    cells.push(c);
+    gridEl.append(c);
+  }
+  const tiles = [];
+
+  async function refreshCodes() {
+    try {
+      if (source === 'vqvae') await app.ensureModel('vqvae');
+      const r = await lab.call('vqCodes', { name: source, pixels: app.input.pixels });
+      codes = r.codes;
+      K = r.state.K;
+      r.codes.forEach((k, i) => {
+        cells[i].style.background = codeColour(k);
+        cells[i].textContent = k;
+      });
+      drawImages(recon, clamp01(r.recon), 1);
+      const used = new Set(r.codes);
+      tiles.forEach((t, k) => t.classList.toggle('on', used.has(k)));
+      app.metrics.vqCodes = Array.from(r.codes);
+    } catch (e) { app.error(e); }
+  }
+
+  async function refreshBook() {
+    try {
+      const { images, K: k } = await lab.call('vqCodebookImages', { name: source });
+      if (tiles.length !== k) {
+        book.replaceChildren();
+        tiles.length = 0;
+        for (let i = 0; i < k; i++) {
+          const c = imageCanvas(1, 1, 1.3, 'pix tile');
+          c.style.borderColor = codeColour(i);
+          c.title = `code ${i}`;
+          tiles.push(c);
+          book.append(c);
+        }
+      }
+      for (let i = 0; i < k; i++) drawImages(tiles[i], clamp01(images.subarray(i * 784, (i + 1) * 784)), 1);
+      if (codes) { const used = new Set(codes); tiles.forEach((t, i) => t.classList.toggle('on', used.has(i))); }
+    } catch (e) { app.error(e); }
+  }
+
+  function drawHist(counts, title) {
+    const xs = counts.map((_, k) => k);
+    const total = counts.reduce((a, b) => a + b, 0) || 1;
+    const ys = counts.map((c) => (100 * c) / total);
+    if (!plot) {
+      const width = Math.max(280, Math.min(520, histBox.clientWidth || 420));
+      plot = new window.uPlot({
+        width, height: 200,
+        scales: { x: { time: false, range: [-1, counts.length] }, y: { range: (u, lo, hi) => [0, Math.max(hi, 1)] } },
+        axes: [{ label: 'code', stroke: '#555' }, { label: '% of cells', stroke: '#555' }],
+        legend: { show: false },
+        cursor: { show: true, points: { show: false } },
+        series: [{}, { label: 'usage', stroke: '#4e79a7', fill: 'rgba(78,121,167,0.55)', paths: window.uPlot.paths.bars({ size: [0.8, 12] }), points: { show: false } }],
+      }, [xs, ys], histBox);
+    } else {
+      plot.setData([xs, ys]);
+    }
+    histBox.title = title;
+  }
+
+  async function refreshUsage() {
+    try {
+      if (source === 'vqvae') {
+        const u = await lab.call('vqUsage', { name: 'vqvae', data: state.data, count: 2000 });
+        figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used · ${u.dead} dead · over ${u.images} test digits`);
+        drawHist(u.counts, 'test digits');
+        app.metrics.vqUsage = u;
+      }
+    } catch (e) { app.error(e); }
+  }
+
+  // Training a VQ-VAE: usage over the last training batches, codes and codebook refreshed live.
+  let lastLive = 0;
+  lab.on('train', (ev) => {
+    if (!ev.usage) return;
+    sourceSelect.disabled = false;
+    if (source !== 'training') return;
+    const u = ev.usage;
+    figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used in the last ${u.steps} batches · ${u.counts.length - u.used} dead`);
+    drawHist(u.counts, 'training batches');
+    const now = performance.now();
+    if (now - lastLive > 700) { lastLive = now; refreshCodes(); refreshBook(); }
+  });
+  app.onTrainingModel = (kind) => {
+    if (kind === 'vqvae') { sourceSelect.disabled = false; sourceSelect.value = source = 'training'; refreshAll(); }
+    else if (source === 'training') { sourceSelect.value = source = 'vqvae'; sourceSelect.disabled = true; refreshAll(); }
+  };
+
+  function refreshAll() {
+    refreshCodes();
+    refreshBook();
+    refreshUsage();
+  }
+  let timer = 0;
+  app.onInput(() => { clearTimeout(timer); timer = setTimeout(refreshCodes, 20); });
+  app.onChange((keys) => { if (keys.includes('data')) refreshUsage(); });
+  refreshAll();
+  return { refreshAll };
+}

@@ -1,0 +1,87 @@
+// The page state: one table of properties, each with a default and a type, mirrored in the URL's query
+// string (only values that differ from their defaults), so a link reproduces the view
+// (the tensorflow/playground way). Panels read `state.x`, change it with `set({x: ...})`, and
+// subscribe to changes with `onChange`.
+const T = {
+  int: (lo, hi) => ({ parse: (s) => { const v = Number(s); return Number.isInteger(v) && v >= lo && v <= hi ? v : undefined; } }),
+  num: (lo, hi) => ({ parse: (s) => { const v = Number(s); return Number.isFinite(v) && v >= lo && v <= hi ? v : undefined; } }),
+  oneOf: (...values) => ({ parse: (s) => (values.includes(s) ? s : undefined) }),
+  list: (pattern) => ({ parse: (s) => (s.split(',').every((x) => pattern.test(x)) ? s.split(',').filter(Boolean) : undefined), format: (v) => v.join(',') }),
+  bool: () => ({ parse: (s) => (s === '1' ? true : s === '0' ? false : undefined), format: (v) => (v ? '1' : '0') }),
+};
+
+export const schema = {
+  // Draw
+  models: { def: ['ae_2d', 'vae_2d', 'dae', 'vqvae'], ...T.list(/^[a-z0-9_]+$/), help: 'models reconstructing the drawing' },
+  digit: { def: 0, ...T.int(-1, 9999), help: 'test digit shown on the pad (-1: the drawing)' },
+  data: { def: 'mnist', ...T.oneOf('mnist', 'fashion'), help: 'data set of the test digits and of training' },
+  // Latent space
+  latent: { def: 'vae_2d', ...T.oneOf('vae_2d', 'ae_2d'), help: 'model of the latent-space view' },
+  grid: { def: 15, ...T.int(5, 25), help: 'manifold grid size' },
+  // Interpolate
+  from: { def: 3, ...T.int(0, 9999), help: 'test digit at one end' },
+  to: { def: 2, ...T.int(0, 9999), help: 'test digit at the other end (-1: the drawing)' },
+  // Sample
+  temperature: { def: 1, ...T.num(0.05, 3), help: 'sampling temperature' },
+  seed: { def: 1, ...T.int(0, 1e9), help: 'sampling seed' },
+  sampler: { def: 'vae_2d', ...T.oneOf('vae_2d', 'vae_mlp', 'conv_vae', 'beta_vae'), help: 'VAE sampled from N(0, I)' },
+  // Train
+  kind: { def: 'vae', ...T.oneOf('vae', 'ae', 'dae', 'beta_vae', 'sparse_ae', 'ksparse_ae', 'contractive_ae', 'conv_vae', 'vqvae'), help: 'model kind trained' },
+  zdim: { def: 20, ...T.int(1, 256), help: 'latent size' },
+  hidden: { def: 400, ...T.int(8, 2048), help: 'hidden units' },
+  beta: { def: 4, ...T.num(0, 100), help: 'beta-VAE beta' },
+  K: { def: 64, ...T.int(2, 1024), help: 'VQ codebook size' },
+  commitment: { def: 0.25, ...T.num(0, 10), help: 'VQ commitment beta' },
+  ema: { def: true, ...T.bool(), help: 'VQ EMA codebook (else codebook loss)' },
+  lr: { def: 0.001, ...T.num(1e-6, 1), help: 'learning rate' },
+  batch: { def: 128, ...T.int(1, 1024), help: 'batch size' },
+  tseed: { def: 1, ...T.int(0, 1e9), help: 'training seed' },
+  // Layout (embedding): which panels show
+  panels: { def: ['draw', 'latent', 'interpolate', 'sample', 'vq', 'train'], ...T.list(/^(draw|latent|interpolate|sample|vq|train)$/), help: 'panels shown' },
+  embed: { def: false, ...T.bool(), help: 'embedded: no header or footer' },
+};
+
+export const state = {};
+const listeners = new Set();
+
+function format(key, value) {
+  const f = schema[key].format;
+  return f ? f(value) : String(value);
+}
+
+function same(a, b) {
+  return Array.isArray(a) ? Array.isArray(b) && a.join(',') === b.join(',') : a === b;
+}
+
+export function readUrl(search = location.search) {
+  const params = new URLSearchParams(search);
+  for (const [key, spec] of Object.entries(schema)) {
+    const raw = params.get(key);
+    const v = raw === null ? undefined : spec.parse(raw);
+    state[key] = v === undefined ? (Array.isArray(spec.def) ? [...spec.def] : spec.def) : v;
+  }
+}
+
+export function writeUrl() {
+  const params = new URLSearchParams();
+  for (const [key, spec] of Object.entries(schema)) {
+    if (!same(state[key], spec.def)) params.set(key, format(key, state[key]));
+  }
+  const q = params.toString().replace(/%2C/g, ',');
+  history.replaceState(null, '', q ? `?${q}` : location.pathname);
+}
+
+export function set(changes) {
+  const changed = [];
+  for (const [key, value] of Object.entries(changes)) {
+    if (!(key in schema)) throw new Error(`unknown state key ${key}`);
+    if (!same(state[key], value)) { state[key] = value; changed.push(key); }
+  }
+  if (!changed.length) return;
+  writeUrl();
+  for (const fn of listeners) fn(changed);
+}
+
+export function onChange(fn) {
+  listeners.add(fn);
+}
