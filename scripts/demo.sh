@@ -1,21 +1,11 @@
 #!/usr/bin/env bash
-# The demo command, until the web page exists: sets everything up, builds the `latentlab` tool, and
-# shows the pretrained models at work: their test figures, reconstructions and samples (PNG files in
-# demo-out/).
+# The demo command: sets everything up (scripts/setup.sh), builds the WebAssembly module and the page,
+# and serves it on 127.0.0.1 (it prints the URL; Ctrl-C stops it). PORT=8080 by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cmake --preset native-release >/dev/null
-cmake --build --preset native-release -j "$(nproc 2>/dev/null || echo 2)" --target latentlab
-bin=build/native-release/latentlab
-out=demo-out
-mkdir -p "$out"
-for m in vae_mlp ae_mlp; do
-  echo
-  "$bin" eval --model-file "models/$m.safetensors" --data mnist
-  "$bin" reconstruct --model-file "models/$m.safetensors" --count 32 --out "$out/${m}_reconstructions.png"
-done
-"$bin" sample --model-file models/vae_mlp.safetensors --count 64 --out "$out/vae_mlp_samples.png"
-"$bin" sample --model-file models/vae_mlp.safetensors --count 64 --temperature 0.7 --out "$out/vae_mlp_samples_t0.7.png"
-echo
-echo "Pictures are in $(pwd)/$out. Train your own: $bin train --help"
+export NODE_PATH=/usr/share/nodejs  # Debian's Emscripten needs Debian's acorn (see ../shared/ENVIRONMENT.md)
+cmake --preset wasm-release >/dev/null
+cmake --build --preset wasm-release -j "$(nproc 2>/dev/null || echo 2)" --target latentlab_wasm latentlab_wasm_wrapper
+node scripts/build_web.mjs --out build/web --wasm build/wasm-release
+exec node scripts/serve.mjs --dir build/web --port "${PORT:-8080}"

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libcli11-dev libstb-dev                   # the command-line tool: option parsing, PNG writing
   dataset-fashion-mnist                     # Fashion-MNIST, gzipped IDX in /usr/share/datasets
   emscripten                                # the WebAssembly build (3.1.6; prebuilt system libraries)
+  chromium fonts-dejavu-core                # the browser tests and benchmarks (headless, playwright-core)
 )
 # node and npm: Debian's, unless some node is already installed (e.g. Node 20 from another source).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -16,6 +16,7 @@ let training = null;        // see ops.trainCreate
 
 const post = (event, data, transfer = []) => self.postMessage({ event, data }, transfer);
 const yieldToMessages = () => new Promise((resolve) => setTimeout(resolve, 0));
+const SLICE_MS = 40;  // training runs in slices this long, answering messages in between
 
 // ---- data: gzipped IDX files, fetched with progress and decompressed by the browser ----
 async function fetchBytes(url, label) {
@@ -128,11 +129,18 @@ async function trainLoop(session) {
     let result = null;
     let images = 0;
     try {
-      while (performance.now() - t0 < 40) {
-        result = session.trainer.step(1);
+      // Steps in calls of n, n sized from the measured step time to fill the slice.
+      while (performance.now() - t0 < SLICE_MS) {
+        const left = SLICE_MS - (performance.now() - t0);
+        let n = Math.max(1, Math.min(64, Math.floor(left / (session.msPerStep || 5))));
+        if (session.stopAt) n = Math.min(n, session.stopAt - session.trainer.progress().stepsDone);
+        const t1 = performance.now();
+        result = session.trainer.step(n);
+        const per = (performance.now() - t1) / n;
+        session.msPerStep = session.msPerStep ? 0.7 * session.msPerStep + 0.3 * per : per;
         steps.push(...result.steps);
         if (result.codeUsage) mergeUsage(session, result.codeUsage);
-        images += result.batch;
+        images += result.batch * n;
         if (session.stopAt && result.stepsDone >= session.stopAt) { session.running = false; break; }
       }
     } catch (e) {

@@ -49,7 +49,7 @@ export function initDraw(app) {
         h('div', { class: 'input-box' }, h('div', { class: 'label' }, '28×28 input'), inputView,
           h('div', { class: 'muted small' }, 'fit to 20×20, centred by mass')),
         h('div', {},
-          h('div', { class: 'recon-head' }, h('span', {}, 'model'), h('span', {}, 'reconstruction'), h('span', {}, 'error'), h('span', {}, 'BCE · MSE · time')),
+          h('div', { class: 'recon-head' }, h('span', {}, 'model'), h('span', {}, 'output'), h('span', {}, 'error'), h('span', {}, 'BCE · MSE · time')),
           rows,
           addSelect))));
 
@@ -182,7 +182,7 @@ export function initDraw(app) {
       for (let p = 0; p < P; p++) diff[p] = rec[p] - input[p];
       drawImages(row.err, diff, 1, signed);
       row.el.dataset.sum = rec.reduce((a, b) => a + b, 0).toFixed(3);
-      row.figs.textContent = `${fmt(bce(input, rec), 1)} · ${fmt(mse(input, rec), 1)} · ${r.ms.toFixed(2)} ms`;
+      row.figs.textContent = `${fmt(bce(input, rec), 1)} · ${fmt(mse(input, rec), 1)} · ${r.ms < 0.1 ? '<0.1' : r.ms.toFixed(1)} ms`;
     }
   }
 

@@ -52,7 +52,7 @@ export function initTrain(app) {
       h('div', { class: 'buttons' }, btn.start, btn.pause, btn.step, btn.reset),
       h('div', {}, progress, ' ', progressText),
       h('div', { class: 'buttons' }, btn.save32, btn.save16),
-      h('label', { class: 'small' }, 'Load a model file ', fileInput)),
+      h('div', { class: 'small load' }, h('div', { class: 'label' }, 'load a model file'), fileInput)),
     h('div', { class: 'train-main' },
       summary,
       h('div', { class: 'row wrap' },

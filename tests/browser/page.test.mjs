@@ -1,0 +1,188 @@
+// The page in real headless Chromium (Debian's, driven by playwright-core): it loads with no console
+// errors; strokes drawn with pointer events give a non-blank 28x28 input and reconstructions that change
+// with the drawing; the sample grids render; the VQ code map shows; 200 training steps in the browser
+// lower the loss and move the chart; a trained model downloads and loads back; the state round-trips
+// through the URL. Saves a screenshot of every panel in <build dir>/screenshots/.
+// Run by CTest in the wasm-release preset: node tests/browser/page.test.mjs [wasm build dir]
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { createServer } from '../../scripts/serve.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const buildDir = path.resolve(process.argv[2] ?? path.join(root, 'build/wasm-release'));
+const site = path.join(buildDir, 'web');
+const shots = path.join(buildDir, 'screenshots');
+fs.mkdirSync(shots, { recursive: true });
+
+const built = spawnSync(process.execPath, [path.join(root, 'scripts/build_web.mjs'), '--out', site, '--wasm', buildDir], { encoding: 'utf8' });
+assert.equal(built.status, 0, `build_web failed:\n${built.stdout}${built.stderr}`);
+console.log(built.stdout.trim());
+
+const server = createServer(site);
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}/`;
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} not found: scripts/setup.sh installs Debian's chromium`);
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latentlab-chromium-'));
+const browser = await chromium.launchPersistentContext(userDir, {
+  executablePath: CHROMIUM, headless: true, acceptDownloads: true, viewport: { width: 1300, height: 950 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const problems = [];  // console errors and uncaught exceptions, from every page of the run
+async function openPage(query = '') {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(base + query);
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.ready), '1', 'the page failed to start');
+  return page;
+}
+const metric = (page, name) => page.evaluate((n) => window.latentlab.metrics[n], name);
+const waitMetric = (page, expr, timeout = 120000) => page.waitForFunction(expr, null, { timeout, polling: 100 });
+
+// Sum of a canvas's pixel values and the number of distinct values (a blank canvas has one).
+function canvasStats(page, selector) {
+  return page.$eval(selector, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let sum = 0;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4) { sum += d[i]; seen.add(d[i]); }
+    return { sum, distinct: seen.size };
+  });
+}
+
+let page;
+test.after(async () => {
+  await browser.close();
+  server.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+});
+
+test('the page loads with its pretrained models and no console errors', async () => {
+  page = await openPage();
+  await waitMetric(page, () => window.latentlab.metrics.drawLatencies?.length > 0 && window.latentlab.metrics.scatterPoints > 0 &&
+    window.latentlab.metrics.vqUsage && window.latentlab.metrics.priorSamples > 0);
+  assert.equal(await metric(page, 'scatterPoints'), 10000);
+  assert.deepEqual(problems, []);
+  await page.screenshot({ path: path.join(shots, 'page.png'), fullPage: true });
+});
+
+test('strokes drawn with pointer events give a 28x28 input and reconstructions that follow them', async () => {
+  await page.click('[data-testid=clear]');
+  const pad = await page.$('[data-testid=pad]');
+  await pad.scrollIntoViewIfNeeded();
+  const box = await pad.boundingBox();
+  const at = (fx, fy) => [box.x + fx * box.width, box.y + fy * box.height];
+  // A "7": the top bar, then the diagonal.
+  await page.mouse.move(...at(0.3, 0.25));
+  await page.mouse.down();
+  for (let i = 1; i <= 12; i++) await page.mouse.move(...at(0.3 + (0.4 * i) / 12, 0.25));
+  for (let i = 1; i <= 16; i++) await page.mouse.move(...at(0.7 - (0.25 * i) / 16, 0.25 + (0.55 * i) / 16));
+  await page.mouse.up();
+  await page.waitForTimeout(400);
+  const input = await canvasStats(page, '[data-testid=input28]');
+  assert.ok(input.sum > 30 * 255 && input.distinct > 5, `the 28x28 input is blank: ${JSON.stringify(input)}`);
+  const sums = () => page.$$eval('.recon-row', (rows) => rows.map((r) => [r.dataset.model, Number(r.dataset.sum)]));
+  const before = await sums();
+  assert.ok(before.length >= 4, 'fewer than four models reconstruct the drawing');
+  for (const [, s] of before) assert.ok(s > 5, `a reconstruction is blank: ${JSON.stringify(before)}`);
+  // A second stroke (a bar across: a "7" with a crossbar) changes every reconstruction.
+  await page.mouse.move(...at(0.35, 0.52));
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(...at(0.35 + (0.35 * i) / 10, 0.52));
+  await page.mouse.up();
+  await page.waitForTimeout(400);
+  const after = await sums();
+  const changed = after.filter(([m, s], i) => Math.abs(s - before[i][1]) > 0.5).length;
+  assert.ok(changed >= before.length - 1, `reconstructions did not follow the drawing: ${JSON.stringify({ before, after })}`);
+  await (await page.$('#draw')).screenshot({ path: path.join(shots, 'panel-draw.png') });
+  await (await page.$('#latent')).screenshot({ path: path.join(shots, 'panel-latent.png') });
+  await (await page.$('#interpolate')).screenshot({ path: path.join(shots, 'panel-interpolate.png') });
+});
+
+test('the sample grids render: VAE, VQ-VAE with its prior, uniform codes', async () => {
+  for (const id of ['vae-samples', 'prior-samples', 'uniform-samples']) {
+    const s = await canvasStats(page, `[data-testid=${id}]`);
+    assert.ok(s.distinct > 20 && s.sum > 0, `${id} is blank: ${JSON.stringify(s)}`);
+  }
+  await (await page.$('#sample')).screenshot({ path: path.join(shots, 'panel-sample.png') });
+});
+
+test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async () => {
+  const codes = await metric(page, 'vqCodes');
+  assert.equal(codes.length, 49);
+  const cells = await page.$$eval('[data-testid=codegrid] .cell', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(cells.map(Number), codes);
+  const usage = await metric(page, 'vqUsage');
+  assert.ok(usage.used >= 58 && usage.perplexity > 30, JSON.stringify(usage));
+  assert.equal(await page.$$eval('[data-testid=codebook] canvas', (c) => c.length), 64);
+  await (await page.$('#vq')).screenshot({ path: path.join(shots, 'panel-vq.png') });
+});
+
+test('200 training steps in the browser lower the loss and move the chart', async () => {
+  await page.click('[data-testid=train-start]');
+  await waitMetric(page, () => window.latentlab.metrics.trainSteps >= 200, 300000);
+  await page.click('[data-testid=train-pause]');
+  await page.waitForTimeout(300);
+  const loss = await metric(page, 'trainLoss');
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+  const first = mean(loss.slice(0, 10)), last = mean(loss.slice(-10));
+  assert.ok(last < 0.6 * first, `loss ${first} -> ${last}`);
+  assert.ok((await metric(page, 'chartPoints')) >= 200);
+  const path0 = await page.$eval('[data-testid=loss-chart] canvas', (c) => c.toDataURL().length);
+  assert.ok(path0 > 5000, 'the loss chart is empty');
+  await (await page.$('#train')).screenshot({ path: path.join(shots, 'panel-train.png') });
+});
+
+test('the trained model downloads as safetensors and loads back', async () => {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download]')]);
+  const file = path.join(buildDir, 'screenshots', 'trained.safetensors');
+  await download.saveAs(file);
+  const bytes = fs.readFileSync(file);
+  const headerLen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString());
+  assert.equal(header.__metadata__['latentlab.model'], 'vae');
+  const shapes = Object.entries(header).filter(([k]) => k !== '__metadata__').map(([, t]) => t.shape.join('x'));
+  assert.ok(shapes.includes('400x784') && shapes.includes('784x400'), `tensor shapes ${shapes}`);
+  await page.setInputFiles('[data-testid=load-file]', file);
+  await waitMetric(page, () => window.latentlab.metrics.loadedModel);
+  const info = await metric(page, 'loadedModel');
+  assert.equal(info.kind, 'vae');
+  assert.ok(info.parameters > 600000, `${info.parameters} parameters`);
+  // The loaded model now reconstructs in the Draw panel too.
+  await page.waitForSelector('.recon-row[data-model=training][data-sum]', { timeout: 30000 });
+});
+
+test('a bad model file gives a clear message and the page keeps working', async () => {
+  const bad = path.join(buildDir, 'screenshots', 'bad.safetensors');
+  fs.writeFileSync(bad, Buffer.from('not a model file at all'));
+  await page.setInputFiles('[data-testid=load-file]', bad);
+  await page.waitForSelector('#errors .error', { timeout: 30000 });
+  const message = await page.$eval('#errors .error', (e) => e.textContent);
+  assert.match(message, /model file|safetensors|header/i);
+  await page.click('[data-testid=random-digit]');
+  await page.waitForTimeout(300);
+  assert.equal(await page.evaluate(() => document.body.dataset.ready), '1');
+});
+
+test('the state lives in the URL: a link reproduces the view', async () => {
+  const p2 = await openPage('?kind=vqvae&temperature=0.5&seed=7&panels=sample,train&digit=12');
+  assert.equal(await p2.$eval('[data-testid=kind]', (s) => s.value), 'vqvae');
+  assert.equal(await p2.$eval('#draw', (s) => s.hidden), true);
+  assert.equal(await p2.$eval('#sample', (s) => s.hidden), false);
+  await p2.selectOption('[data-testid=kind]', 'beta_vae');
+  assert.match(p2.url(), /kind=beta_vae/);
+  assert.match(p2.url(), /seed=7/);
+  await p2.close();
+  // Console errors of the whole run, except the deliberate bad file above (reported on the page).
+  assert.deepEqual(problems, []);
+});
