@@ -1,6 +1,8 @@
-// GEMM: scalar reference, Eigen variant, and the dispatch point. See kernels.h.
+// GEMM: scalar reference, Eigen variant, and the dispatch point (the wasm SIMD kernel is in
+// kernels_wasmsimd.cpp). See kernels.h.
 #include "core/kernels.h"
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 
@@ -71,18 +73,51 @@ bool all_finite(const float* x, size_t n) {
 }
 
 namespace {
+#if defined(__wasm_simd128__)
+GemmBackend g_backend = GemmBackend::kWasmSimd;
+#else
 GemmBackend g_backend = GemmBackend::kEigen;
+#endif
+}  // namespace
+
+bool gemm_backend_available(GemmBackend backend) {
+#if defined(__wasm_simd128__)
+  return true;
+#else
+  return backend != GemmBackend::kWasmSimd;
+#endif
 }
 
-void set_gemm_backend(GemmBackend backend) { g_backend = backend; }
+const char* gemm_backend_name(GemmBackend backend) {
+  switch (backend) {
+    case GemmBackend::kScalar: return "scalar";
+    case GemmBackend::kEigen: return "eigen";
+    case GemmBackend::kWasmSimd: return "wasmsimd";
+  }
+  return "?";
+}
+
+void set_gemm_backend(GemmBackend backend) {
+  assert(gemm_backend_available(backend));
+  g_backend = backend;
+}
 GemmBackend gemm_backend() { return g_backend; }
 
 void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
-  if (g_backend == GemmBackend::kScalar)
-    gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else
-    gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  switch (g_backend) {
+    case GemmBackend::kScalar:
+      gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#if defined(__wasm_simd128__)
+    case GemmBackend::kWasmSimd:
+      gemm_f32__wasmsimd(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#endif
+    default:
+      gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+  }
 }
 
 int set_num_threads(int n) {

@@ -1,7 +1,9 @@
 // Kernels: the numeric hot spots behind one dispatch point.
 // Every kernel has a plain scalar reference (`__scalar`), which is its specification and test oracle;
-// faster variants share the signature under suffixed names (`__eigen`, later `__wasmsimd`, `__avx2`).
-// gemm_f32() is the one place that chooses. All matrices are row-major.
+// faster variants share the signature under suffixed names (`__eigen`, `__wasmsimd`).
+// gemm_f32() is the one place that chooses: the wasm build (with -msimd128) uses the hand-written
+// WebAssembly SIMD kernel, native builds Eigen (with -march=native: AVX2/FMA). All matrices are
+// row-major.
 #pragma once
 #include <cstddef>
 
@@ -18,15 +20,24 @@ void gemm_f32__scalar(bool trans_a, bool trans_b, int M, int N, int K, float alp
                       int lda, const float* B, int ldb, float beta, float* C, int ldc);
 void gemm_f32__eigen(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                      int lda, const float* B, int ldb, float beta, float* C, int ldc);
+#if defined(__wasm_simd128__)
+// Register-blocked WebAssembly SIMD128 kernel (kernels_wasmsimd.cpp); exists only in the wasm build.
+void gemm_f32__wasmsimd(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                        int lda, const float* B, int ldb, float beta, float* C, int ldc);
+#endif
 
 // True when no element is NaN or infinite (an integer test on the exponent bits, so it vectorises
 // without fast-math).
 bool all_finite(const float* x, size_t n);
 
 // Which GEMM gemm_f32() uses. Tests switch to the scalar one to check whole models against it.
-enum class GemmBackend { kScalar, kEigen };
+// The default is the fastest available one (kWasmSimd in the wasm build, kEigen natively); selecting
+// one that this build lacks (kWasmSimd natively) is a programmer error (asserts).
+enum class GemmBackend { kScalar, kEigen, kWasmSimd };
 void set_gemm_backend(GemmBackend backend);
 GemmBackend gemm_backend();
+bool gemm_backend_available(GemmBackend backend);
+const char* gemm_backend_name(GemmBackend backend);  // "scalar", "eigen", "wasmsimd"
 
 // Threads the GEMM may use (native builds with OpenMP; elsewhere always 1). Returns the number set.
 int set_num_threads(int n);

@@ -1,7 +1,9 @@
-// GEMM: every variant against the scalar reference over all transposes and odd sizes.
+// GEMM: every variant against the scalar reference over all transposes and odd sizes. The wasm SIMD
+// kernel's tests exist only in the wasm build (they run under node with the rest of the suite).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/kernels.h"
@@ -10,15 +12,23 @@
 namespace ll {
 namespace {
 
-void check_gemm(bool ta, bool tb, int M, int N, int K, float alpha, float beta, Rng& rng) {
-  // Padded leading dimensions catch stride bugs.
-  const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+using GemmFn = void (*)(bool, bool, int, int, int, float, const float*, int, const float*, int, float,
+                       float*, int);
+
+// `fast` against the scalar reference on random A, B, C with padded leading dimensions (`pad` extra
+// floats per row of each: catches stride bugs). With beta == 0, C starts as NaN: it must not be read.
+void check_gemm_fn(GemmFn fn, bool ta, bool tb, int M, int N, int K, float alpha, float beta, Rng& rng,
+                   int pad = 1) {
+  const int lda = (ta ? M : K) + pad + 2, ldb = (tb ? K : N) + pad + 1, ldc = N + pad;
   std::vector<float> A = test::random_vector(rng, static_cast<size_t>(ta ? K : M) * lda);
   std::vector<float> B = test::random_vector(rng, static_cast<size_t>(tb ? N : K) * ldb);
   std::vector<float> C0 = test::random_vector(rng, static_cast<size_t>(M) * ldc);
   std::vector<float> ref = C0, fast = C0;
+  if (beta == 0.0f)
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) fast[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
   gemm_f32__scalar(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, ref.data(), ldc);
-  gemm_f32__eigen(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, fast.data(), ldc);
+  fn(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, fast.data(), ldc);
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++) {
       float r = ref[i * ldc + j], f = fast[i * ldc + j];
@@ -26,7 +36,12 @@ void check_gemm(bool ta, bool tb, int M, int N, int K, float alpha, float beta, 
                                          << " K=" << K << " at (" << i << "," << j << ")";
     }
   // Padding columns of C are never touched.
-  for (int i = 0; i < M; i++) ASSERT_EQ(fast[i * ldc + N], C0[i * ldc + N]);
+  for (int i = 0; i < M; i++)
+    for (int j = N; j < ldc; j++) ASSERT_EQ(fast[i * ldc + j], C0[i * ldc + j]) << "padding of C";
+}
+
+void check_gemm(bool ta, bool tb, int M, int N, int K, float alpha, float beta, Rng& rng) {
+  check_gemm_fn(gemm_f32__eigen, ta, tb, M, N, K, alpha, beta, rng);
 }
 
 TEST(Gemm, EigenMatchesScalarOverOddSizesAndAllTransposes) {
@@ -61,6 +76,70 @@ TEST(Gemm, ModelShapes) {
   check_gemm(false, false, 128, 400, 784, 1.0f, 1.0f, rng);
   check_gemm(true, false, 400, 784, 128, 1.0f, 1.0f, rng);
 }
+
+TEST(Gemm, BackendNamesAndAvailability) {
+  EXPECT_TRUE(gemm_backend_available(GemmBackend::kScalar));
+  EXPECT_TRUE(gemm_backend_available(GemmBackend::kEigen));
+  EXPECT_STREQ(gemm_backend_name(GemmBackend::kWasmSimd), "wasmsimd");
+#if defined(__wasm_simd128__)
+  EXPECT_TRUE(gemm_backend_available(GemmBackend::kWasmSimd));
+  EXPECT_EQ(gemm_backend(), GemmBackend::kWasmSimd);  // the wasm build's default
+#else
+  EXPECT_FALSE(gemm_backend_available(GemmBackend::kWasmSimd));
+  EXPECT_EQ(gemm_backend(), GemmBackend::kEigen);
+#endif
+}
+
+#if defined(__wasm_simd128__)
+// The kernel tiles C in 4 x 8 blocks (partial ones at the edges) and K in blocks of 256: sizes cover
+// every remainder of each, 1..67 on every dimension, and K across one and two block boundaries.
+TEST(GemmWasmSimd, MatchesScalarOverSizes1To67AllTransposes) {
+  Rng rng(17);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      for (int M = 1; M <= 67; M++)
+        for (int N : {1, 4, 5, 8, 9, 13, 16, 17, 20, 67}) check_gemm_fn(gemm_f32__wasmsimd, ta, tb, M, N, 7, 1.0f, 0.0f, rng);
+      for (int N = 1; N <= 67; N++)
+        for (int M : {1, 3, 4, 5, 9}) check_gemm_fn(gemm_f32__wasmsimd, ta, tb, M, N, 11, 1.0f, 0.0f, rng);
+      for (int K = 1; K <= 67; K++) check_gemm_fn(gemm_f32__wasmsimd, ta, tb, 7, 13, K, 1.0f, 0.0f, rng);
+      for (int K : {255, 256, 257, 511, 513, 784}) check_gemm_fn(gemm_f32__wasmsimd, ta, tb, 6, 11, K, 1.0f, 0.0f, rng);
+    }
+}
+
+TEST(GemmWasmSimd, AlphaBetaAndPaddedStridesAllTransposes) {
+  Rng rng(18);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (float beta : {0.0f, 1.0f, 0.5f, -1.5f})
+        for (float alpha : {1.0f, -2.0f, 0.25f})
+          for (int K : {29, 300})  // one K block, then two (beta applies once, on the first)
+            for (int pad : {0, 1, 5})
+              check_gemm_fn(gemm_f32__wasmsimd, ta, tb, 19, 23, K, alpha, beta, rng, pad);
+}
+
+TEST(GemmWasmSimd, ZeroSizes) {
+  std::vector<float> A(4, 1.0f), B(4, 1.0f), C = {5.0f, NAN};
+  gemm_f32__wasmsimd(false, false, 1, 1, 0, 1.0f, A.data(), 1, B.data(), 1, 2.0f, C.data(), 1);
+  EXPECT_EQ(C[0], 10.0f);  // K = 0: C = beta * C
+  gemm_f32__wasmsimd(false, false, 1, 1, 0, 1.0f, A.data(), 1, B.data(), 1, 0.0f, C.data() + 1, 1);
+  EXPECT_EQ(C[1], 0.0f);   // ... and beta = 0 does not read the NaN
+  gemm_f32__wasmsimd(false, false, 0, 1, 2, 1.0f, A.data(), 2, B.data(), 1, 0.0f, nullptr, 1);
+  gemm_f32__wasmsimd(false, false, 1, 0, 2, 1.0f, A.data(), 2, B.data(), 1, 0.0f, nullptr, 1);
+}
+
+TEST(GemmWasmSimd, ModelShapes) {
+  // One MLP VAE step at batch 128, then the conv VQ-VAE's per-image im2col products.
+  Rng rng(19);
+  const struct { bool ta, tb; int M, N, K; float beta; } shapes[] = {
+      {false, true, 128, 400, 784, 0.0f}, {false, false, 128, 784, 400, 1.0f},
+      {true, false, 400, 784, 128, 1.0f}, {false, true, 128, 20, 400, 0.0f},
+      {false, false, 64, 49, 512, 0.0f},  {false, true, 64, 512, 49, 1.0f},
+      {true, false, 512, 49, 64, 0.0f},   {false, false, 32, 196, 16, 0.0f},
+      {true, false, 16, 196, 32, 0.0f},   {false, true, 32, 16, 196, 1.0f},
+      {false, false, 64, 49, 144, 0.0f},  {true, false, 144, 49, 64, 0.0f}};
+  for (const auto& s : shapes) check_gemm_fn(gemm_f32__wasmsimd, s.ta, s.tb, s.M, s.N, s.K, 1.0f, s.beta, rng);
+}
+#endif
 
 TEST(AllFinite, DetectsNanAndInfAnywhere) {
   std::vector<float> x(1000, 1.5f);

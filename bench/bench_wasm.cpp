@@ -1,0 +1,239 @@
+// Speed of the GEMM backends and of training, as a plain program (no Google Benchmark), so the same
+// measurement runs natively and compiled to wasm under node:
+//   node --no-experimental-fetch build/wasm-release/bench/bench_wasm.js [--seconds S] [--batch B]
+// Prints, in one run:
+//   - GFLOP/s of every available GEMM backend (scalar, eigen, wasmsimd) on the shapes the models use,
+//     and each as a ratio to the scalar kernel (the in-run baseline);
+//   - training images/s (forward, backward, Adam, the model's after-step update; Trainer on real MNIST
+//     when found, else synthetic images) for the MLP VAE and the conv VQ-VAE at batch B, with each
+//     fast backend, and the MLP VAE's step time over the time of its bare GEMMs;
+//   - single-image reconstruction latency (median).
+// Ratios are what to compare; raw figures on a shared machine are noisy.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/file_io.h"
+#include "core/idx.h"
+#include "core/kernels.h"
+#include "core/model.h"
+#include "core/trainer.h"
+#include "tools/data_paths.h"
+
+namespace {
+
+using namespace ll;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<GemmBackend> backends() {
+  std::vector<GemmBackend> out;
+  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kWasmSimd})
+    if (gemm_backend_available(b)) out.push_back(b);
+  return out;
+}
+
+struct Shape {
+  const char* what;
+  bool ta, tb;
+  int M, N, K;
+};
+
+// MLP VAE 784-400-20 at batch 128 (Linear: forward X W^T, input grad dY W, weight grad dY^T X), then
+// the conv VQ-VAE's per-image im2col products (conv.cpp: forward W col, weight grad dY col^T, input
+// grad W^T dY; ConvTranspose the other way round).
+const Shape kShapes[] = {
+    {"vae fc1 fwd    X*W^T", false, true, 128, 400, 784},
+    {"vae fc5 dX     dY*W", false, false, 128, 400, 784},
+    {"vae fc1 dW     dY^T*X", true, false, 400, 784, 128},
+    {"vae fc21 fwd   X*W^T", false, true, 128, 20, 400},
+    {"vq enc0 fwd    1->32 k4s2", false, false, 32, 196, 16},
+    {"vq enc2 fwd    32->64 k4s2", false, false, 64, 49, 512},
+    {"vq enc2 dW", false, true, 64, 512, 49},
+    {"vq enc2 dX", true, false, 512, 49, 64},
+    {"vq dec0 fwd    16->64 k3", false, false, 64, 49, 144},
+    {"vq dec2 fwd    T 64->32 k4s2", true, false, 512, 49, 64},
+    {"vq dec4 fwd    T 32->1 k4s2", true, false, 16, 196, 32},
+};
+
+// GFLOP/s of one backend on one shape, repeating for at least `min_s` seconds (and at least twice).
+double gemm_gflops(GemmBackend backend, const Shape& s, double min_s) {
+  const int rows_a = s.ta ? s.K : s.M, cols_a = s.ta ? s.M : s.K;
+  const int rows_b = s.tb ? s.N : s.K, cols_b = s.tb ? s.K : s.N;
+  std::vector<float> a(static_cast<size_t>(rows_a) * cols_a), b(static_cast<size_t>(rows_b) * cols_b),
+      c(static_cast<size_t>(s.M) * s.N);
+  Rng rng(5);
+  rng.fill_uniform(a.data(), a.size(), -1.0f, 1.0f);
+  rng.fill_uniform(b.data(), b.size(), -1.0f, 1.0f);
+  set_gemm_backend(backend);
+  gemm_f32(s.ta, s.tb, s.M, s.N, s.K, 1.0f, a.data(), cols_a, b.data(), cols_b, 0.0f, c.data(), s.N);
+  int reps = 0;
+  auto t0 = Clock::now();
+  double t = 0.0;
+  while (reps < 2 || t < min_s) {
+    gemm_f32(s.ta, s.tb, s.M, s.N, s.K, 1.0f, a.data(), cols_a, b.data(), cols_b, 0.0f, c.data(), s.N);
+    reps++;
+    t = seconds_since(t0);
+  }
+  return 2.0 * s.M * s.N * s.K * reps / t / 1e9;
+}
+
+// MNIST's training set if found, else 2048 random images of 28x28.
+Dataset load_data(std::string* source) {
+  Dataset d;
+  std::string dir;
+  if (data_dir("mnist", &dir).ok() && load_idx_dataset(dir, "train", &d).ok()) {
+    *source = "MNIST train";
+    return d;
+  }
+  ImageSet images;
+  images.count = 2048, images.rows = 28, images.cols = 28;
+  images.pixels.resize(static_cast<size_t>(images.count) * 28 * 28);
+  LabelSet labels;
+  labels.count = images.count;
+  labels.labels.assign(images.count, 0);
+  Rng rng(3);
+  for (auto& p : images.pixels) p = static_cast<uint8_t>(rng.below(256));
+  make_dataset(std::move(images), std::move(labels), &d);
+  *source = "synthetic uniform noise";
+  return d;
+}
+
+// Training images/s of `kind` at batch B with the current backend, over at least min_s seconds.
+double train_images_per_s(const char* kind, const Dataset& data, int B, double min_s) {
+  ModelConfig config;
+  config.kind = kind;
+  std::unique_ptr<Model> model;
+  if (!create_model(config, &model).ok()) return 0.0;
+  Rng rng(1);
+  model->init(rng);
+  Trainer trainer;
+  TrainSettings settings;
+  settings.batch = B;
+  if (!trainer.setup(model.get(), &data, settings).ok()) return 0.0;
+  LossTotals totals;
+  for (int i = 0; i < 2; i++) trainer.step(&totals);  // warm up
+  int steps = 0;
+  auto t0 = Clock::now();
+  double t = 0.0;
+  while (steps < 3 || t < min_s) {
+    trainer.step(&totals);
+    steps++;
+    t = seconds_since(t0);
+  }
+  return static_cast<double>(steps) * B / t;
+}
+
+// Seconds of the bare GEMMs of one MLP VAE 784-400-20 training step at batch B (the step's floor).
+double vae_gemm_floor_s(int B, double min_s) {
+  struct L { int C, OC; bool dinp; };
+  const L layers[] = {{784, 400, false}, {400, 20, true}, {400, 20, true}, {20, 400, true}, {400, 784, true}};
+  std::vector<float> a(B * 784, 0.5f), w(784 * 400, 0.01f), y(B * 784), dw(784 * 400);
+  int reps = 0;
+  auto t0 = Clock::now();
+  double t = 0.0;
+  while (reps < 3 || t < min_s) {
+    for (const L& l : layers) {
+      gemm_f32(false, true, B, l.OC, l.C, 1.0f, a.data(), l.C, w.data(), l.C, 0.0f, y.data(), l.OC);
+      gemm_f32(true, false, l.OC, l.C, B, 1.0f, y.data(), l.OC, a.data(), l.C, 1.0f, dw.data(), l.C);
+      if (l.dinp) gemm_f32(false, false, B, l.C, l.OC, 1.0f, y.data(), l.OC, w.data(), l.C, 1.0f, a.data(), l.C);
+    }
+    reps++;
+    t = seconds_since(t0);
+  }
+  return t / reps;
+}
+
+// Median milliseconds of one single-image reconstruction (posterior mean / nearest codes).
+double reconstruct_one_ms(const char* kind, const Dataset& data) {
+  ModelConfig config;
+  config.kind = kind;
+  std::unique_ptr<Model> model;
+  if (!create_model(config, &model).ok()) return 0.0;
+  Rng rng(1);
+  model->init(rng);
+  model->reserve(1);
+  std::vector<float> x(config.input);
+  data.to_float(nullptr, 0, 1, x.data());
+  std::vector<double> ms;
+  for (int i = 0; i < 300; i++) {
+    auto t0 = Clock::now();
+    model->forward(x.data(), x.data(), 1, rng, ZMode::kMean);
+    ms.push_back(seconds_since(t0) * 1e3);
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 3.0;
+  int batch = 128;
+  bool gemm = true, train = true;
+  for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--no-gemm")) gemm = false;
+    else if (!std::strcmp(argv[i], "--no-train")) train = false;
+    else {
+      std::fprintf(stderr, "usage: bench_wasm [--seconds S] [--batch B] [--no-gemm] [--no-train]\n");
+      return 2;
+    }
+  }
+  const std::vector<GemmBackend> all = backends();
+  const GemmBackend fastest = all.back();
+#if defined(__EMSCRIPTEN__)
+  std::printf("build: wasm (single thread)\n");
+#else
+  std::printf("build: native\n");
+#endif
+
+  if (gemm) {
+    std::printf("\nGEMM GFLOP/s (ratio to scalar)\n%-30s %5s %5s %5s", "shape", "M", "N", "K");
+    for (GemmBackend b : all) std::printf(" %18s", gemm_backend_name(b));
+    std::printf("\n");
+    for (const Shape& s : kShapes) {
+      std::printf("%-30s %5d %5d %5d", s.what, s.M, s.N, s.K);
+      double base = 0.0;
+      for (GemmBackend b : all) {
+        double g = gemm_gflops(b, s, b == GemmBackend::kScalar ? 0.1 : 0.25);
+        if (b == GemmBackend::kScalar) base = g;
+        std::printf("   %6.2f (%6.1fx)", g, g / base);
+      }
+      std::printf("\n");
+    }
+  }
+
+  if (train) {
+    std::string source;
+    Dataset data = load_data(&source);
+    std::printf("\nTraining at batch %d on %s, %.1f s each (images/s)\n", batch, source.c_str(), seconds);
+    for (const char* kind : {"vae", "vqvae"}) {
+      for (GemmBackend b : all) {
+        if (b == GemmBackend::kScalar) continue;  // far too slow to be interesting
+        set_gemm_backend(b);
+        double ips = train_images_per_s(kind, data, batch, seconds);
+        std::printf("  %-6s %-9s %8.0f images/s", kind, gemm_backend_name(b), ips);
+        if (!std::strcmp(kind, "vae")) {
+          double floor_s = vae_gemm_floor_s(batch, 0.5);
+          std::printf("   step / GEMM floor = %.2f", batch / ips / floor_s);
+        }
+        std::printf("\n");
+      }
+    }
+    set_gemm_backend(fastest);
+    std::printf("\nSingle-image reconstruction, median of 300 (%s)\n", gemm_backend_name(fastest));
+    for (const char* kind : {"vae", "vqvae"})
+      std::printf("  %-6s %.3f ms\n", kind, reconstruct_one_ms(kind, data));
+  }
+  return 0;
+}
