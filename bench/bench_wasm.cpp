@@ -179,13 +179,15 @@ int main(int argc, char** argv) {
   double seconds = 3.0;
   int batch = 128;
   bool gemm = true, train = true;
+  std::vector<std::string> kinds = {"vae", "vqvae"};
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-gemm")) gemm = false;
     else if (!std::strcmp(argv[i], "--no-train")) train = false;
+    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) kinds = {argv[++i]};
     else {
-      std::fprintf(stderr, "usage: bench_wasm [--seconds S] [--batch B] [--no-gemm] [--no-train]\n");
+      std::fprintf(stderr, "usage: bench_wasm [--seconds S] [--batch B] [--no-gemm] [--no-train] [--model NAME]\n");
       return 2;
     }
   }
@@ -217,7 +219,8 @@ int main(int argc, char** argv) {
     std::string source;
     Dataset data = load_data(&source);
     std::printf("\nTraining at batch %d on %s, %.1f s each (images/s)\n", batch, source.c_str(), seconds);
-    for (const char* kind : {"vae", "vqvae"}) {
+    for (const std::string& name : kinds) {
+      const char* kind = name.c_str();
       for (GemmBackend b : all) {
         if (b == GemmBackend::kScalar) continue;  // far too slow to be interesting
         set_gemm_backend(b);
@@ -232,8 +235,8 @@ int main(int argc, char** argv) {
     }
     set_gemm_backend(fastest);
     std::printf("\nSingle-image reconstruction, median of 300 (%s)\n", gemm_backend_name(fastest));
-    for (const char* kind : {"vae", "vqvae"})
-      std::printf("  %-6s %.3f ms\n", kind, reconstruct_one_ms(kind, data));
+    for (const std::string& kind : kinds)
+      std::printf("  %-6s %.3f ms\n", kind.c_str(), reconstruct_one_ms(kind.c_str(), data));
   }
   return 0;
 }
