@@ -19,8 +19,10 @@ export function initDraw(app) {
   let strokes = [];   // [[x, y], ...] per stroke
   let current = null;
   let pixels = new Float32Array(P);
-  let inFlight = false, dirty = false;
-  let changedAt = 0;
+  let inFlight = false, dirty = false, preprocessedAt = 0;
+  let changedAt = 0, eventAt = 0;  // when the input changed: the pointer event's time stamp
+  const breakdown = [];  // per request: [preprocessed, worker reply, rows drawn, next frame] in ms after the event
+  app.metrics.drawBreakdown = breakdown;
   const latencies = [];
   app.metrics.drawLatencies = latencies;
 
@@ -54,7 +56,7 @@ export function initDraw(app) {
           addSelect))));
 
   // ---- drawing ----
-  const g = pad.getContext('2d');
+  const g = pad.getContext('2d', { willReadFrequently: true });  // read back on every stroke: keep it on the CPU
   function redraw() {
     g.fillStyle = '#000';
     g.fillRect(0, 0, PAD, PAD);
@@ -71,12 +73,15 @@ export function initDraw(app) {
       g.stroke();
     }
   }
+  let padRect = null;  // measured once per stroke: reading it per move would force a layout each time
   function point(e) {
-    const r = pad.getBoundingClientRect();
+    const r = padRect || pad.getBoundingClientRect();
     return [((e.clientX - r.left) * PAD) / r.width, ((e.clientY - r.top) * PAD) / r.height];
   }
   pad.addEventListener('pointerdown', (e) => {
     pad.setPointerCapture(e.pointerId);
+    padRect = pad.getBoundingClientRect();
+    eventAt = e.timeStamp;
     if (state.digit >= 0) { strokes = []; set({ digit: -1 }); }
     current = [point(e)];
     strokes.push(current);
@@ -86,12 +91,13 @@ export function initDraw(app) {
   });
   pad.addEventListener('pointermove', (e) => {
     if (!current) return;
+    eventAt = e.timeStamp;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
     for (const ev of events.length ? events : [e]) current.push(point(ev));
     redraw();
     changed();
   });
-  const end = () => { current = null; };
+  const end = () => { current = null; padRect = null; };
   pad.addEventListener('pointerup', end);
   pad.addEventListener('pointercancel', end);
 
@@ -128,7 +134,9 @@ export function initDraw(app) {
     drawImages(inputView, px, 1);
     app.setInput(px, meta);
     status.textContent = meta.source === 'test' ? `Test digit #${meta.index} (label ${meta.label}).` : 'Your drawing.';
-    changedAt = performance.now();
+    changedAt = eventAt || performance.now();
+    eventAt = 0;
+    preprocessedAt = performance.now();
     request();
   }
 
@@ -140,10 +148,15 @@ export function initDraw(app) {
     const input = app.input.pixels;
     try {
       const names = state.models.filter((n) => app.loaded.has(n));
+      const pre = preprocessedAt - started;
       const { results } = await lab.call('reconstructAll', { names, pixels: input });
+      const replied = performance.now() - started;
       renderRows(input, results);
+      const drawn = performance.now() - started;
       await new Promise((r) => requestAnimationFrame(r));
       latencies.push(performance.now() - started);
+      breakdown.push([pre, replied, drawn, performance.now() - started]);
+      if (breakdown.length > 500) breakdown.shift();
       if (latencies.length > 500) latencies.shift();
     } catch (e) {
       app.error(e);
@@ -169,10 +182,14 @@ export function initDraw(app) {
   }
 
   function renderRows(input, results) {
-    rows.replaceChildren();
+    // Rebuild the list only when the models change (a rebuild costs a layout of the page).
+    const order = state.models.join(',');
+    if (rows.dataset.order !== order) {
+      rows.replaceChildren(...state.models.map((n) => rowFor(n).el));
+      rows.dataset.order = order;
+    }
     for (const name of state.models) {
       const row = rowFor(name);
-      rows.append(row.el);
       const r = results[name];
       if (!r) { row.figs.textContent = app.loaded.has(name) ? '' : 'loading…'; continue; }
       if (r.error) { row.figs.textContent = r.error; continue; }

@@ -24,7 +24,7 @@ export function initLatent(app) {
     h('div', {}, h('div', { class: 'label' }, 'decoded plane'), manifold),
     h('div', { class: 'preview' }, h('div', { class: 'label' }, 'decoded point'), preview, where)));
 
-  let plot = null;
+  let plot = null, overlay = null;
   let range = [-3, 3];
   let posterior = null;  // {mean: [x, y], sd: [sx, sy] | null}
   let pending = 0;
@@ -59,13 +59,17 @@ export function initLatent(app) {
         points: { show: true, size: 2.5, width: 0, stroke: c, fill: c },
       }))],
       hooks: {
-        draw: [(u) => drawPosterior(u)],
+        draw: [() => drawPosterior()],
         setCursor: [(u) => { if (u.cursor.left >= 0) hover(u.posToVal(u.cursor.left, 'x'), u.posToVal(u.cursor.top, 'y')); }],
       },
     };
     if (plot) plot.destroy();
     chartBox.replaceChildren();
     plot = new window.uPlot(opts, data, chartBox);
+    // The posterior marker lives on its own canvas over the plot, so moving it never redraws 10,000 points.
+    overlay = h('canvas', { class: 'overlay' });
+    overlay.style.cssText = 'position:absolute;left:0;top:0;pointer-events:none';
+    plot.over.append(overlay);
     plot.over.addEventListener('click', () => {
       const u = plot;
       hover(u.posToVal(u.cursor.left, 'x'), u.posToVal(u.cursor.top, 'y'), true);
@@ -111,29 +115,36 @@ export function initLatent(app) {
     const name = state.latent;
     const r = await lab.call('posterior', { name, pixels: app.input.pixels });
     posterior = { mean: [r.mean[0], r.mean[1]], sd: r.logvar ? [Math.exp(0.5 * r.logvar[0]), Math.exp(0.5 * r.logvar[1])] : null };
-    plot.redraw(false, false);
+    drawPosterior();
   }
 
-  function drawPosterior(u) {
-    if (!posterior) return;
-    const ctx = u.ctx;
+  function drawPosterior() {
+    if (!posterior || !plot || !overlay) return;
+    const u = plot;
+    const dpr = devicePixelRatio;
+    // The plot area's size from uPlot (device pixels): reading the element's size would force a layout.
+    const { width: w, height: hgt } = u.bbox;
+    if (overlay.width !== w) { overlay.width = w; overlay.style.width = `${w / dpr}px`; }
+    if (overlay.height !== hgt) { overlay.height = hgt; overlay.style.height = `${hgt / dpr}px`; }
+    const ctx = overlay.getContext('2d');
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
     const [mx, my] = posterior.mean;
-    const cx = u.valToPos(mx, 'x', true), cy = u.valToPos(my, 'y', true);
+    const cx = u.valToPos(mx, 'x', false) * dpr, cy = u.valToPos(my, 'y', false) * dpr;
     ctx.save();
-    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.lineWidth = 2 * dpr;
     ctx.strokeStyle = '#111';
     ctx.fillStyle = 'rgba(17, 17, 17, 0.12)';
     if (posterior.sd) {
       // The 2-sigma ellipse of q(z|x).
-      const rx = Math.abs(u.valToPos(mx + 2 * posterior.sd[0], 'x', true) - cx);
-      const ry = Math.abs(u.valToPos(my + 2 * posterior.sd[1], 'y', true) - cy);
+      const rx = Math.abs(u.valToPos(mx + 2 * posterior.sd[0], 'x', false) * dpr - cx);
+      const ry = Math.abs(u.valToPos(my + 2 * posterior.sd[1], 'y', false) * dpr - cy);
       ctx.beginPath();
       ctx.ellipse(cx, cy, Math.max(rx, 3), Math.max(ry, 3), 0, 0, 2 * Math.PI);
       ctx.fill();
       ctx.stroke();
     }
     ctx.beginPath();
-    ctx.arc(cx, cy, 5 * devicePixelRatio, 0, 2 * Math.PI);
+    ctx.arc(cx, cy, 5 * dpr, 0, 2 * Math.PI);
     ctx.fillStyle = '#fff';
     ctx.fill();
     ctx.stroke();

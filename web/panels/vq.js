@@ -42,12 +42,13 @@ export function initVq(app) {
       codes = r.codes;
       K = r.state.K;
       r.codes.forEach((k, i) => {
+        if (cells[i].textContent === String(k)) return;  // touch only the cells that changed
         cells[i].style.background = codeColour(k);
         cells[i].textContent = k;
       });
       drawImages(recon, clamp01(r.recon), 1);
       const used = new Set(r.codes);
-      tiles.forEach((t, k) => t.classList.toggle('on', used.has(k)));
+      tiles.forEach((t, k) => { if (t.classList.contains('on') !== used.has(k)) t.classList.toggle('on'); });
       app.metrics.vqCodes = Array.from(r.codes);
     } catch (e) { app.error(e); }
   }

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// The browser benchmark (issues 4 and 5), in Debian's headless Chromium: builds the page, serves it on
+// 127.0.0.1 and measures, in one run of one browser:
+//   - bench.html: training images/s at batch 128 and single-image reconstruction latency of the MLP VAE
+//     and the conv VQ-VAE in the page's worker, and its wasm memory;
+//   - TensorFlow.js 4.22 (WebAssembly backend) training the same MLP VAE (bench/tfjs_vae.html): the
+//     in-run baseline the VAE figure is divided by;
+//   - the demo page: drawing to updated reconstructions of every model on screen (median per stroke
+//     event), and the longest main-thread task while training and sampling run.
+// Prints one JSON object (and writes it to --out FILE if given).
+//   node bench/browser_bench.mjs [--seconds 10] [--wasm build/wasm-release] [--out file.json]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { createServer } from '../scripts/serve.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : def; };
+const seconds = Number(arg('--seconds', 10));
+const wasmDir = path.resolve(root, arg('--wasm', 'build/wasm-release'));
+const site = path.join(wasmDir, 'web');
+const built = spawnSync(process.execPath, [path.join(root, 'scripts/build_web.mjs'), '--out', site, '--wasm', wasmDir], { encoding: 'utf8' });
+if (built.status !== 0) { console.error(built.stdout + built.stderr); process.exit(1); }
+
+// The site, plus TensorFlow.js under /tfjs/ and the baseline page under /bench/.
+const page = createServer(site);
+const tfjs = { 'tf.min.js': '@tensorflow/tfjs/dist/tf.min.js', 'tf-backend-wasm.min.js': '@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js' };
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) tfjs[f] = `@tensorflow/tfjs-backend-wasm/dist/${f}`;
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  if (u.pathname.startsWith('/tfjs/') || u.pathname === '/bench/tfjs_vae.html') {
+    const file = u.pathname === '/bench/tfjs_vae.html' ? path.join(root, 'bench/tfjs_vae.html') : path.join(root, 'node_modules', tfjs[u.pathname.slice(6)] || '-');
+    if (!fs.existsSync(file)) { res.writeHead(404).end(); return; }
+    const type = file.endsWith('.wasm') ? 'application/wasm' : file.endsWith('.html') ? 'text/html' : 'text/javascript';
+    res.writeHead(200, { 'content-type': type });
+    fs.createReadStream(file).pipe(res);
+    return;
+  }
+  page.emit('request', req, res);
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latentlab-bench-'));
+const browser = await chromium.launchPersistentContext(userDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, viewport: { width: 1300, height: 950 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function measure(url) {
+  const p = await browser.newPage();
+  await p.goto(base + url);
+  await p.waitForFunction(() => window.benchResult, null, { timeout: (seconds + 240) * 1000 });
+  const r = await p.evaluate(() => window.benchResult);
+  await p.close();
+  if (r.error) throw new Error(`${url}: ${r.error}`);
+  return r;
+}
+
+const result = { date: new Date().toISOString(), chromium: browser.browser()?.version(), seconds };
+result.tfjs_vae = await measure(`/bench/tfjs_vae.html?batch=128&seconds=${seconds}`);
+result.vae = await measure(`/bench.html?model=vae&batch=128&seconds=${seconds}`);
+result.vqvae = await measure(`/bench.html?model=vqvae&batch=128&seconds=${seconds}`);
+result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
+
+// The demo page: drawing latency and main-thread long tasks while training and sampling.
+{
+  const p = await browser.newPage();
+  await p.addInitScript(() => {
+    window.__longTasks = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longTasks.push(e.duration); }).observe({ type: 'longtask', buffered: true });
+  });
+  await p.goto(`${base}/`);
+  await p.waitForFunction(() => document.body.dataset.ready === '1' && window.latentlab.metrics.priorSamples > 0, null, { timeout: 240000 });
+  await p.evaluate(() => { window.latentlab.metrics.drawLatencies.length = 0; window.latentlab.metrics.drawBreakdown.length = 0; window.__longTasks.length = 0; });
+  const pad = await p.$('[data-testid=pad]');
+  await pad.scrollIntoViewIfNeeded();
+  const box = await pad.boundingBox();
+  await p.click('[data-testid=clear]');
+  for (let s = 0; s < 6; s++) {
+    await p.mouse.move(box.x + 60 + s * 25, box.y + 50);
+    await p.mouse.down();
+    for (let i = 1; i <= 25; i++) { await p.mouse.move(box.x + 60 + s * 25 + i * 2, box.y + 50 + i * 7); await p.waitForTimeout(16); }
+    await p.mouse.up();
+  }
+  const lat = (await p.evaluate(() => window.latentlab.metrics.drawLatencies)).sort((a, b) => a - b);
+  const parts = await p.evaluate(() => window.latentlab.metrics.drawBreakdown);
+  const med = (i) => { const v = parts.map((x) => x[i]).sort((a, b) => a - b); return Number(v[v.length >> 1].toFixed(2)); };
+  const models = await p.$$eval('.recon-row', (r) => r.length);
+  result.draw = { models, events: lat.length, median_ms: lat[lat.length >> 1], p90_ms: lat[Math.floor(lat.length * 0.9)],
+    median_breakdown_ms: { preprocessed: med(0), worker_replied: med(1), rows_drawn: med(2), next_frame: med(3) }, long_tasks_while_drawing: await p.evaluate(() => window.__longTasks.slice()) };
+  // Long tasks on the page's thread while the worker trains and the prior samples.
+  await p.evaluate(() => { window.__longTasks.length = 0; });
+  await p.click('[data-testid=train-start]');
+  await p.waitForFunction(() => window.latentlab.metrics.trainSteps > 0, null, { timeout: 240000 });
+  await p.click('[data-testid=resample]');
+  await p.waitForTimeout(seconds * 1000);
+  await p.click('[data-testid=train-pause]');
+  const tasks = await p.evaluate(() => window.__longTasks.slice());
+  result.main_thread = { seconds, long_tasks: tasks.length, longest_ms: tasks.length ? Math.max(...tasks) : 0 };
+  await p.close();
+}
+await browser.close();
+server.close();
+fs.rmSync(userDir, { recursive: true, force: true });
+
+const out = arg('--out');
+if (out) fs.writeFileSync(out, JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result, null, 2));
+console.log(`\nMLP VAE training, batch 128: LatentLab ${Math.round(result.vae.images_per_s)} images/s, TensorFlow.js-wasm ${Math.round(result.tfjs_vae.images_per_s)} (${result.vae_over_tfjs.toFixed(1)}x)`);
+console.log(`conv VQ-VAE training, batch 128: ${Math.round(result.vqvae.images_per_s)} images/s; single-image reconstruction: VAE ${result.vae.latency_ms.toFixed(3)} ms, VQ-VAE ${result.vqvae.latency_ms.toFixed(3)} ms`);
+console.log(`drawing -> ${result.draw.models} reconstructions on screen: median ${result.draw.median_ms.toFixed(1)} ms over ${result.draw.events} events; longest main-thread task while training + sampling: ${result.main_thread.longest_ms} ms`);
+console.log(`wasm memory peak: VAE ${result.vae.wasm_memory_peak_mb} MB, VQ-VAE ${result.vqvae.wasm_memory_peak_mb} MB`);
