@@ -78,6 +78,12 @@ async function boot() {
       panels.draw.refresh();
     }
   });
+  if (state.embed && window.parent !== window) {
+    // Embedded (embed.js): tell the host page our height whenever it changes.
+    const report = () => window.parent.postMessage({ latentlab: 'height', height: document.documentElement.scrollHeight }, '*');
+    new ResizeObserver(report).observe(document.body);
+    report();
+  }
   app.ready = true;
   document.body.dataset.ready = '1';
 }

@@ -186,3 +186,22 @@ test('the state lives in the URL: a link reproduces the view', async () => {
   // Console errors of the whole run, except the deliberate bad file above (reported on the page).
   assert.deepEqual(problems, []);
 });
+
+test('the embeddable component: <latent-lab> frames size themselves to their panels', async () => {
+  const p3 = await browser.newPage();
+  p3.on('console', (m) => { if (m.type() === 'error') problems.push(`console (embed): ${m.text()}`); });
+  p3.on('pageerror', (e) => problems.push(`pageerror (embed): ${e.message}`));
+  await p3.goto(base + 'embed-example.html');
+  const frames = await p3.$$('latent-lab iframe');
+  assert.equal(frames.length, 2);
+  await p3.waitForFunction(() => [...document.querySelectorAll('latent-lab iframe')].every((f) => parseInt(f.style.height, 10) > 500 && f.contentDocument?.body?.dataset.ready === '1'), null, { timeout: 120000 });
+  const inner = await frames[0].contentFrame();
+  assert.equal(await inner.$eval('header', (e) => getComputedStyle(e).display), 'none');
+  assert.equal(await inner.$eval('#train', (e) => e.hidden), true);
+  assert.equal(await inner.$eval('#draw', (e) => e.hidden), false);
+  await inner.waitForFunction(() => window.latentlab.metrics.drawLatencies?.length > 0 && window.latentlab.metrics.scatterPoints > 0, null, { timeout: 120000 });
+  await (await frames[1].contentFrame()).waitForFunction(() => window.latentlab.metrics.priorSamples > 0, null, { timeout: 120000 });
+  await p3.screenshot({ path: path.join(shots, 'embed-example.png'), fullPage: true });
+  await p3.close();
+  assert.deepEqual(problems, []);
+});
