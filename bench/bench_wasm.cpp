@@ -180,14 +180,16 @@ int main(int argc, char** argv) {
   int batch = 128;
   bool gemm = true, train = true;
   std::vector<std::string> kinds = {"vae", "vqvae"};
+  std::string only;  // train with this backend only
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-gemm")) gemm = false;
     else if (!std::strcmp(argv[i], "--no-train")) train = false;
     else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) kinds = {argv[++i]};
+    else if (!std::strcmp(argv[i], "--backend") && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: bench_wasm [--seconds S] [--batch B] [--no-gemm] [--no-train] [--model NAME]\n");
+      std::fprintf(stderr, "usage: bench_wasm [--seconds S] [--batch B] [--no-gemm] [--no-train] [--model NAME] [--backend NAME]\n");
       return 2;
     }
   }
@@ -223,6 +225,7 @@ int main(int argc, char** argv) {
       const char* kind = name.c_str();
       for (GemmBackend b : all) {
         if (b == GemmBackend::kScalar) continue;  // far too slow to be interesting
+        if (!only.empty() && only != gemm_backend_name(b)) continue;
         set_gemm_backend(b);
         double ips = train_images_per_s(kind, data, batch, seconds);
         std::printf("  %-6s %-9s %8.0f images/s", kind, gemm_backend_name(b), ips);

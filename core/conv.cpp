@@ -12,6 +12,15 @@ namespace ll {
 
 namespace {
 
+// The output columns pw in [0, PW) whose input column pw * stride + off lies inside [0, IW), as
+// [*lo, *hi): im2col and col2im loop over exactly these, without a test per element.
+void in_image_range(int PW, int IW, int stride, int off, int* lo, int* hi) {
+  const int first = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  const int end = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / stride + 1;
+  *lo = first < PW ? first : PW;
+  *hi = end < *lo ? *lo : (end < PW ? end : PW);
+}
+
 // One image's patch matrix. A conv with input [CH, IH, IW] and output positions [PH, PW] reads
 // col[(ch*KH + kh)*KW + kw, ph*PW + pw] = img[ch, ph*stride - pad + kh, pw*stride - pad + kw]
 // (zero outside the image).
@@ -22,6 +31,8 @@ void im2col(float* col, const float* img, int CH, int IH, int IW, int PH, int PW
     const float* im = img + static_cast<size_t>(ch) * IH * IW;
     for (int kh = 0; kh < KH; kh++) {
       for (int kw = 0; kw < KW; kw++) {
+        int lo, hi;
+        in_image_range(PW, IW, stride, kw - pad, &lo, &hi);
         float* row = col + (static_cast<size_t>(ch * KH + kh) * KW + kw) * PH * PW;
         for (int ph = 0; ph < PH; ph++) {
           int ih = ph * stride - pad + kh;
@@ -30,11 +41,16 @@ void im2col(float* col, const float* img, int CH, int IH, int IW, int PH, int PW
             for (int pw = 0; pw < PW; pw++) r[pw] = 0.0f;
             continue;
           }
+          // Branch-free: zeros, the in-image run (a plain copy at stride 1), zeros.
           const float* src = im + static_cast<size_t>(ih) * IW;
-          for (int pw = 0; pw < PW; pw++) {
-            int iw = pw * stride - pad + kw;
-            r[pw] = (iw >= 0 && iw < IW) ? src[iw] : 0.0f;
+          const int off = kw - pad;
+          for (int pw = 0; pw < lo; pw++) r[pw] = 0.0f;
+          if (stride == 1) {
+            for (int pw = lo; pw < hi; pw++) r[pw] = src[pw + off];
+          } else {
+            for (int pw = lo; pw < hi; pw++) r[pw] = src[pw * stride + off];
           }
+          for (int pw = hi; pw < PW; pw++) r[pw] = 0.0f;
         }
       }
     }
@@ -49,15 +65,19 @@ void col2im(float* img, const float* col, int CH, int IH, int IW, int PH, int PW
     float* im = img + static_cast<size_t>(ch) * IH * IW;
     for (int kh = 0; kh < KH; kh++) {
       for (int kw = 0; kw < KW; kw++) {
+        int lo, hi;
+        in_image_range(PW, IW, stride, kw - pad, &lo, &hi);
         const float* row = col + (static_cast<size_t>(ch * KH + kh) * KW + kw) * PH * PW;
         for (int ph = 0; ph < PH; ph++) {
           int ih = ph * stride - pad + kh;
           if (ih < 0 || ih >= IH) continue;
           const float* r = row + static_cast<size_t>(ph) * PW;
           float* dst = im + static_cast<size_t>(ih) * IW;
-          for (int pw = 0; pw < PW; pw++) {
-            int iw = pw * stride - pad + kw;
-            if (iw >= 0 && iw < IW) dst[iw] += r[pw];
+          const int off = kw - pad;
+          if (stride == 1) {
+            for (int pw = lo; pw < hi; pw++) dst[pw + off] += r[pw];
+          } else {
+            for (int pw = lo; pw < hi; pw++) dst[pw * stride + off] += r[pw];
           }
         }
       }
