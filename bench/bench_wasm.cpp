@@ -6,7 +6,7 @@
 //     and each as a ratio to the scalar kernel (the in-run baseline);
 //   - training images/s (forward, backward, Adam, the model's after-step update; Trainer on real MNIST
 //     when found, else synthetic images) for the MLP VAE and the conv VQ-VAE at batch B, with each
-//     fast backend, and the MLP VAE's step time over the time of its bare GEMMs;
+//     fast backend, and the step time over the time of the same step's GEMMs alone (tools/speed.h);
 //   - single-image reconstruction latency (median).
 // Ratios are what to compare; raw figures on a shared machine are noisy.
 #include <algorithm>
@@ -18,12 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "core/file_io.h"
-#include "core/idx.h"
 #include "core/kernels.h"
 #include "core/model.h"
-#include "core/trainer.h"
-#include "tools/data_paths.h"
+#include "tools/speed.h"
 
 namespace {
 
@@ -94,107 +91,6 @@ double gemm_gflops(GemmBackend backend, const Shape& s, double min_s) {
   return best;
 }
 
-// MNIST's training set if found, else 2048 random images of 28x28.
-Dataset load_data(std::string* source) {
-  Dataset d;
-  std::string dir;
-  if (data_dir("mnist", &dir).ok() && load_idx_dataset(dir, "train", &d).ok()) {
-    *source = "MNIST train";
-    return d;
-  }
-  ImageSet images;
-  images.count = 2048, images.rows = 28, images.cols = 28;
-  images.pixels.resize(static_cast<size_t>(images.count) * 28 * 28);
-  LabelSet labels;
-  labels.count = images.count;
-  labels.labels.assign(images.count, 0);
-  Rng rng(3);
-  for (auto& p : images.pixels) p = static_cast<uint8_t>(rng.below(256));
-  make_dataset(std::move(images), std::move(labels), &d);
-  *source = "synthetic uniform noise";
-  return d;
-}
-
-struct Rate {
-  double median = 0.0, best = 0.0;
-};
-
-// Training images/s of `kind` at batch B with the current backend over at least min_s seconds, in
-// windows of about 0.25 s: the median window and the best one.
-Rate train_images_per_s(const char* kind, const Dataset& data, int B, double min_s) {
-  ModelConfig config;
-  config.kind = kind;
-  std::unique_ptr<Model> model;
-  Rate rate;
-  if (!create_model(config, &model).ok()) return rate;
-  Rng rng(1);
-  model->init(rng);
-  Trainer trainer;
-  TrainSettings settings;
-  settings.batch = B;
-  if (!trainer.setup(model.get(), &data, settings).ok()) return rate;
-  LossTotals totals;
-  for (int i = 0; i < 3; i++) trainer.step(&totals);  // warm up
-  std::vector<double> windows;
-  auto start = Clock::now();
-  while (windows.size() < 3 || seconds_since(start) < min_s) {
-    int steps = 0;
-    auto t0 = Clock::now();
-    double t = 0.0;
-    while (steps < 1 || t < 0.25) {
-      trainer.step(&totals);
-      steps++;
-      t = seconds_since(t0);
-    }
-    windows.push_back(static_cast<double>(steps) * B / t);
-  }
-  std::sort(windows.begin(), windows.end());
-  rate.median = windows[windows.size() / 2];
-  rate.best = windows.back();
-  return rate;
-}
-
-// Seconds of the bare GEMMs of one MLP VAE 784-400-20 training step at batch B (the step's floor).
-double vae_gemm_floor_s(int B, double min_s) {
-  struct L { int C, OC; bool dinp; };
-  const L layers[] = {{784, 400, false}, {400, 20, true}, {400, 20, true}, {20, 400, true}, {400, 784, true}};
-  std::vector<float> a(B * 784, 0.5f), w(784 * 400, 0.01f), y(B * 784), dw(784 * 400);
-  int reps = 0;
-  auto t0 = Clock::now();
-  double t = 0.0;
-  while (reps < 3 || t < min_s) {
-    for (const L& l : layers) {
-      gemm_f32(false, true, B, l.OC, l.C, 1.0f, a.data(), l.C, w.data(), l.C, 0.0f, y.data(), l.OC);
-      gemm_f32(true, false, l.OC, l.C, B, 1.0f, y.data(), l.OC, a.data(), l.C, 1.0f, dw.data(), l.C);
-      if (l.dinp) gemm_f32(false, false, B, l.C, l.OC, 1.0f, y.data(), l.OC, w.data(), l.C, 1.0f, a.data(), l.C);
-    }
-    reps++;
-    t = seconds_since(t0);
-  }
-  return t / reps;
-}
-
-// Median milliseconds of one single-image reconstruction (posterior mean / nearest codes).
-double reconstruct_one_ms(const char* kind, const Dataset& data) {
-  ModelConfig config;
-  config.kind = kind;
-  std::unique_ptr<Model> model;
-  if (!create_model(config, &model).ok()) return 0.0;
-  Rng rng(1);
-  model->init(rng);
-  model->reserve(1);
-  std::vector<float> x(config.input);
-  data.to_float(nullptr, 0, 1, x.data());
-  std::vector<double> ms;
-  for (int i = 0; i < 300; i++) {
-    auto t0 = Clock::now();
-    model->forward(x.data(), x.data(), 1, rng, ZMode::kMean);
-    ms.push_back(seconds_since(t0) * 1e3);
-  }
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  return ms[ms.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,27 +137,38 @@ int main(int argc, char** argv) {
 
   if (train) {
     std::string source;
-    Dataset data = load_data(&source);
-    std::printf("\nTraining at batch %d on %s, %.1f s each: median window of 0.25 s\n", batch, source.c_str(), seconds);
-    for (const std::string& name : kinds) {
-      const char* kind = name.c_str();
+    Dataset data = speed_data(&source);
+    std::printf("\nTraining at batch %d on %s, %.1f s each: median 0.25 s window (best window);\n"
+                "step / GEMM floor = step time over the time of the same step's GEMMs alone\n",
+                batch, source.c_str(), seconds);
+    for (const std::string& kind : kinds) {
+      ModelConfig config;
+      config.kind = kind;
       for (GemmBackend b : all) {
         if (b == GemmBackend::kScalar) continue;  // far too slow to be interesting
         if (!only.empty() && only != gemm_backend_name(b)) continue;
         set_gemm_backend(b);
-        Rate r = train_images_per_s(kind, data, batch, seconds);
-        std::printf("  %-6s %-9s %8.0f images/s (best window %.0f)", kind, gemm_backend_name(b), r.median, r.best);
-        if (!std::strcmp(kind, "vae")) {
-          double floor_s = vae_gemm_floor_s(batch, 0.5);
-          std::printf("   step / GEMM floor = %.2f", batch / r.median / floor_s);
+        TrainSpeed speed;
+        double floor_s = 0.0, flops = 0.0;
+        Status st = measure_training(config, data, batch, seconds, &speed);
+        if (st.ok()) st = measure_step_gemm_floor(config, data, batch, 0.5, &floor_s, &flops);
+        if (!st.ok()) {
+          std::fprintf(stderr, "bench_wasm: %s\n", st.message().c_str());
+          return 1;
         }
-        std::printf("\n");
+        std::printf("  %-6s %-9s %8.0f images/s (%.0f)   step / GEMM floor = %.2f   (GEMMs %.1f GFLOP/s)\n",
+                    kind.c_str(), gemm_backend_name(b), speed.images_per_s, speed.images_per_s_best,
+                    batch / speed.images_per_s / floor_s, flops / floor_s / 1e9);
       }
     }
     set_gemm_backend(fastest);
     std::printf("\nSingle-image reconstruction, median of 300 (%s)\n", gemm_backend_name(fastest));
-    for (const std::string& kind : kinds)
-      std::printf("  %-6s %.3f ms\n", kind.c_str(), reconstruct_one_ms(kind.c_str(), data));
+    for (const std::string& kind : kinds) {
+      ModelConfig config;
+      config.kind = kind;
+      double ms = 0.0;
+      if (measure_reconstruction_ms(config, data, 300, &ms).ok()) std::printf("  %-6s %.3f ms\n", kind.c_str(), ms);
+    }
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 // Models are bound through the generic Model interface (core/model.h) and the registry, so new kinds
 // need no change here.
 #include <emscripten/bind.h>
+#include <emscripten/emscripten.h>
 #include <emscripten/heap.h>
 #include <emscripten/val.h>
 
@@ -29,6 +30,7 @@
 
 #include "core/idx.h"
 #include "core/json.h"
+#include "core/kernels.h"
 #include "core/model.h"
 #include "core/model_file.h"
 #include "core/pixelcnn.h"
@@ -700,12 +702,55 @@ class PriorCore {
   std::vector<float> out_f32_;
 };
 
+// ---- benchmark hooks (bench.html): which GEMM runs, and its speed on a shape ----
+val gemm_backends() {
+  val list = val::array();
+  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kWasmSimd})
+    if (gemm_backend_available(b)) list.call<void>("push", std::string(gemm_backend_name(b)));
+  return list;
+}
+
+val set_gemm_backend_named(const std::string& name) {
+  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kWasmSimd}) {
+    if (name == gemm_backend_name(b) && gemm_backend_available(b)) {
+      set_gemm_backend(b);
+      return ok_result(val(name));
+    }
+  }
+  return error_result("setGemmBackend: '" + name + "' is not an available GEMM backend");
+}
+
+// GFLOP/s of C[M,N] = op(A) op(B) with the current backend, repeated for at least `seconds`.
+val bench_gemm(int M, int N, int K, bool trans_a, bool trans_b, double seconds) {
+  if (M < 1 || N < 1 || K < 1 || M > 4096 || N > 4096 || K > 4096)
+    return error_result("benchGemm: sizes must be in [1, 4096]");
+  if (!(seconds > 0.0 && seconds <= 60.0)) return error_result("benchGemm: seconds must be in (0, 60]");
+  std::vector<float> A(static_cast<size_t>(M) * K), B(static_cast<size_t>(K) * N), C(static_cast<size_t>(M) * N);
+  Rng rng(1);
+  rng.fill_normal(A.data(), A.size(), 0.0f, 1.0f);
+  rng.fill_normal(B.data(), B.size(), 0.0f, 1.0f);
+  const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  gemm_f32(trans_a, trans_b, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);  // warm-up
+  const double t0 = emscripten_get_now();
+  double t = t0;
+  int64_t reps = 0;
+  while ((t = emscripten_get_now()) - t0 < seconds * 1000.0) {
+    for (int i = 0; i < 4; i++)
+      gemm_f32(trans_a, trans_b, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);
+    reps += 4;
+  }
+  return ok_result(val(2.0 * M * N * K * reps / ((t - t0) / 1000.0) / 1e9));
+}
+
 }  // namespace
 }  // namespace ll
 
 EMSCRIPTEN_BINDINGS(latentlab) {
   using namespace emscripten;
   // The size of the module's memory in bytes (it grows, never shrinks): what the page's memory check reads.
+  function("gemmBackends", &ll::gemm_backends);
+  function("setGemmBackend", &ll::set_gemm_backend_named);
+  function("benchGemm", &ll::bench_gemm);
   function("memoryBytes", optional_override([]() { return static_cast<double>(emscripten_get_heap_size()); }));
   using ll::ModelCore;
   using ll::TrainerCore;

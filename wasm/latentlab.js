@@ -226,6 +226,11 @@ function makeApi(core) {
     Model,
     Trainer,
     Prior,
+    // Benchmark hooks: the GEMM backends built in ('scalar', 'eigen', 'wasmsimd'), switching between
+    // them (every model then uses that one), and GFLOP/s of one GEMM shape with the current backend.
+    gemmBackends: () => core.gemmBackends(),
+    setGemmBackend: (name) => unwrap(core.setGemmBackend(name)),
+    benchGemm: ({ M, N, K, transA = false, transB = false, seconds = 0.5 }) => unwrap(core.benchGemm(M, N, K, transA, transB, seconds)),
     // Bytes of wasm memory the module holds now (it grows with use and never shrinks).
     memoryBytes: () => core.memoryBytes(),
     // [{name, description, hyper: [{name, default, min, max, integer, help}]}]
