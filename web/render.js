@@ -67,12 +67,26 @@ export function clamp01(values) {
   return out;
 }
 
-// A distinct colour for each of K codes (golden-angle hues, alternating lightness).
-export function codeColour(k) {
-  const hue = (k * 137.508) % 360;
-  const light = k % 2 ? 58 : 42;
-  return `hsl(${hue.toFixed(1)} 70% ${light}%)`;
+// A distinct colour for each of K codes (golden-angle hues, alternating lightness), as [r, g, b]
+// (codeRgb, cached) or a CSS string (codeColour).
+const rgbCache = [];
+export function codeRgb(k) {
+  if (rgbCache[k]) return rgbCache[k];
+  const hue = (k * 137.508) % 360, s = 0.7, l = k % 2 ? 0.58 : 0.42;
+  const f = (n) => {
+    const kk = (n + hue / 30) % 12;
+    return Math.round(255 * (l - s * Math.min(l, 1 - l) * Math.max(-1, Math.min(kk - 3, 9 - kk, 1))));
+  };
+  return (rgbCache[k] = [f(0), f(8), f(4)]);
 }
+export function codeColour(k) {
+  const [r, g, b] = codeRgb(k);
+  return `rgb(${r} ${g} ${b})`;
+}
+
+// Numbers with thousands separators; one formatter (creating one per call is slow).
+const numberFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+export const thousands = (v) => numberFormat.format(v);
 
 // Ten digit colours (Tableau 10), for the latent scatter.
 export const DIGIT_COLOURS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#79706e'];

@@ -1,7 +1,7 @@
 // Panel 4, Sample: a VAE's samples from its prior N(0, T^2 I); the VQ-VAE's samples from its learned
 // PixelCNN prior, drawn cell by cell (animated: the code map fills in raster order while the decoded
 // digits sharpen); and uniformly random code grids for contrast.
-import { h, imageCanvas, drawImages, clamp01, codeColour } from '../render.js';
+import { h, imageCanvas, drawImages, clamp01, codeRgb } from '../render.js';
 
 const VAE_N = 64, VQ_N = 16;
 
@@ -46,14 +46,16 @@ export function initSample(app) {
     } catch (e) { app.error(e); }
   }
 
+  // The 16 code grids as one 28x28 image, a pixel per cell in its code's colour.
   function drawCodes(codes) {
-    const ctx = priorCodes.getContext('2d');
+    const img = new ImageData(28, 28);
     for (let i = 0; i < VQ_N; i++) {
       for (let c = 0; c < 49; c++) {
-        ctx.fillStyle = codeColour(codes[i * 49 + c]);
-        ctx.fillRect((i % 4) * 7 + (c % 7), Math.floor(i / 4) * 7 + Math.floor(c / 7), 1, 1);
+        const x = (i % 4) * 7 + (c % 7), y = Math.floor(i / 4) * 7 + Math.floor(c / 7);
+        img.data.set([...codeRgb(codes[i * 49 + c]), 255], (y * 28 + x) * 4);
       }
     }
+    priorCodes.getContext('2d').putImageData(img, 0, 0);
   }
 
   let token = 0;

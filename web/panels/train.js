@@ -2,7 +2,7 @@
 // training set in the worker (start, pause, single step, reset), with live uPlot charts of every loss
 // term and of throughput, an epoch progress bar, reconstructions of eight fixed test digits refreshed
 // as it learns, and download / load of the model as a safetensors file.
-import { h, imageCanvas, drawImages, clamp01, fmt, P } from '../render.js';
+import { h, imageCanvas, drawImages, clamp01, fmt, thousands, P } from '../render.js';
 
 const KINDS = {
   vae: { title: 'VAE (MLP)', fields: ['hidden', 'zdim'] },
@@ -154,7 +154,7 @@ export function initTrain(app) {
       const r = await lab.call('trainCreate', { bytes, settings: { batch: state.batch, lr: state.lr, seed: state.tseed }, data: state.data }, [bytes.buffer]);
       if (KINDS[r.info.kind]) { kindSelect.value = r.info.kind; }
       newSession(r.info, r.progress);
-      summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${r.info.parameters.toLocaleString()} parameters. Train it further, or see it in the Draw panel.`;
+      summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${thousands(r.info.parameters)} parameters. Train it further, or see it in the Draw panel.`;
       app.metrics.loadedModel = r.info;
       if (!state.models.includes('training')) set({ models: [...state.models, 'training'] });
     } catch (e) { app.error(e); progressText.textContent = session ? progressText.textContent : 'not started'; }
@@ -172,9 +172,9 @@ export function initTrain(app) {
   function showProgress(p) {
     if (!p) return;
     session.progress = p;
-    progress.max = p.stepsPerEpoch;
+    if (progress.max !== p.stepsPerEpoch) progress.max = p.stepsPerEpoch;
     progress.value = p.stepInEpoch;
-    progressText.textContent = `epoch ${p.epoch + 1}, step ${p.stepInEpoch} of ${p.stepsPerEpoch} · ${p.stepsDone.toLocaleString()} steps`;
+    progressText.textContent = `epoch ${p.epoch + 1}, step ${p.stepInEpoch} of ${p.stepsPerEpoch} · ${thousands(p.stepsDone)} steps`;
   }
 
   // ---- charts ----
@@ -218,7 +218,7 @@ export function initTrain(app) {
     const last = ev.steps[ev.steps.length - 1];
     if (last) {
       summary.replaceChildren(h('b', {}, `loss ${fmt(last.loss, 2)}`), ' = ', session.terms.slice(1).map((t) => `${t} ${fmt(last.terms[t], 3)}`).join(' + '),
-        ev.imagesPerSecond ? ` · ${Math.round(ev.imagesPerSecond).toLocaleString()} images/s` : '');
+        ev.imagesPerSecond ? ` · ${thousands(ev.imagesPerSecond)} images/s` : '');
       app.metrics.trainLoss = session.ys[0].slice();
       app.metrics.trainSteps = last.step;
     }
