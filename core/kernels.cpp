@@ -103,8 +103,19 @@ void set_gemm_backend(GemmBackend backend) {
 }
 GemmBackend gemm_backend() { return g_backend; }
 
+namespace {
+GemmTraceFn g_trace = nullptr;
+void* g_trace_ctx = nullptr;
+}  // namespace
+
+void set_gemm_trace(GemmTraceFn fn, void* ctx) {
+  g_trace = fn;
+  g_trace_ctx = ctx;
+}
+
 void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
+  if (g_trace) g_trace(g_trace_ctx, trans_a, trans_b, M, N, K, beta);
   switch (g_backend) {
     case GemmBackend::kScalar:
       gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

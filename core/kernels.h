@@ -39,6 +39,12 @@ GemmBackend gemm_backend();
 bool gemm_backend_available(GemmBackend backend);
 const char* gemm_backend_name(GemmBackend backend);  // "scalar", "eigen", "wasmsimd"
 
+// Observes every gemm_f32() call (its shape, not its data) until reset with nullptr: the benchmark
+// records one training step's products to time them bare (the step's GEMM floor). One test of a
+// pointer per call when unset.
+using GemmTraceFn = void (*)(void* ctx, bool trans_a, bool trans_b, int M, int N, int K, float beta);
+void set_gemm_trace(GemmTraceFn fn, void* ctx);
+
 // Threads the GEMM may use (native builds with OpenMP; elsewhere always 1). Returns the number set.
 int set_num_threads(int n);
 

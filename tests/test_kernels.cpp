@@ -90,6 +90,24 @@ TEST(Gemm, BackendNamesAndAvailability) {
 #endif
 }
 
+TEST(Gemm, TraceSeesEveryCallUntilReset) {
+  struct Seen { int calls = 0, M = 0, N = 0, K = 0; bool ta = false, tb = false; float beta = -1; } seen;
+  auto fn = [](void* ctx, bool ta, bool tb, int M, int N, int K, float beta) {
+    Seen* s = static_cast<Seen*>(ctx);
+    *s = {s->calls + 1, M, N, K, ta, tb, beta};
+  };
+  std::vector<float> A(6, 1.0f), B(6, 1.0f), C(4, 0.0f);
+  set_gemm_trace(fn, &seen);
+  gemm_f32(true, false, 2, 2, 3, 1.0f, A.data(), 2, B.data(), 2, 1.0f, C.data(), 2);
+  set_gemm_trace(nullptr, nullptr);
+  gemm_f32(false, false, 2, 2, 3, 1.0f, A.data(), 3, B.data(), 2, 0.0f, C.data(), 2);
+  EXPECT_EQ(seen.calls, 1);
+  EXPECT_TRUE(seen.ta && !seen.tb);
+  EXPECT_EQ(seen.M * 100 + seen.N * 10 + seen.K, 223);
+  EXPECT_EQ(seen.beta, 1.0f);
+  EXPECT_EQ(C[0], 3.0f);
+}
+
 #if defined(__wasm_simd128__)
 // The kernel tiles C in 4 x 8 blocks (partial ones at the edges) and K in blocks of 256: sizes cover
 // every remainder of each, 1..67 on every dimension, and K across one and two block boundaries.

@@ -24,6 +24,7 @@ Action add_sample(CLI::App& app);
 Action add_train_prior(CLI::App& app);
 Action add_train_classifier(CLI::App& app);
 Action add_export(CLI::App& app);
+Action add_bench(CLI::App& app);  // cli_bench.cpp
 
 // The PixelCNN prior (cli_prior.cpp), reached from eval and sample.
 struct PriorEvalOptions {

@@ -64,16 +64,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "latentlab 0.1.0");
   Action actions[] = {add_train(app),         add_eval(app),          add_reconstruct(app),
                       add_sample(app),        add_train_prior(app),   add_train_classifier(app),
-                      add_export(app)};
-  const char* names[] = {"train", "eval", "reconstruct", "sample", "train-prior", "train-classifier", "export"};
-  const int n_commands = 7;
+                      add_export(app),        add_bench(app)};
+  const char* names[] = {"train", "eval", "reconstruct", "sample", "train-prior", "train-classifier", "export",
+                         "bench"};
+  const int n_commands = 8;
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const char* n : names) known = known || std::string(argv[1]) == n;
     if (!known) {
       std::fprintf(stderr,
                    "latentlab: error: unknown subcommand '%s': expected train, eval, reconstruct, sample, "
-                   "train-prior, train-classifier or export (see latentlab --help)\n",
+                   "train-prior, train-classifier, export or bench (see latentlab --help)\n",
                    argv[1]);
       return 2;
     }

@@ -1,0 +1,78 @@
+// `latentlab bench`: training speed of one model kind at batch B, single-image reconstruction latency,
+// and how close a training step is to its bare matrix products. With --json the output is one JSON
+// object (for other tools):
+//   {"model", "batch", "threads", "backend", "data", "seconds", "images_per_s" (median 0.25 s window),
+//    "images_per_s_best", "step_ms", "latency_ms" (median single-image reconstruction),
+//    "gemm_floor_ms" (the step's GEMMs alone), "gemm_gflops" (their rate), "step_over_gemm_ratio"}
+// The measurements themselves are in speed.cpp (shared with bench/bench_wasm.cpp).
+#include <cstdio>
+#include <string>
+
+#include "core/kernels.h"
+#include "tools/cli.h"
+#include "tools/speed.h"
+
+namespace ll::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::string model = "vae";
+  int batch = 128, threads = 1;
+  double seconds = 3.0;
+  bool json = false;
+};
+
+int run_bench(const BenchOptions& o) {
+  const int threads = set_num_threads(o.threads);
+  ModelConfig config;
+  config.kind = o.model;
+  Status s = config.validate();
+  if (!s.ok()) return fail(s);
+  std::string source;
+  Dataset data = speed_data(&source);
+  TrainSpeed speed;
+  s = measure_training(config, data, o.batch, o.seconds, &speed);
+  if (!s.ok()) return fail(s);
+  double latency_ms = 0.0, floor_s = 0.0, flops = 0.0;
+  s = measure_reconstruction_ms(config, data, 300, &latency_ms);
+  if (s.ok()) s = measure_step_gemm_floor(config, data, o.batch, 0.5, &floor_s, &flops);
+  if (!s.ok()) return fail(s);
+  const double step_ms = 1e3 * o.batch / speed.images_per_s;
+  const double ratio = step_ms / (1e3 * floor_s);
+  const char* backend = gemm_backend_name(gemm_backend());
+  if (o.json) {
+    std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"backend\": \"%s\", \"data\": \"%s\", "
+                "\"seconds\": %.3g, \"images_per_s\": %.1f, \"images_per_s_best\": %.1f, \"step_ms\": %.4f, "
+                "\"latency_ms\": %.4f, \"gemm_floor_ms\": %.4f, \"gemm_gflops\": %.2f, "
+                "\"step_over_gemm_ratio\": %.3f}\n",
+                o.model.c_str(), o.batch, threads, backend, source.c_str(), o.seconds, speed.images_per_s,
+                speed.images_per_s_best, step_ms, latency_ms, 1e3 * floor_s, flops / floor_s / 1e9, ratio);
+  } else {
+    std::printf("%s, batch %d, %d thread%s, GEMM %s, data %s\n", o.model.c_str(), o.batch, threads,
+                threads == 1 ? "" : "s", backend, source.c_str());
+    std::printf("  training            %.0f images/s (best 0.25 s window %.0f), %.3f ms per step\n",
+                speed.images_per_s, speed.images_per_s_best, step_ms);
+    std::printf("  step GEMMs alone    %.3f ms (%.1f GFLOP/s); step / GEMM floor = %.2f\n", 1e3 * floor_s,
+                flops / floor_s / 1e9, ratio);
+    std::printf("  reconstruction      %.4f ms per single image (median of 300)\n", latency_ms);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure training images/s, single-image reconstruction latency and the step's GEMM floor "
+               "(MNIST when installed, else synthetic images)");
+  cmd->add_option("--model", o->model, model_kinds_help())->check(model_kind_validator());
+  cmd->add_option("--batch", o->batch, "Batch size (default 128)")->check(CLI::Range(1, 100000));
+  cmd->add_option("--seconds", o->seconds, "Training time to measure (default 3)")->check(CLI::Range(0.1, 3600.0));
+  add_threads_option(cmd, &o->threads);
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  return [o] { return run_bench(*o); };
+}
+
+}  // namespace ll::cli

@@ -1,0 +1,35 @@
+// Speed measurements shared by `latentlab bench` and bench/bench_wasm.cpp (which also runs compiled to
+// wasm under node): training images/s, single-image reconstruction latency, and the bare GEMM floor of
+// a training step. Returns figures, never prints.
+#pragma once
+#include <string>
+
+#include "core/idx.h"
+#include "core/model.h"
+#include "core/status.h"
+
+namespace ll {
+
+struct TrainSpeed {
+  double images_per_s = 0.0;       // median over windows of about 0.25 s
+  double images_per_s_best = 0.0;  // the best window (least disturbed by other work)
+  int windows = 0;
+};
+
+// MNIST's training set when found (data_paths.h), else 2048 images of uniform noise; `source` says which.
+Dataset speed_data(std::string* source);
+
+// Trains a fresh model of `config` (seed 1) on `data` at batch B for at least `seconds` after a
+// warm-up of 3 steps, with the current GEMM backend.
+Status measure_training(const ModelConfig& config, const Dataset& data, int B, double seconds,
+                        TrainSpeed* out);
+
+// Median milliseconds of one single-image forward pass (posterior mean / nearest codes) over `runs`.
+Status measure_reconstruction_ms(const ModelConfig& config, const Dataset& data, int runs, double* ms);
+
+// Records the GEMM calls of one training step of a fresh model at batch B, then times those products
+// alone on scratch buffers (best of 5 windows): seconds per step, and the step's GEMM flops.
+Status measure_step_gemm_floor(const ModelConfig& config, const Dataset& data, int B, double min_seconds,
+                               double* seconds_per_step, double* flops_per_step);
+
+}  // namespace ll
