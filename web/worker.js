@@ -254,14 +254,37 @@ const ops = {
     return { codes: m.encode(pixels), recon: m.reconstruct(pixels), state: m.vqState() };
   },
   vqState: ({ name }) => modelNamed(name).vqState(),
-  // What each code decodes to: a grid filled with code k, for every k.
-  vqCodebookImages({ name }) {
+  // What each code stands for: the mean input patch (PATCH x PATCH pixels centred on the cell's own
+  // 4x4 block) over the cells of the first `count` test images that were assigned that code.
+  async vqCodePatches({ name, data = 'mnist', count = 1000 }) {
+    const set = await dataset(data, 't10k');
     const m = modelNamed(name);
     const { K, grid } = m.vqState();
-    const G = grid * grid;
-    const z = new Float32Array(K * G);
-    for (let k = 0; k < K; k++) z.fill(k, k * G, (k + 1) * G);
-    return { images: m.decode(z), K };
+    const cellPx = 28 / grid, PATCH = 12, off = (PATCH - cellPx) / 2;
+    const sums = new Float32Array(K * PATCH * PATCH), counts = new Float64Array(K);
+    const n = Math.min(count, set.count);
+    for (let first = 0; first < n; first += 250) {
+      const idx = Array.from({ length: Math.min(250, n - first) }, (_, i) => first + i);
+      const codes = m.encode(pixelsOf(set, idx));
+      idx.forEach((img, r) => {
+        const px = set.images.subarray(img * P, (img + 1) * P);
+        for (let c = 0; c < grid * grid; c++) {
+          const k = codes[r * grid * grid + c];
+          counts[k]++;
+          const y0 = Math.floor(c / grid) * cellPx - off, x0 = (c % grid) * cellPx - off;
+          for (let y = 0; y < PATCH; y++) {
+            const Y = y0 + y;
+            if (Y < 0 || Y >= 28) continue;
+            for (let x = 0; x < PATCH; x++) {
+              const X = x0 + x;
+              if (X >= 0 && X < 28) sums[k * PATCH * PATCH + y * PATCH + x] += px[Y * 28 + X] / 255;
+            }
+          }
+        }
+      });
+    }
+    for (let k = 0; k < K; k++) for (let i = 0; i < PATCH * PATCH; i++) sums[k * PATCH * PATCH + i] /= Math.max(1, counts[k]);
+    return { patches: sums, K, patch: PATCH, counts: Array.from(counts), images: n };
   },
   // Code usage over the first `count` test images: per-code counts, perplexity, used, dead.
   async vqUsage({ name, data = 'mnist', count = 2000 }) {

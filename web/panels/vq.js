@@ -22,7 +22,7 @@ export function initVq(app) {
     h('div', { class: 'row wrap' },
       h('div', {}, h('div', { class: 'label' }, 'codes of your digit'), gridEl),
       h('div', {}, h('div', { class: 'label' }, 'decoded'), recon),
-      h('div', {}, h('div', { class: 'label' }, 'codebook: what each code draws'), book),
+      h('div', {}, h('div', { class: 'label' }, 'codebook: the mean input patch of each code'), book),
       h('div', { class: 'grow' }, h('div', { class: 'label' }, 'code usage'), figs, histBox)));
 
   let plot = null;
@@ -53,23 +53,34 @@ export function initVq(app) {
     } catch (e) { app.error(e); }
   }
 
-  async function refreshBook() {
+  async function refreshBook(count = 1000) {
     try {
-      const { images, K: k } = await lab.call('vqCodebookImages', { name: source });
+      const { patches, K: k, patch, counts } = await lab.call('vqCodePatches', { name: source, data: state.data, count });
       if (tiles.length !== k) {
         book.replaceChildren();
         tiles.length = 0;
         for (let i = 0; i < k; i++) {
-          const c = imageCanvas(1, 1, 1.3, 'pix tile');
+          const c = h('canvas', { class: 'pix tile', width: patch, height: patch });
           c.style.borderColor = codeColour(i);
-          c.title = `code ${i}`;
           tiles.push(c);
           book.append(c);
         }
       }
-      for (let i = 0; i < k; i++) drawImages(tiles[i], clamp01(images.subarray(i * 784, (i + 1) * 784)), 1);
+      for (let i = 0; i < k; i++) {
+        drawPatch(tiles[i], patches.subarray(i * patch * patch, (i + 1) * patch * patch), patch);
+        tiles[i].title = `code ${i}: ${counts[i]} cells`;
+      }
       if (codes) { const used = new Set(codes); tiles.forEach((t, i) => t.classList.toggle('on', used.has(i))); }
     } catch (e) { app.error(e); }
+  }
+
+  function drawPatch(canvas, values, side) {
+    const img = new ImageData(side, side);
+    for (let i = 0; i < side * side; i++) {
+      const v = Math.round(255 * Math.max(0, Math.min(1, values[i])));
+      img.data.set([v, v, v, 255], i * 4);
+    }
+    canvas.getContext('2d').putImageData(img, 0, 0);
   }
 
   function drawHist(counts, title) {
@@ -113,7 +124,7 @@ export function initVq(app) {
     figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used in the last ${u.steps} batches · ${u.counts.length - u.used} dead`);
     drawHist(u.counts, 'training batches');
     const now = performance.now();
-    if (now - lastLive > 700) { lastLive = now; refreshCodes(); refreshBook(); }
+    if (now - lastLive > 1500) { lastLive = now; refreshCodes(); refreshBook(300); }
   });
   app.onTrainingModel = (kind) => {
     if (kind === 'vqvae') { sourceSelect.disabled = false; sourceSelect.value = source = 'training'; refreshAll(); }
