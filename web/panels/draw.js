@@ -41,9 +41,9 @@ export function initDraw(app) {
         pad,
         h('div', { class: 'buttons' },
           h('button', { onclick: () => { strokes = []; redraw(); changed(); set({ digit: -1 }); }, 'data-testid': 'clear' }, 'Clear'),
-          h('button', { onclick: () => { strokes.pop(); redraw(); changed(); } }, 'Undo'),
-          h('span', { class: 'sep' }),
-          h('button', { onclick: () => pickDigit(Math.floor(Math.random() * 10000)), 'data-testid': 'random-digit' }, 'Random test digit'),
+          h('button', { onclick: () => { strokes.pop(); redraw(); changed(); } }, 'Undo')),
+        h('div', { class: 'buttons' },
+          h('button', { onclick: () => pickDigit(Math.floor(Math.random() * 10000)), 'data-testid': 'random-digit' }, 'Random digit'),
           digitInput,
           h('button', { onclick: () => pickDigit(Number(digitInput.value)) }, 'Show')),
         status),
@@ -170,7 +170,7 @@ export function initDraw(app) {
     if (rowEls.has(name)) return rowEls.get(name);
     const meta = name === 'training' ? { title: 'Your model', blurb: 'from the Train panel' } : manifest.find((m) => m.name === name) || { title: name, kind: '?' };
     const recon = imageCanvas(1, 1, 3);
-    const err = imageCanvas(1, 1, 3);
+    const err = imageCanvas(1, 1, 3, 'pix err');
     const figs = h('span', { class: 'figs' }, '…');
     const remove = h('button', { class: 'icon', title: `remove ${meta.title}`, onclick: () => set({ models: state.models.filter((n) => n !== name) }) }, '×');
     const el = h('div', { class: 'recon-row', 'data-model': name },

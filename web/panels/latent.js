@@ -78,6 +78,7 @@ export function initLatent(app) {
     app.metrics.scatterPoints = labels.length;
     await drawManifold();
     updatePosterior();
+    if (!where.dataset.touched) hover(0, 0);  // something in the preview box before the first hover
   }
 
   async function drawManifold() {
@@ -100,6 +101,7 @@ export function initLatent(app) {
       const img = await lab.call('decode', { name: state.latent, z: new Float32Array([zx, zy]) });
       drawImages(preview, clamp01(img), 1);
       where.textContent = `z = (${fmt(zx)}, ${fmt(zy)})`;
+      if (zx !== 0 || zy !== 0) where.dataset.touched = '1';
     }
     hoverBusy = false;
   }

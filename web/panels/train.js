@@ -256,6 +256,7 @@ export function initTrain(app) {
     const trainKeys = ['kind', 'zdim', 'hidden', 'beta', 'K', 'commitment', 'ema', 'lr', 'batch', 'tseed', 'data'];
     if (session && keys.some((k) => trainKeys.includes(k))) summary.textContent = 'Settings changed: Reset, then Start, to train with them.';
   });
+  summary.append(h('span', { class: 'muted' }, 'Press Start: the training set downloads (9.6 MB for MNIST), then the model trains here, in your browser.'));
   renderFields();
   setRunning(false);
   btn.pause.disabled = true;
