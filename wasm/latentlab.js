@@ -55,6 +55,26 @@ function makeApi(core) {
     wrapper._handle = null;
   }
 
+  // Fills a new C++ object (fill throws on failure: the object is then freed), then gives it to the
+  // wrapper with its info.
+  function adopt(wrapper, handle, fill) {
+    try {
+      fill();
+    } catch (e) {
+      handle.delete();
+      throw e;
+    }
+    own(wrapper, handle);
+    wrapper._info = JSON.parse(unwrap(handle.info()));
+  }
+
+  // A file's bytes into the object's buffer, then parsed by its load().
+  function loadBytes(handle, source, what) {
+    const bytes = toBytes(source, what);
+    handle.bufferU8(bytes.length).set(bytes);
+    unwrap(handle.load());
+  }
+
   function live(wrapper, what) {
     if (!wrapper._handle) throw new Error(`${what}: this object was disposed`);
     return wrapper._handle;
@@ -85,22 +105,15 @@ function makeApi(core) {
     //                                  ({kind: 'vae', hidden: 400, latent: 20, ...hyperparameters})
     constructor(source, seed = 1) {
       const handle = new core.ModelCore();
-      try {
+      adopt(this, handle, () => {
         if (typeof source === 'string' || (source && typeof source === 'object' && !ArrayBuffer.isView(source) &&
                                           !(source instanceof ArrayBuffer))) {
           if (typeof seed !== 'number') throw new TypeError('Model: seed must be a number');
           unwrap(handle.create(typeof source === 'string' ? source : JSON.stringify(source), seed));
         } else {
-          const bytes = toBytes(source, 'Model');
-          handle.bufferU8(bytes.length).set(bytes);
-          unwrap(handle.load());
+          loadBytes(handle, source, 'Model');
         }
-      } catch (e) {
-        handle.delete();
-        throw e;
-      }
-      own(this, handle);
-      this._info = JSON.parse(unwrap(handle.info()));
+      });
     }
 
     // {kind, config, parameters, lossTerms, input, codeSize, hasPrior, hasLogvar, metadata}
@@ -187,16 +200,7 @@ function makeApi(core) {
     // new Prior(bytes): a PixelCNN prior file (latentlab train-prior) over a VQ-VAE's code grids.
     constructor(source) {
       const handle = new core.PriorCore();
-      try {
-        const bytes = toBytes(source, 'Prior');
-        handle.bufferU8(bytes.length).set(bytes);
-        unwrap(handle.load());
-      } catch (e) {
-        handle.delete();
-        throw e;
-      }
-      own(this, handle);
-      this._info = JSON.parse(unwrap(handle.info()));
+      adopt(this, handle, () => loadBytes(handle, source, 'Prior'));
     }
     // {K, H, W, channels, layers, metadata}
     info() { return { ...this._info }; }
