@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cmath>
 
+#include "core/kernels.h"
 #include "core/losses.h"
 #include "core/noise.h"
 
@@ -37,10 +38,17 @@ ModelConfig with_code_size(ModelConfig c) {
 }
 }  // namespace
 
-ShallowAutoencoder::ShallowAutoencoder(const ModelConfig& config) {
+ShallowAutoencoder::ShallowAutoencoder(const ModelConfig& config) : tied_(config.get("tied") != 0.0) {
   config_ = with_code_size(config);
   enc0.add_to(params_, "encoder.0", config_.input, config_.hidden);
-  dec0.add_to(params_, "decoder.0", config_.hidden, config_.input);
+  if (tied_) {
+    // Only the bias is the decoder's own: its weight is encoder.0.weight transposed.
+    dec0.C = config_.hidden;
+    dec0.OC = config_.input;
+    dec0.bias = params_.add("decoder.0.bias", {config_.input});
+  } else {
+    dec0.add_to(params_, "decoder.0", config_.hidden, config_.input);
+  }
   params_.finalize();
 }
 
@@ -54,7 +62,27 @@ void ShallowAutoencoder::reserve(int max_batch) {
 }
 
 void ShallowAutoencoder::init(Rng& rng) {
-  for (const Linear* l : {&enc0, &dec0}) l->init(params_, rng);
+  enc0.init(params_, rng);
+  if (!tied_) {
+    dec0.init(params_, rng);
+    return;
+  }
+  // nn.Linear(H, I)'s bias init: U(-1/sqrt(H), 1/sqrt(H)).
+  const float bound = 1.0f / std::sqrt(static_cast<float>(config_.hidden));
+  rng.fill_uniform(params_.param(dec0.bias), static_cast<size_t>(config_.input), -bound, bound);
+}
+
+void ShallowAutoencoder::decoder_logits(float* logits, const float* h, int B) {
+  if (!tied_) {
+    dec0.forward(params_, logits, h, B);
+    return;
+  }
+  const int H = config_.hidden, I = config_.input;
+  // logits[B,I] = h[B,H] W[H,I] + b_dec[I]: W^T is the decoder's [out, in] weight, so no transpose here.
+  gemm_f32(false, false, B, I, H, 1.0f, h, H, params_.param(enc0.weight), I, 0.0f, logits, I);
+  const float* bias = params_.param(dec0.bias);
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < I; i++) logits[static_cast<size_t>(b) * I + i] += bias[i];
 }
 
 void ShallowAutoencoder::begin_forward(const float* x, const float* target, int B) {
@@ -65,7 +93,7 @@ void ShallowAutoencoder::begin_forward(const float* x, const float* target, int 
 }
 
 void ShallowAutoencoder::decoder_forward() {
-  dec0.forward(params_, logits_.data(), h_.data(), B_);
+  decoder_logits(logits_.data(), h_.data(), B_);
   bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), target_, B_, config_.input);
 }
 
@@ -77,14 +105,26 @@ void ShallowAutoencoder::decoder_backward(float scale) {
   std::fill(dlogits_.begin(), dlogits_.begin() + BI, 0.0f);
   // d bce / d logits = sigmoid(logits) - target
   bce_logits_backward(dlogits_.data(), probs_.data(), target_, scale, B_, config_.input);
-  // dh += dlogits W_dec; dW_dec += dlogits^T h; db_dec += sum_b dlogits
-  dec0.backward(params_, dh_.data(), dlogits_.data(), h_.data(), B_);
+  if (!tied_) {
+    // dh += dlogits W_dec; dW_dec += dlogits^T h; db_dec += sum_b dlogits
+    dec0.backward(params_, dh_.data(), dlogits_.data(), h_.data(), B_);
+    return;
+  }
+  // Tied: logits = h W + b_dec with W = encoder.0.weight [H, I].
+  //   dh[B,H] += dlogits[B,I] W^T;  dW[H,I] += h^T dlogits (the decoder's share of W's gradient; the
+  //   encoder's share is added by the kind's backward);  db_dec += sum_b dlogits.
+  const int B = B_, H = config_.hidden, I = config_.input;
+  gemm_f32(false, true, B, H, I, 1.0f, dlogits_.data(), I, params_.param(enc0.weight), I, 1.0f, dh_.data(), H);
+  gemm_f32(true, false, H, I, B, 1.0f, h_.data(), H, dlogits_.data(), I, 1.0f, params_.grad(enc0.weight), I);
+  float* dbias = params_.grad(dec0.bias);
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < I; i++) dbias[i] += dlogits_[static_cast<size_t>(b) * I + i];
 }
 
 void ShallowAutoencoder::decode(const float* z, int B, float* out) {
   assert(B <= max_batch_);
   // Uses logits_ as scratch (the last forward's logits are overwritten).
-  dec0.forward(params_, logits_.data(), z, B);
+  decoder_logits(logits_.data(), z, B);
   const size_t n = static_cast<size_t>(B) * config_.input;
   for (size_t i = 0; i < n; i++) out[i] = stable_sigmoid(logits_[i]);
 }

@@ -16,6 +16,10 @@
 //   size. One layer keeps the rows of encoder.0 readable as the units' filters (what these models are
 //   known for) and gives the contractive penalty its exact closed form (the Jacobian of one sigmoid
 //   layer).
+//   Tied weights ("tied" = 1, as in the k-sparse and contractive papers): the decoder's weight is the
+//   encoder's transposed, W_dec = W^T with W = encoder.0.weight [H, I]; the file then holds
+//   encoder.0.weight [H, I], encoder.0.bias [H] and decoder.0.bias [I] only (no decoder.0.weight), half
+//   the parameters. In PyTorch: logits = F.linear(h, encoder[0].weight.t(), decoder_bias).
 // Loss per image: BCE summed over pixels (Bernoulli decoder), plus the kind's penalty as its own term.
 #pragma once
 #include <cstdint>
@@ -45,6 +49,8 @@ class DenoisingAutoencoder : public MlpAutoencoder {
 // decoder half of forward and backward, decode(). Each kind writes its own forward (encoder, code
 // nonlinearity, penalty) and backward (penalty gradient, code nonlinearity, encoder) explicitly.
 // Letters: B batch, I input pixels, H code units (config.hidden).
+// The hyperparameter "tied" (0 or 1, default 0) of every single-layer kind selects tied weights: then
+// dec0.weight is -1 (no tensor) and the decoder uses enc0.weight transposed; dec0.bias is still its own.
 class ShallowAutoencoder : public Model {
  public:
   void reserve(int max_batch) override;
@@ -53,11 +59,14 @@ class ShallowAutoencoder : public Model {
   const float* code() const override { return h_.data(); }
   int code_size() const override { return config_.hidden; }
   void decode(const float* z, int B, float* out) override;
+  bool tied() const { return tied_; }
 
   Linear enc0, dec0;
 
  protected:
   explicit ShallowAutoencoder(const ModelConfig& config);
+  // logits[B,I] = h[B,H] W_dec^T + b_dec: dec0 itself, or with tied weights h W + b_dec (W = enc0's).
+  void decoder_logits(float* logits, const float* h, int B);
   // Remember the batch: input x[B,I] (what the encoder sees), target[B,I] (what the loss compares with).
   void begin_forward(const float* x, const float* target, int B);
   // logits = dec0(h); bce[b] = BCE(logits_b, target_b); probs = sigmoid(logits).
@@ -66,6 +75,7 @@ class ShallowAutoencoder : public Model {
   // dh = dlogits * W_dec (plus decoder.0's weight and bias gradients).
   void decoder_backward(float scale);
 
+  bool tied_ = false;
   int B_ = 0;
   const float* x_ = nullptr;       // [B, I]
   const float* target_ = nullptr;  // [B, I]

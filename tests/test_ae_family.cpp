@@ -15,6 +15,7 @@
 #include "core/ae_family.h"
 #include "core/model.h"
 #include "core/model_file.h"
+#include "core/safetensors.h"
 #include "core/trainer.h"
 #include "tests/test_util.h"
 
@@ -114,32 +115,37 @@ void move_code_away_from_rho(Model& m) {
 TEST(SparseAutoencoder, GradientCheckOfTheBatchCoupledLoss) {
   const int B = 4;
   auto clean = random_images(B, 21);
-  {
-    auto m = make_model("sparse_ae", B, 22);
-    move_code_away_from_rho(*m);
-    check_gradients(*m, clean.data(), clean.data(), B, "sparse_ae default");
-  }
-  {
-    // A penalty that dominates the loss, so an error in its gradient cannot hide behind the BCE's.
-    auto m = make_model("sparse_ae", B, 23, {{"rho", 0.02}, {"sparsity_beta", 40.0}});
-    move_code_away_from_rho(*m);
-    check_gradients(*m, clean.data(), clean.data(), B, "sparse_ae strong");
+  for (double tied : {0.0, 1.0}) {
+    const std::string what = tied ? "sparse_ae tied" : "sparse_ae";
+    {
+      auto m = make_model("sparse_ae", B, 22, {{"tied", tied}});
+      move_code_away_from_rho(*m);
+      check_gradients(*m, clean.data(), clean.data(), B, what + " default");
+    }
+    {
+      // A penalty that dominates the loss, so an error in its gradient cannot hide behind the BCE's.
+      auto m = make_model("sparse_ae", B, 23, {{"rho", 0.02}, {"sparsity_beta", 40.0}, {"tied", tied}});
+      move_code_away_from_rho(*m);
+      check_gradients(*m, clean.data(), clean.data(), B, what + " strong");
+    }
   }
 }
 
 TEST(ContractiveAutoencoder, GradientCheck) {
   const int B = 3;
   auto clean = random_images(B, 31);
-  for (double lambda : {0.1, 30.0}) {
-    // lambda = 30 makes the penalty dominate: both of its gradient paths (through h and directly
-    // through sum_i W_ji^2) are then what is checked.
-    auto m = make_model("contractive_ae", B, 32, {{"contractive_lambda", lambda}});
-    Rng rng(33);
-    m->init(rng);
-    // Larger weights than the default init so h is away from 1/2, where (1-2h) vanishes.
-    for (float& w : m->params().params) w *= 4.0f;
-    check_gradients(*m, clean.data(), clean.data(), B, "contractive_ae lambda " + std::to_string(lambda));
-  }
+  for (double tied : {0.0, 1.0})
+    for (double lambda : {0.1, 30.0}) {
+      // lambda = 30 makes the penalty dominate: both of its gradient paths (through h and directly
+      // through sum_i W_ji^2) are then what is checked. Tied, W also carries the decoder's gradient.
+      auto m = make_model("contractive_ae", B, 32, {{"contractive_lambda", lambda}, {"tied", tied}});
+      Rng rng(33);
+      m->init(rng);
+      // Larger weights than the default init so h is away from 1/2, where (1-2h) vanishes.
+      for (float& w : m->params().params) w *= 4.0f;
+      check_gradients(*m, clean.data(), clean.data(), B,
+                      std::string(tied ? "tied " : "") + "contractive_ae lambda " + std::to_string(lambda));
+    }
 }
 
 // The k-th and (k+1)-th largest pre-activations of every example must differ by more than a
@@ -156,25 +162,27 @@ double min_topk_gap(const float* a, int B, int H, int k) {
 }
 
 TEST(KSparseAutoencoder, GradientCheckAwayFromTies) {
-  const int B = 3, k = 3;
-  auto clean = random_images(B, 41);
-  // The first init seed whose top-k selections have a safe margin (a fixed, deterministic choice).
-  std::unique_ptr<Model> m;
-  for (uint64_t seed = 1; seed < 100; seed++) {
-    m = make_model("ksparse_ae", B, seed, {{"k", k}});
-    Rng rng(0);
-    m->forward(clean.data(), clean.data(), B, rng, ZMode::kMean);
-    // With k kept the code's k largest equal a's; recompute a = W x + b to measure the gap.
-    std::vector<float> a(static_cast<size_t>(B) * kHidden);
-    const ParamArena& p = m->params();
-    auto* ks = static_cast<KSparseAutoencoder*>(m.get());
-    linear_forward(a.data(), clean.data(), p.param(ks->enc0.weight), p.param(ks->enc0.bias), B, kInput,
-                   kHidden);
-    if (min_topk_gap(a.data(), B, kHidden, k) > 0.05) break;
-    m.reset();
+  for (double tied : {0.0, 1.0}) {
+    const int B = 3, k = 3;
+    auto clean = random_images(B, 41);
+    // The first init seed whose top-k selections have a safe margin (a fixed, deterministic choice).
+    std::unique_ptr<Model> m;
+    for (uint64_t seed = 1; seed < 100; seed++) {
+      m = make_model("ksparse_ae", B, seed, {{"k", k}, {"tied", tied}});
+      Rng rng(0);
+      m->forward(clean.data(), clean.data(), B, rng, ZMode::kMean);
+      // With k kept the code's k largest equal a's; recompute a = W x + b to measure the gap.
+      std::vector<float> a(static_cast<size_t>(B) * kHidden);
+      const ParamArena& p = m->params();
+      auto* ks = static_cast<KSparseAutoencoder*>(m.get());
+      linear_forward(a.data(), clean.data(), p.param(ks->enc0.weight), p.param(ks->enc0.bias), B, kInput,
+                     kHidden);
+      if (min_topk_gap(a.data(), B, kHidden, k) > 0.05) break;
+      m.reset();
+    }
+    ASSERT_TRUE(m) << "no seed with a safe top-k margin";
+    check_gradients(*m, clean.data(), clean.data(), B, tied ? "ksparse_ae tied" : "ksparse_ae");
   }
-  ASSERT_TRUE(m) << "no seed with a safe top-k margin";
-  check_gradients(*m, clean.data(), clean.data(), B, "ksparse_ae");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -540,9 +548,15 @@ TEST(AeFamily, SaveLoadRoundTripIsExactAndKeepsHyperparameters) {
       {"sparse_ae", {{"rho", 0.1}, {"sparsity_beta", 5.0}}},
       {"ksparse_ae", {{"k", 3}, {"k_start", 6}, {"anneal_fraction", 0.25}}},
       {"contractive_ae", {{"contractive_lambda", 0.3}}}};
+  const std::vector<std::pair<std::string, std::map<std::string, double>>> tied_kinds = {
+      {"sparse_ae", {{"rho", 0.1}, {"tied", 1}}},
+      {"ksparse_ae", {{"k", 3}, {"tied", 1}}},
+      {"contractive_ae", {{"contractive_lambda", 0.3}, {"tied", 1}}}};
+  std::vector<std::pair<std::string, std::map<std::string, double>>> all(kinds.begin(), kinds.end());
+  all.insert(all.end(), tied_kinds.begin(), tied_kinds.end());
   const int B = 3;
   auto x = random_images(B, 121);
-  for (const auto& [kind, hyper] : kinds) {
+  for (const auto& [kind, hyper] : all) {
     auto m = make_model(kind, B, 122, hyper);
     auto bytes = save_model(*m, {});
     std::unique_ptr<Model> back;
@@ -583,6 +597,78 @@ TEST(AeFamily, SingleLayerKindsUseTheHiddenLayerAsTheCode) {
   auto dae = make_model("dae", 2, 133);
   EXPECT_EQ(dae->code_size(), kLatent);
   EXPECT_EQ(dae->params().slots().size(), 8u);  // the MLP AE's four layers
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tied weights
+
+TEST(AeFamily, TiedKindsStoreNoDecoderWeightAndDecodeWithTheEncoderWeightTransposed) {
+  const int B = 3;
+  auto x = random_images(B, 151);
+  for (const char* kind : {"sparse_ae", "ksparse_ae", "contractive_ae"}) {
+    auto tied = make_model(kind, B, 152, {{"tied", 1}});
+    std::vector<std::string> names;
+    std::vector<std::vector<int64_t>> shapes;
+    for (const TensorSlot& s : tied->params().slots()) {
+      names.push_back(s.name);
+      shapes.push_back(s.shape);
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"encoder.0.weight", "encoder.0.bias", "decoder.0.bias"})) << kind;
+    EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{kHidden, kInput}, {kHidden}, {kInput}})) << kind;
+    EXPECT_EQ(tied->params().count(), static_cast<size_t>(kHidden * kInput + kHidden + kInput)) << kind;
+    // The same weights in an untied model, decoder.0.weight = encoder.0.weight^T: same reconstruction.
+    auto untied = make_model(kind, B, 153);
+    const ParamArena& tp = tied->params();
+    ParamArena& up = untied->params();
+    auto* ts = static_cast<ShallowAutoencoder*>(tied.get());
+    auto* us = static_cast<ShallowAutoencoder*>(untied.get());
+    ASSERT_TRUE(ts->tied());
+    ASSERT_FALSE(us->tied());
+    std::copy_n(tp.param(ts->enc0.weight), kHidden * kInput, up.param(us->enc0.weight));
+    std::copy_n(tp.param(ts->enc0.bias), kHidden, up.param(us->enc0.bias));
+    std::copy_n(tp.param(ts->dec0.bias), kInput, up.param(us->dec0.bias));
+    for (int j = 0; j < kHidden; j++)
+      for (int i = 0; i < kInput; i++)
+        up.param(us->dec0.weight)[i * kHidden + j] = tp.param(ts->enc0.weight)[j * kInput + i];
+    Rng r1(0), r2(0);
+    tied->forward(x.data(), x.data(), B, r1, ZMode::kMean);
+    untied->forward(x.data(), x.data(), B, r2, ZMode::kMean);
+    EXPECT_LT(test::max_abs_diff(tied->reconstruction(), untied->reconstruction(), B * kInput), 1e-6) << kind;
+    EXPECT_NEAR(tied->term(0)[1], untied->term(0)[1], 1e-4) << kind;
+    // decode(code) reproduces the reconstruction.
+    const std::vector<float> code(tied->code(), tied->code() + B * kHidden);
+    std::vector<float> out(B * kInput);
+    tied->decode(code.data(), B, out.data());
+    EXPECT_LT(test::max_abs_diff(out.data(), untied->reconstruction(), out.size()), 1e-6) << kind;
+  }
+}
+
+TEST(AeFamily, TiedFilesAreLoadedStrictly) {
+  auto tied = make_model("sparse_ae", 2, 161, {{"tied", 1}});
+  auto untied = make_model("sparse_ae", 2, 162);
+  // A tied config with an extra decoder.0.weight, and an untied config without one: both rejected.
+  std::map<std::string, std::string> tied_meta = {{"latentlab.model", "sparse_ae"},
+                                                  {"latentlab.config", tied->config().to_json()}};
+  std::map<std::string, std::string> untied_meta = {{"latentlab.model", "sparse_ae"},
+                                                    {"latentlab.config", untied->config().to_json()}};
+  std::vector<TensorToWrite> untied_tensors, tied_tensors;
+  for (const TensorSlot& s : untied->params().slots())
+    untied_tensors.push_back({s.name, s.shape, untied->params().params.data() + s.offset});
+  for (const TensorSlot& s : tied->params().slots())
+    tied_tensors.push_back({s.name, s.shape, tied->params().params.data() + s.offset});
+  std::unique_ptr<Model> back;
+  auto bytes = write_safetensors(untied_tensors, tied_meta);
+  Status s = load_model(bytes.data(), bytes.size(), &back);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("unexpected tensor 'decoder.0.weight'"), std::string::npos) << s.message();
+  bytes = write_safetensors(tied_tensors, untied_meta);
+  s = load_model(bytes.data(), bytes.size(), &back);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("missing tensor 'decoder.0.weight'"), std::string::npos) << s.message();
+  // "tied" is 0 or 1.
+  ModelConfig c = tied->config();
+  c.hyper["tied"] = 2;
+  EXPECT_FALSE(c.validate().ok());
 }
 
 TEST(SparseAutoencoder, TrainingPullsTheMeanActivationToRho) {

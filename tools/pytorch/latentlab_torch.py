@@ -14,7 +14,7 @@ safetensors is read by hand (no safetensors package needed).
 
 `eval` prints one JSON line with the keys of the C++ tool's `eval --json`:
   vae: loss_mean_z, bce_mean_z, kl   (z = mu, the posterior mean: deterministic)
-  ae:  bce, mse
+  ae, dae, sparse_ae, ksparse_ae, contractive_ae:  bce, mse (reconstruction only, no penalty term)
 each the mean over the 10k MNIST test images of a per-image sum over pixels (or latent units), computed
 in float64 from the float32 network outputs, BCE from logits: softplus(l) - x*l.
 """
@@ -138,6 +138,42 @@ class AE(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class _Bias(nn.Module):
+    """Only a bias: decoder.0 of a tied single-layer autoencoder (its weight is the encoder's)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(n))
+
+
+class ShallowAE(nn.Module):
+    """The single-hidden-layer sparse_ae / ksparse_ae / contractive_ae: encoder.0 = Linear(784, H) whose
+    output (sigmoid; for k-sparse the k largest of the linear code) is the code, decoder.0 = Linear(H, 784)
+    giving logits. Tied (config "tied": 1): no decoder.0.weight; the decoder uses encoder.0.weight
+    transposed, and the state_dict holds encoder.0.weight [H, 784], encoder.0.bias [H], decoder.0.bias
+    [784]."""
+
+    def __init__(self, kind, x_dim=784, hidden=256, tied=False, k=25):
+        super().__init__()
+        self.kind, self.tied, self.k = kind, tied, k
+        self.encoder = nn.Sequential(nn.Linear(x_dim, hidden))
+        self.decoder = nn.Sequential(_Bias(x_dim) if tied else nn.Linear(hidden, x_dim))
+
+    def code(self, x):
+        a = self.encoder(x)
+        if self.kind != "ksparse_ae":
+            return torch.sigmoid(a)
+        # The k largest per row (ties: the lower index, as topk on CPU in practice).
+        idx = torch.topk(a, min(self.k, a.shape[1]), dim=1).indices
+        return torch.zeros_like(a).scatter(1, idx, a.gather(1, idx))
+
+    def forward(self, x):
+        h = self.code(x)
+        if self.tied:
+            return F.linear(h, self.encoder[0].weight.t(), self.decoder[0].bias)
+        return self.decoder(h)
+
+
 def detect_kind(tensors, metadata):
     """'vae' or 'ae': metadata "latentlab.model" if present, else from the tensor names."""
     if "latentlab.model" in metadata:
@@ -160,12 +196,17 @@ def load_model(path):
         hidden, x_dim = tensors["fc1.weight"].shape
         z_dim = tensors["fc21.weight"].shape[0]
         model = VAE(x_dim, hidden, z_dim)
-    elif kind == "ae":
+    elif kind in ("ae", "dae"):
         hidden, x_dim = tensors["encoder.0.weight"].shape
         z_dim = tensors["encoder.2.weight"].shape[0]
         model = AE(x_dim, hidden, z_dim)
+    elif kind in ("sparse_ae", "ksparse_ae", "contractive_ae"):
+        config = json.loads(metadata.get("latentlab.config", "{}"))
+        hidden, x_dim = tensors["encoder.0.weight"].shape
+        model = ShallowAE(kind, x_dim, hidden, tied=bool(config.get("tied", 0)), k=int(config.get("k", 25)))
     else:
-        raise ValueError(f"{path}: model kind {kind!r} is not supported here (vae, ae)")
+        raise ValueError(f"{path}: model kind {kind!r} is not supported here (vae, ae, dae, sparse_ae, "
+                         f"ksparse_ae, contractive_ae)")
     model.load_state_dict(tensors, strict=True)  # converts F16/BF16/F64 to the module's float32
     model.kind = kind
     return model.eval()
