@@ -211,7 +211,8 @@ void PixelCnnPrior::sample(int32_t* codes, int B, float temperature, Rng& rng) {
   for (int cell = 0; cell < HW; cell++) sample_cell(codes, B, cell, temperature, rng);
 }
 
-std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra) {
+std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra,
+                                DType dtype) {
   std::vector<TensorToWrite> tensors;
   for (const TensorSlot& slot : prior.params().slots())
     tensors.push_back({slot.name, slot.shape, prior.params().params.data() + slot.offset});
@@ -219,7 +220,7 @@ std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::
   metadata["format"] = "pt";
   metadata["latentlab.model"] = "pixelcnn_prior";
   metadata["latentlab.config"] = prior.config().to_json();
-  return write_safetensors(tensors, metadata);
+  return write_safetensors(tensors, metadata, dtype);
 }
 
 Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,

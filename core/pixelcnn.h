@@ -20,6 +20,7 @@
 #include "core/arena.h"
 #include "core/conv.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "core/status.h"
 
 namespace ll {
@@ -80,7 +81,9 @@ class PixelCnnPrior {
 
 // Model files for the prior: safetensors with metadata "latentlab.model" = "pixelcnn_prior" and
 // "latentlab.config" = PixelCnnConfig JSON, plus the caller's extra keys.
-std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra);
+// dtype: F32, or F16 to halve the file (masked weights stay exactly zero).
+std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra,
+                                DType dtype = DType::kF32);
 Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
                   std::map<std::string, std::string>* metadata = nullptr);
 

@@ -67,6 +67,10 @@ expect_error "IW bound of an AE" "--iw needs a VAE" eval --model-file "$tmp/ok.s
 expect_error "VQ-VAE sample without a prior" "--prior" sample --model-file "$repo/models/vqvae.safetensors" --out "$tmp/v.png"
 expect_error "prior on a non-VQ-VAE" "not a vqvae" train-prior --vqvae "$tmp/ok.safetensors"
 expect_error "prior eval without --vqvae" "--vqvae" eval --model-file "$repo/models/vqvae_prior.safetensors"
+expect_error "tied is 0 or 1" "tied" train --model sparse_ae --tied 2 --epochs 1 --limit 128
+expect_error "tied on a VAE" "is not a setting of model 'vae'" train --model vae --tied 1
+expect_error "unknown classifier architecture" "--arch" train-classifier --arch resnet
+expect_error "judge that is not a classifier" "not a classifier file" eval --model-file "$repo/models/vqvae_prior.safetensors" --vqvae "$repo/models/vqvae.safetensors" --judge "$tmp/ok.safetensors"
 
 # And the good paths still work, with --help on every subcommand.
 for cmd in train eval reconstruct sample train-prior train-classifier export; do

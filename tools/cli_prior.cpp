@@ -86,7 +86,7 @@ std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
 }
 
 // Fraction of images the judge classifies with probability >= threshold (a "recognisable digit").
-double recognisable(MlpClassifier& judge, std::vector<float> images, int P, float threshold) {
+double recognisable(Classifier& judge, std::vector<float> images, int P, float threshold) {
   const int n = static_cast<int>(images.size() / P), batch = 250;
   for (float& v : images) v = std::clamp(v, 0.0f, 1.0f);
   judge.reserve(batch);
@@ -104,7 +104,7 @@ double recognisable(MlpClassifier& judge, std::vector<float> images, int P, floa
 
 // ---- train-prior ----
 struct PriorOptions {
-  std::string vqvae, data = "mnist", out;
+  std::string vqvae, data = "mnist", out, dtype = "f32";
   int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1;
   double lr = 1e-3;
   uint64_t seed = 1;
@@ -175,7 +175,7 @@ int run_train_prior(const PriorOptions& o) {
                   "\"train_seconds\":%.1f,\"test_nll\":%.4f}",
                   o.vqvae.c_str(), o.data.c_str(), o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed),
                   seconds, test_nll);
-    auto bytes = save_prior(prior, {{"latentlab.train", meta}});
+    auto bytes = save_prior(prior, {{"latentlab.train", meta}}, o.dtype == "f16" ? DType::kF16 : DType::kF32);
     if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
     std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
   }
@@ -184,8 +184,9 @@ int run_train_prior(const PriorOptions& o) {
 
 // ---- train-classifier ----
 struct ClassifierOptions {
-  std::string data = "mnist", out;
-  int epochs = 5, hidden = 256;
+  std::string data = "mnist", out, arch = "conv";
+  int epochs = 5, hidden = 256, channels = 16, negatives = 128;
+  float negative_weight = 0.5f;
   uint64_t seed = 1;
 };
 
@@ -193,18 +194,41 @@ int run_train_classifier(const ClassifierOptions& o) {
   Dataset train, test;
   Status s;
   if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
-  MlpClassifier c(train.images.pixels_per_image(), o.hidden, 10);
+  const int P = train.images.pixels_per_image(), side = static_cast<int>(std::lround(std::sqrt(double(P))));
+  std::unique_ptr<Classifier> c;
+  std::string desc;
+  if (o.arch == "conv") {
+    if (side * side != P || side % 4 != 0)
+      return fail("the conv classifier needs a square image whose side is a multiple of 4, not " + std::to_string(P) +
+                  " pixels");
+    c.reset(new ConvClassifier(side, o.channels, 10));
+    desc = "conv " + std::to_string(o.channels) + "-" + std::to_string(2 * o.channels) + "-10";
+  } else {
+    c.reset(new MlpClassifier(P, o.hidden, 10));
+    desc = "mlp " + std::to_string(P) + "-" + std::to_string(o.hidden) + "-10";
+  }
   Rng rng(o.seed, 1);
-  c.init(rng);
+  c->init(rng);
   double acc = 0.0;
-  if (!(s = train_classifier(&c, train, test, o.epochs, o.seed, &acc)).ok()) return fail(s);
-  std::printf("classifier %d-%d-10 on %s, %d epochs: test accuracy %.4f\n", train.images.pixels_per_image(), o.hidden,
-              o.data.c_str(), o.epochs, acc);
+  const auto t0 = Clock::now();
+  ClassifierTrainSettings settings;
+  settings.epochs = o.epochs;
+  settings.seed = o.seed;
+  settings.negatives = o.negatives;
+  settings.negative_weight = o.negative_weight;
+  if (!(s = train_classifier(c.get(), train, test, settings, &acc)).ok()) return fail(s);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("classifier %s (%zu parameters) on %s, %d epochs, %d jigsaw negatives per step (weight %g), %.1f s: "
+              "test accuracy %.4f\n", desc.c_str(), c->params().count(), o.data.c_str(), o.epochs, o.negatives,
+              o.negative_weight, secs, acc);
   if (!o.out.empty()) {
     char meta[256];
-    std::snprintf(meta, sizeof meta, "{\"data\":\"%s\",\"epochs\":%d,\"seed\":%llu,\"test_accuracy\":%.4f}",
-                  o.data.c_str(), o.epochs, static_cast<unsigned long long>(o.seed), acc);
-    auto bytes = save_classifier(c, {{"latentlab.train", meta}});
+    std::snprintf(meta, sizeof meta,
+                  "{\"data\":\"%s\",\"epochs\":%d,\"seed\":%llu,\"negatives\":%d,\"negative_weight\":%g,"
+                  "\"train_seconds\":%.1f,\"test_accuracy\":%.4f}",
+                  o.data.c_str(), o.epochs, static_cast<unsigned long long>(o.seed), o.negatives, o.negative_weight, secs,
+                  acc);
+    auto bytes = save_classifier(*c, {{"latentlab.train", meta}});
     if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
     std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
   }
@@ -235,7 +259,7 @@ int run_eval_prior(const PriorEvalOptions& o) {
                 " has " + std::to_string(vq->K()) + " codes on a " + std::to_string(vq->grid()) + "x" +
                 std::to_string(vq->grid()) + " grid");
   std::vector<uint8_t> judge_bytes;
-  std::unique_ptr<MlpClassifier> judge;
+  std::unique_ptr<Classifier> judge;
   std::map<std::string, std::string> judge_meta;
   if (!(s = read_file(o.judge, &judge_bytes)).ok()) return fail(s.message() + " (train one with latentlab train-classifier)");
   if (!(s = load_classifier(judge_bytes.data(), judge_bytes.size(), &judge, &judge_meta)).ok())
@@ -266,13 +290,13 @@ int run_eval_prior(const PriorEvalOptions& o) {
   std::printf("  recognisable digits     %.1f%% of %d prior samples at temperature %g\n", 100 * rec_prior, o.samples, o.temperature);
   std::printf("                          %.1f%% of uniformly random code grids\n", 100 * rec_uniform);
   std::printf("                          %.1f%% of real test digits through the VQ-VAE\n", 100 * rec_real);
-  std::printf("  judge                   %s, MNIST test accuracy %.4f; recognisable = probability >= %g\n",
-              o.judge.c_str(), judge_acc, o.threshold);
+  std::printf("  judge                   %s (%s), MNIST test accuracy %.4f; recognisable = probability >= %g\n",
+              o.judge.c_str(), judge->arch().c_str(), judge_acc, o.threshold);
   if (o.json) {
     std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
-                "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_accuracy\":%.4f,\"samples\":%d,"
+                "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_arch\":\"%s\",\"judge_accuracy\":%.4f,\"samples\":%d,"
                 "\"temperature\":%g,\"threshold\":%g,\"images\":%d}\n",
-                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge_acc, o.samples, o.temperature, o.threshold,
+                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge->arch().c_str(), judge_acc, o.samples, o.temperature, o.threshold,
                 test.size());
   }
   return 0;
@@ -316,16 +340,26 @@ Action add_train_prior(CLI::App& app) {
   cmd->add_option("--channels", o->channels, "Feature channels")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--layers", o->layers, "Residual masked layers (type B)")->check(CLI::Range(0, 64))->capture_default_str();
   cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
+  cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   add_threads_option(cmd, &o->threads);
   return [o] { return run_train_prior(*o); };
 }
 
 Action add_train_classifier(CLI::App& app) {
   auto o = std::make_shared<ClassifierOptions>();
-  CLI::App* cmd = app.add_subcommand("train-classifier", "Train the MLP digit classifier that judges generated digits");
+  CLI::App* cmd = app.add_subcommand("train-classifier", "Train the digit classifier that judges generated digits");
   cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
+  cmd->add_option("--arch", o->arch, "conv: Conv(1->C, k5 s2) ReLU Conv(C->2C, k5 s2) ReLU Linear; mlp: Linear ReLU Linear")
+      ->check(CLI::IsMember({"conv", "mlp"}))->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--hidden", o->hidden, "Hidden units")->check(CLI::Range(1, 16384))->capture_default_str();
+  cmd->add_option("--channels", o->channels, "conv: channels C of the first convolution")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd->add_option("--hidden", o->hidden, "mlp: hidden units")->check(CLI::Range(1, 16384))->capture_default_str();
+  cmd->add_option("--negatives", o->negatives,
+                  "Outlier exposure: jigsaw non-digits (shuffled patches of training digits) per step, trained towards "
+                  "the uniform distribution so the judge is not confident on non-digits (0: none)")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
+  cmd->add_option("--negative-weight", o->negative_weight, "Outlier exposure: weight of the non-digits' mean loss")
+      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
   cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
   return [o] { return run_train_classifier(*o); };
