@@ -7,8 +7,10 @@
 //   K in blocks of kKc; N in panels of 8 columns (two f32x4); M in tiles of kMr rows.
 //   For each (K block, panel), op(B)'s kc x 8 values are read straight from B when they are already
 //   rows of 8 contiguous floats (B not transposed, full panel), else packed into a [kc][8] buffer
-//   (B transposed: a 4x4 SIMD transpose; or the last, partial panel: zero padded). The panel (8 KB)
-//   stays in L1 while every row tile of A passes over it.
+//   (B transposed: a 4x4 SIMD transpose; or the last, partial panel: zero padded). Loop order: when
+//   op(B)'s whole K block fits in L1 (B not transposed, kc * N <= kSmallB: the small per-image conv
+//   products), A is passed over once, row tile by row tile, against every panel; otherwise panel by
+//   panel, the panel (8 KB) staying in L1 while every row tile of A passes over it.
 //   The microkernel keeps a kMr x 8 tile of C in 2*kMr f32x4 accumulators; each k step is two loads
 //   of B, kMr splat loads of op(A) (either transpose: one strided pointer), and 2*kMr mul + add (no
 //   fused multiply-add in SIMD128 without relaxed SIMD).

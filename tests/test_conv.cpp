@@ -186,6 +186,13 @@ TEST(Conv, ConvTranspose2dFastMatchesScalarEigenGemm) {
 TEST(Conv, ConvTranspose2dFastMatchesScalarScalarGemm) {
   check_parity(Kind::kTConv, GemmBackend::kScalar);
 }
+#if defined(__wasm_simd128__)
+// The wasm build's default GEMM (only there: natively the backend does not exist).
+TEST(Conv, Conv2dFastMatchesScalarWasmSimdGemm) { check_parity(Kind::kConv, GemmBackend::kWasmSimd); }
+TEST(Conv, ConvTranspose2dFastMatchesScalarWasmSimdGemm) {
+  check_parity(Kind::kTConv, GemmBackend::kWasmSimd);
+}
+#endif
 
 // Calling backward twice gives twice the gradient; each null pointer skips only its own output;
 // the scalar references obey the same contract.
