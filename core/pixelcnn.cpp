@@ -15,7 +15,8 @@ namespace ll {
 std::string PixelCnnConfig::to_json() const {
   return "{\"K\":" + std::to_string(K) + ",\"H\":" + std::to_string(H) + ",\"W\":" + std::to_string(W) +
          ",\"channels\":" + std::to_string(channels) + ",\"layers\":" + std::to_string(layers) +
-         ",\"kernel_a\":" + std::to_string(kernel_a) + ",\"kernel_b\":" + std::to_string(kernel_b) + "}";
+         ",\"kernel_a\":" + std::to_string(kernel_a) + ",\"kernel_b\":" + std::to_string(kernel_b) +
+         ",\"stacks\":" + std::to_string(stacks) + "}";
 }
 
 Status PixelCnnConfig::from_json(const std::string& json, PixelCnnConfig* out) {
@@ -27,7 +28,7 @@ Status PixelCnnConfig::from_json(const std::string& json, PixelCnnConfig* out) {
   for (const auto& [key, val] : v.object) {
     int* f = key == "K" ? &c.K : key == "H" ? &c.H : key == "W" ? &c.W : key == "channels" ? &c.channels
            : key == "layers" ? &c.layers : key == "kernel_a" ? &c.kernel_a : key == "kernel_b" ? &c.kernel_b
-           : nullptr;
+           : key == "stacks" ? &c.stacks : nullptr;
     if (!f) return Status::error("prior config: unknown key '" + key + "'");
     if (val.type != JsonValue::Type::kNumber || !val.is_integer || val.integer < 0 || val.integer > 4096)
       return Status::error("prior config: '" + key + "' must be an integer in [0, 4096]");
@@ -46,18 +47,29 @@ Status PixelCnnConfig::validate() const {
   if (layers < 0 || layers > 64) return Status::error("layers must be in [0, 64]");
   if (kernel_a < 3 || kernel_a % 2 == 0 || kernel_b < 1 || kernel_b % 2 == 0 || kernel_a > 15 || kernel_b > 15)
     return Status::error("kernels must be odd: kernel_a in [3, 15], kernel_b in [1, 15]");
+  if (stacks != 1 && stacks != 2) return Status::error("stacks must be 1 (single masked stack) or 2 (vertical + horizontal)");
+  if (stacks == 2 && kernel_b < 3) return Status::error("two stacks need kernel_b >= 3 (the vertical stack grows by kernel_b/2 rows per layer)");
   return Status();
 }
 
 namespace {
-// Spatial causal mask of a k x k kernel: rows above the centre, and the centre row left of the centre;
-// type B also allows the centre itself (the cell's own features, which never saw its code).
-std::vector<float> causal_mask(int k, bool include_centre) {
+// Spatial mask of a k x k kernel (1 = connection allowed). rows_above: every column of the rows above
+// the centre. centre_row: which of the centre row, kNone, kLeft (left of the centre), kLeftAndCentre,
+// kWhole. Single stack: type A = (rows above, kLeft), type B = (rows above, kLeftAndCentre) -- B also
+// allows the cell's own features, which never saw its code. Two stacks: v = (rows above, kNone) then
+// (rows above, kWhole); h = (none above, kLeft) then (none above, kLeftAndCentre).
+enum CentreRow { kNone, kLeft, kLeftAndCentre, kWhole };
+std::vector<float> causal_mask(int k, bool rows_above, CentreRow centre_row) {
   std::vector<float> m(static_cast<size_t>(k) * k, 0.0f);
   const int c = k / 2;
   for (int r = 0; r < k; r++)
-    for (int col = 0; col < k; col++)
-      m[r * k + col] = (r < c || (r == c && (col < c || (include_centre && col == c)))) ? 1.0f : 0.0f;
+    for (int col = 0; col < k; col++) {
+      bool on = false;
+      if (r < c) on = rows_above;
+      if (r == c)
+        on = centre_row == kWhole || (centre_row == kLeft && col < c) || (centre_row == kLeftAndCentre && col <= c);
+      m[r * k + col] = on ? 1.0f : 0.0f;
+    }
   return m;
 }
 
@@ -75,9 +87,24 @@ PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
     res_[i].add_to(params_, "layers." + std::to_string(i), c.channels, c.channels, c.kernel_b, 1, c.kernel_b / 2);
   out0_.add_to(params_, "output.0", c.channels, c.channels, 1, 1, 0);
   out2_.add_to(params_, "output.2", c.channels, c.K, 1, 1, 0);
+  const bool two = c.stacks == 2;
+  if (two) {
+    in_vconv_.add_to(params_, "input_vconv", c.K, c.channels, c.kernel_a, 1, c.kernel_a / 2);
+    in_v2h_.add_to(params_, "input_v2h", c.channels, c.channels, 1, 1, 0);
+    vres_.resize(static_cast<size_t>(c.layers));
+    v2h_.resize(static_cast<size_t>(c.layers));
+    for (int i = 0; i < c.layers; i++) {
+      vres_[i].add_to(params_, "vlayers." + std::to_string(i), c.channels, c.channels, c.kernel_b, 1, c.kernel_b / 2);
+      v2h_[i].add_to(params_, "v2h." + std::to_string(i), c.channels, c.channels, 1, 1, 0);
+    }
+  }
   params_.finalize();
-  mask_a_ = causal_mask(c.kernel_a, false);
-  mask_b_ = causal_mask(c.kernel_b, true);
+  mask_a_ = causal_mask(c.kernel_a, !two, kLeft);
+  mask_b_ = causal_mask(c.kernel_b, !two, kLeftAndCentre);
+  if (two) {
+    mask_va_ = causal_mask(c.kernel_a, true, kNone);
+    mask_vb_ = causal_mask(c.kernel_b, true, kWhole);
+  }
 }
 
 void PixelCnnPrior::reserve(int max_batch) {
@@ -88,6 +115,10 @@ void PixelCnnPrior::reserve(int max_batch) {
   onehot_.assign(BKHW, 0.0f);
   const size_t L = static_cast<size_t>(config_.layers) + 1;
   for (auto* v : {&h_, &pre_, &dh_, &dpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
+  if (config_.stacks == 2) {
+    for (auto* v : {&v_, &vpre_, &dv_, &dvpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
+    link_.assign(BCHW, 0.0f);
+  }
   for (auto* v : {&o_pre_, &o_, &do_pre_, &do_}) v->assign(BCHW, 0.0f);
   for (auto* v : {&logits_, &probs_, &dlogits_}) v->assign(BKHW, 0.0f);
   nll_.assign(B, 0.0f);
@@ -95,6 +126,11 @@ void PixelCnnPrior::reserve(int max_batch) {
   for (const Conv2d& l : res_) ws = std::max(ws, conv2d_workspace_floats(l.shape(max_batch, config_.H, config_.W)));
   ws = std::max(ws, conv2d_workspace_floats(out0_.shape(max_batch, config_.H, config_.W)));
   ws = std::max(ws, conv2d_workspace_floats(out2_.shape(max_batch, config_.H, config_.W)));
+  if (config_.stacks == 2) {
+    ws = std::max(ws, conv2d_workspace_floats(in_vconv_.shape(max_batch, config_.H, config_.W)));
+    ws = std::max(ws, conv2d_workspace_floats(in_v2h_.shape(max_batch, config_.H, config_.W)));
+    for (const Conv2d& l : vres_) ws = std::max(ws, conv2d_workspace_floats(l.shape(max_batch, config_.H, config_.W)));
+  }
   workspace_.assign(ws, 0.0f);
 }
 
@@ -103,12 +139,23 @@ void PixelCnnPrior::init(Rng& rng) {
   for (const Conv2d& l : res_) l.init(params_, rng);
   out0_.init(params_, rng);
   out2_.init(params_, rng);
+  if (config_.stacks == 2) {
+    in_vconv_.init(params_, rng);
+    in_v2h_.init(params_, rng);
+    for (size_t i = 0; i < vres_.size(); i++) {
+      vres_[i].init(params_, rng);
+      v2h_[i].init(params_, rng);
+    }
+  }
   apply_masks();
 }
 
 void PixelCnnPrior::apply_masks() {
   mask_weights(params_.param(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
   for (const Conv2d& l : res_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_b_);
+  if (config_.stacks != 2) return;
+  mask_weights(params_.param(in_vconv_.weight), in_vconv_.OC, in_vconv_.C, mask_va_);
+  for (const Conv2d& l : vres_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_vb_);
 }
 
 void PixelCnnPrior::forward(const int32_t* codes, int B) {
@@ -125,15 +172,33 @@ void PixelCnnPrior::forward(const int32_t* codes, int B) {
       assert(k >= 0 && k < K);
       onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
     }
-  // h0 = relu(MaskedConvA(onehot))
-  conv2d_forward(pre_[0].data(), onehot_.data(), params_.param(in_conv_.weight), params_.param(in_conv_.bias),
-                 in_conv_.shape(B, H, W), workspace_.data());
+  const bool two = config_.stacks == 2;
+  auto conv = [&](float* out, const float* in, const Conv2d& l) {
+    conv2d_forward(out, in, params_.param(l.weight), params_.param(l.bias), l.shape(B, H, W), workspace_.data());
+  };
+  // Adds Conv1x1(v) to the h pre-activation (two stacks).
+  auto add_link = [&](float* hpre, const float* v, const Conv2d& l) {
+    conv(link_.data(), v, l);
+    for (size_t j = 0; j < BCHW; j++) hpre[j] += link_[j];
+  };
+  // v0 = relu(MaskedConvV(onehot)) (two stacks); h0 = relu(MaskedConvA(onehot) [+ Conv1x1(v0)])
+  if (two) {
+    conv(vpre_[0].data(), onehot_.data(), in_vconv_);
+    relu_forward(v_[0].data(), vpre_[0].data(), BCHW);
+  }
+  conv(pre_[0].data(), onehot_.data(), in_conv_);
+  if (two) add_link(pre_[0].data(), v_[0].data(), in_v2h_);
   relu_forward(h_[0].data(), pre_[0].data(), BCHW);
-  // h_{i+1} = h_i + relu(MaskedConvB_i(h_i)); pre_[i+1] holds the conv output.
+  // v_{i+1} = v_i + relu(MaskedConvVB_i(v_i)) (two stacks);
+  // h_{i+1} = h_i + relu(MaskedConvB_i(h_i) [+ Conv1x1_i(v_{i+1})]); pre_[i+1] holds the sum.
   for (size_t i = 0; i < res_.size(); i++) {
-    const Conv2d& l = res_[i];
-    conv2d_forward(pre_[i + 1].data(), h_[i].data(), params_.param(l.weight), params_.param(l.bias),
-                   l.shape(B, H, W), workspace_.data());
+    if (two) {
+      conv(vpre_[i + 1].data(), v_[i].data(), vres_[i]);
+      relu_forward(v_[i + 1].data(), vpre_[i + 1].data(), BCHW);
+      for (size_t j = 0; j < BCHW; j++) v_[i + 1][j] += v_[i][j];
+    }
+    conv(pre_[i + 1].data(), h_[i].data(), res_[i]);
+    if (two) add_link(pre_[i + 1].data(), v_[i + 1].data(), v2h_[i]);
     relu_forward(h_[i + 1].data(), pre_[i + 1].data(), BCHW);
     for (size_t j = 0; j < BCHW; j++) h_[i + 1][j] += h_[i][j];
   }
@@ -152,10 +217,18 @@ void PixelCnnPrior::backward(float scale) {
   const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
   std::fill(dlogits_.begin(), dlogits_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
   for (auto* v : {&do_pre_, &do_}) std::fill(v->begin(), v->begin() + BCHW, 0.0f);
+  const bool two = config_.stacks == 2;
   for (size_t i = 0; i <= res_.size(); i++) {
     std::fill(dh_[i].begin(), dh_[i].begin() + BCHW, 0.0f);
     std::fill(dpre_[i].begin(), dpre_[i].begin() + BCHW, 0.0f);
+    if (!two) continue;
+    std::fill(dv_[i].begin(), dv_[i].begin() + BCHW, 0.0f);
+    std::fill(dvpre_[i].begin(), dvpre_[i].begin() + BCHW, 0.0f);
   }
+  auto conv_back = [&](float* dinp, const float* dout, const float* inp, const Conv2d& l) {
+    conv2d_backward(dinp, params_.grad(l.weight), params_.grad(l.bias), dout, inp, params_.param(l.weight),
+                    l.shape(B, H, W), workspace_.data());
+  };
   // d nll / d logits = softmax - onehot(target)
   softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), codes_, scale, B, K, HW);
   conv2d_backward(do_.data(), params_.grad(out2_.weight), params_.grad(out2_.bias), dlogits_.data(), o_.data(),
@@ -164,20 +237,32 @@ void PixelCnnPrior::backward(float scale) {
   const size_t L = res_.size();
   conv2d_backward(dh_[L].data(), params_.grad(out0_.weight), params_.grad(out0_.bias), do_pre_.data(),
                   h_[L].data(), params_.param(out0_.weight), out0_.shape(B, H, W), workspace_.data());
-  // Residual layers in reverse: h_{i+1} = h_i + relu(pre_{i+1}), pre_{i+1} = conv_i(h_i)
+  // Residual layers in reverse: h_{i+1} = h_i + relu(pre_{i+1}), pre_{i+1} = conv_i(h_i) [+ link_i(v_{i+1})];
+  // two stacks: v_{i+1} = v_i + relu(vpre_{i+1}), vpre_{i+1} = vconv_i(v_i). dv_{i+1} is complete once
+  // h's layer i has added its link gradient (layer i+1's v path was added in the previous iteration).
   for (size_t i = L; i-- > 0;) {
     for (size_t j = 0; j < BCHW; j++) dh_[i][j] += dh_[i + 1][j];  // identity path
     relu_backward(dpre_[i + 1].data(), dh_[i + 1].data(), pre_[i + 1].data(), BCHW);
-    const Conv2d& l = res_[i];
-    conv2d_backward(dh_[i].data(), params_.grad(l.weight), params_.grad(l.bias), dpre_[i + 1].data(),
-                    h_[i].data(), params_.param(l.weight), l.shape(B, H, W), workspace_.data());
+    conv_back(dh_[i].data(), dpre_[i + 1].data(), h_[i].data(), res_[i]);
+    if (!two) continue;
+    conv_back(dv_[i + 1].data(), dpre_[i + 1].data(), v_[i + 1].data(), v2h_[i]);  // dv += link^T dpre
+    for (size_t j = 0; j < BCHW; j++) dv_[i][j] += dv_[i + 1][j];                 // identity path
+    relu_backward(dvpre_[i + 1].data(), dv_[i + 1].data(), vpre_[i + 1].data(), BCHW);
+    conv_back(dv_[i].data(), dvpre_[i + 1].data(), v_[i].data(), vres_[i]);
   }
   relu_backward(dpre_[0].data(), dh_[0].data(), pre_[0].data(), BCHW);
-  conv2d_backward(nullptr, params_.grad(in_conv_.weight), params_.grad(in_conv_.bias), dpre_[0].data(),
-                  onehot_.data(), params_.param(in_conv_.weight), in_conv_.shape(B, H, W), workspace_.data());
+  conv_back(nullptr, dpre_[0].data(), onehot_.data(), in_conv_);
+  if (two) {
+    conv_back(dv_[0].data(), dpre_[0].data(), v_[0].data(), in_v2h_);
+    relu_backward(dvpre_[0].data(), dv_[0].data(), vpre_[0].data(), BCHW);
+    conv_back(nullptr, dvpre_[0].data(), onehot_.data(), in_vconv_);
+  }
   // Masked connections do not exist: their gradient is zero, so they stay zero under Adam.
   mask_weights(params_.grad(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
   for (const Conv2d& l2 : res_) mask_weights(params_.grad(l2.weight), l2.OC, l2.C, mask_b_);
+  if (!two) return;
+  mask_weights(params_.grad(in_vconv_.weight), in_vconv_.OC, in_vconv_.C, mask_va_);
+  for (const Conv2d& l2 : vres_) mask_weights(params_.grad(l2.weight), l2.OC, l2.C, mask_vb_);
 }
 
 void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng) {

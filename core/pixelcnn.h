@@ -5,10 +5,22 @@
 //   h0 = relu(MaskedConvA(K -> C, kernel_a))                 mask A: strictly earlier cells only
 //   h_{i+1} = h_i + relu(MaskedConvB_i(C -> C, kernel_b))     mask B: earlier cells and the cell itself
 //   logits = Conv1x1(C -> K)(relu(Conv1x1(C -> C)(h_L)))       per-cell categorical over K codes
+// That is the single stack ("stacks" = 1). Its stacked 3x3 masks have a blind spot: cell (i, j) never
+// sees (i-1, j+2) and the cells above-right of it, however deep the stack. "stacks" = 2 removes it with
+// the vertical and horizontal stacks of van den Oord et al. 2016b ("Conditional Image Generation with
+// PixelCNN Decoders"), here with ReLU residual units instead of the gated ones:
+//   v0 = relu(MaskedConvV(K -> C, kernel_a))                 mask V: rows strictly above the cell, all columns
+//   h0 = relu(MaskedConvA_row(K -> C, kernel_a) + Conv1x1(v0))   mask: the cell's row, left of it only
+//   v_{i+1} = v_i + relu(MaskedConvVB_i(v_i))                 mask: rows up to the cell's (v_i at row r only
+//                                                             ever saw input rows < r), all columns
+//   h_{i+1} = h_i + relu(MaskedConvHB_i(h_i) + Conv1x1_i(v_{i+1}))  mask: the cell's row, up to the cell
+//   logits from h_L as above. v reaches every earlier row in a cone widening by kernel/2 per layer.
 // Loss per grid: negative log-likelihood in nats (softmax cross-entropy summed over cells).
 // Masks are applied by keeping masked weights at zero: zeroed at init and on load, their gradients
 // zeroed in backward (so Adam never moves them). Tensor names as a PyTorch module would have them:
-// input_conv, layers.<i>, output.0, output.2 (each .weight [OC, C, k, k] and .bias).
+// input_conv, layers.<i>, output.0, output.2 (each .weight [OC, C, k, k] and .bias); with two stacks
+// also input_vconv, input_v2h [C, C, 1, 1], vlayers.<i>, v2h.<i> [C, C, 1, 1]. The row-only masks keep
+// k x k weights (mostly zero) so that every masked conv is an ordinary Conv2d a PyTorch module can hold.
 // Not a Model (its data are code grids, not images); it has its own save/load below.
 #pragma once
 #include <cstdint>
@@ -31,6 +43,7 @@ struct PixelCnnConfig {
   int channels = 64;
   int layers = 5;  // residual type-B layers
   int kernel_a = 5, kernel_b = 3;
+  int stacks = 1;  // 1: the single masked stack; 2: vertical + horizontal stacks (no blind spot)
   std::string to_json() const;
   static Status from_json(const std::string& json, PixelCnnConfig* out);
   Status validate() const;
@@ -69,12 +82,18 @@ class PixelCnnPrior {
   Conv2d in_conv_;
   std::vector<Conv2d> res_;
   Conv2d out0_, out2_;
-  std::vector<float> mask_a_, mask_b_;  // [k*k] spatial masks, 1 = connection allowed
+  // Two stacks: the vertical stack's convs and the 1x1 links from v to h (empty with one stack).
+  Conv2d in_vconv_, in_v2h_;
+  std::vector<Conv2d> vres_, v2h_;
+  std::vector<float> mask_a_, mask_b_;    // [k*k] spatial masks of the h stack, 1 = connection allowed
+  std::vector<float> mask_va_, mask_vb_;  // [k*k] of the v stack
   const int32_t* codes_ = nullptr;
   std::vector<float> workspace_;
   // Activations [B, C, HW] (h_[0..layers], pre-activations pre_[0..layers]), output head, their grads.
   std::vector<float> onehot_;
   std::vector<std::vector<float>> h_, pre_, dh_, dpre_;
+  std::vector<std::vector<float>> v_, vpre_, dv_, dvpre_;  // two stacks: the v stack [B, C, HW] per level
+  std::vector<float> link_;                                 // two stacks: Conv1x1(v) before it joins h
   std::vector<float> o_pre_, o_, logits_, probs_, nll_;
   std::vector<float> do_pre_, do_, dlogits_;
 };

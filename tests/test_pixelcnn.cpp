@@ -52,9 +52,10 @@ PixelCnnConfig tiny() {
   return c;
 }
 
-TEST(PixelCnn, LogitsOfACellDependOnlyOnEarlierCells) {
+void check_causality(int stacks) {
   PixelCnnConfig c = tiny();
   c.H = c.W = 5;
+  c.stacks = stacks;
   PixelCnnPrior prior(c);
   prior.reserve(1);
   Rng rng(2);
@@ -82,10 +83,63 @@ TEST(PixelCnn, LogitsOfACellDependOnlyOnEarlierCells) {
   EXPECT_GT(diff, 1e-4);
 }
 
-TEST(PixelCnn, GradientsMatchFiniteDifferences) {
+TEST(PixelCnn, LogitsOfACellDependOnlyOnEarlierCells) { check_causality(1); }
+TEST(PixelCnn, TwoStacksLogitsOfACellDependOnlyOnEarlierCells) { check_causality(2); }
+
+// How much the logits of cell n move when cell m changes (summed over codes and 5 random grids).
+double influence(PixelCnnPrior& prior, int K, int HW, int n, int m) {
+  Rng rng(7);
+  double diff = 0.0;
+  for (int trial = 0; trial < 5; trial++) {
+    std::vector<int32_t> codes(HW);
+    for (int& v : codes) v = static_cast<int32_t>(rng.below(K));
+    prior.forward(codes.data(), 1);
+    const std::vector<float> base(prior.logits(), prior.logits() + K * HW);
+    codes[m] = (codes[m] + 1) % K;
+    prior.forward(codes.data(), 1);
+    for (int k = 0; k < K; k++) diff += std::fabs(prior.logits()[k * HW + n] - base[k * HW + n]);
+  }
+  return diff;
+}
+
+TEST(PixelCnn, TwoStacksHaveNoBlindSpot) {
+  // 3x3 kernels on a 5x5 grid: cell (2, 0) = 10 and cell (1, 2) = 7, up one row and two to the right.
+  // The single stack never connects them (its blind spot, at any depth); two stacks do.
+  for (int stacks : {1, 2}) {
+    PixelCnnConfig c = tiny();
+    c.H = c.W = 5;
+    c.layers = 4;
+    c.stacks = stacks;
+    PixelCnnPrior prior(c);
+    prior.reserve(1);
+    Rng rng(4);
+    prior.init(rng);
+    const double d = influence(prior, c.K, 25, 10, 7);
+    if (stacks == 1)
+      EXPECT_EQ(d, 0.0) << "the single stack's blind spot";
+    else
+      EXPECT_GT(d, 1e-4) << "two stacks see every earlier row";
+    // Both see every cell of the row above within reach, and the cell to the left.
+    EXPECT_GT(influence(prior, c.K, 25, 12, 6), 1e-4) << stacks;
+    EXPECT_GT(influence(prior, c.K, 25, 12, 11), 1e-4) << stacks;
+  }
+  // With two stacks the last cell sees every earlier cell (4 layers reach the whole 5x5 grid).
+  PixelCnnConfig c = tiny();
+  c.H = c.W = 5;
+  c.layers = 4;
+  c.stacks = 2;
+  PixelCnnPrior prior(c);
+  prior.reserve(1);
+  Rng rng(5);
+  prior.init(rng);
+  for (int m = 0; m < 24; m++) EXPECT_GT(influence(prior, c.K, 25, 24, m), 1e-5) << m;
+}
+
+void check_prior_gradients(int stacks) {
   // One 3x3 grid: a small loss (little float32 noise in the differences) and few ReLUs (few kinks).
   PixelCnnConfig c = tiny();
   c.H = c.W = 3;
+  c.stacks = stacks;
   PixelCnnPrior prior(c);
   const int B = 1;
   prior.reserve(B);
@@ -147,10 +201,13 @@ TEST(PixelCnn, GradientsMatchFiniteDifferences) {
       a2 += double(g[i]) * g[i];
       n2 += n2h * n2h;
     }
-    EXPECT_LT(std::sqrt(d2) / (std::sqrt(a2) + std::sqrt(n2)), 1e-2) << slot.name;
+    EXPECT_LT(std::sqrt(d2) / (std::sqrt(a2) + std::sqrt(n2)), 1e-2) << "stacks " << stacks << " " << slot.name;
   }
   EXPECT_LT(kinks * 10, checked) << kinks << " kinks among " << checked + kinks << " entries";
 }
+
+TEST(PixelCnn, GradientsMatchFiniteDifferences) { check_prior_gradients(1); }
+TEST(PixelCnn, TwoStacksGradientsMatchFiniteDifferences) { check_prior_gradients(2); }
 
 // Grids whose cells all copy the first cell's code (uniform over K): the ideal NLL is log K per grid.
 std::vector<int32_t> copy_first_grids(int n, int K, int HW, Rng& rng) {
@@ -162,9 +219,10 @@ std::vector<int32_t> copy_first_grids(int n, int K, int HW, Rng& rng) {
   return g;
 }
 
-TEST(PixelCnn, LearnsAnAutoregressiveDistributionAndSamplesIt) {
+void check_learns_and_samples(int stacks) {
   PixelCnnConfig c = tiny();
   c.channels = 16;
+  c.stacks = stacks;
   PixelCnnPrior prior(c);
   const int B = 32, HW = 16;
   prior.reserve(B);
@@ -202,6 +260,9 @@ TEST(PixelCnn, LearnsAnAutoregressiveDistributionAndSamplesIt) {
   EXPECT_GE(constant, B - 2);
 }
 
+TEST(PixelCnn, LearnsAnAutoregressiveDistributionAndSamplesIt) { check_learns_and_samples(1); }
+TEST(PixelCnn, TwoStacksLearnAnAutoregressiveDistributionAndSampleIt) { check_learns_and_samples(2); }
+
 TEST(PixelCnn, FileRoundTripAndRejections) {
   PixelCnnPrior prior(tiny());
   Rng rng(5);
@@ -223,6 +284,43 @@ TEST(PixelCnn, FileRoundTripAndRejections) {
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"K":1})", &bad).ok());
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"kernel_a":4})", &bad).ok());
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"depth":4})", &bad).ok());
+  EXPECT_FALSE(PixelCnnConfig::from_json(R"({"stacks":3})", &bad).ok());
+  EXPECT_FALSE(PixelCnnConfig::from_json(R"({"stacks":2,"kernel_b":1})", &bad).ok());
+  // A config from before "stacks" existed is the single stack.
+  ASSERT_TRUE(PixelCnnConfig::from_json(R"({"K":8,"channels":4})", &bad).ok());
+  EXPECT_EQ(bad.stacks, 1);
+}
+
+TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
+  PixelCnnConfig c = tiny();
+  c.stacks = 2;
+  PixelCnnPrior prior(c);
+  Rng rng(6);
+  prior.init(rng);
+  std::vector<std::string> names;
+  for (const TensorSlot& slot : prior.params().slots()) names.push_back(slot.name);
+  for (const char* n : {"input_vconv.weight", "input_v2h.weight", "vlayers.1.weight", "v2h.1.bias"})
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  for (DType dt : {DType::kF32, DType::kF16}) {
+    auto bytes = save_prior(prior, {}, dt);
+    std::unique_ptr<PixelCnnPrior> back;
+    ASSERT_TRUE(load_prior(bytes.data(), bytes.size(), &back).ok());
+    EXPECT_EQ(back->config().stacks, 2);
+    const std::vector<float>& a = prior.params().params;
+    const std::vector<float>& b = back->params().params;
+    for (size_t i = 0; i < a.size(); i++) {
+      if (a[i] == 0.0f) EXPECT_EQ(b[i], 0.0f) << i;  // masked weights stay exactly zero in F16
+      EXPECT_NEAR(b[i], a[i], dt == DType::kF32 ? 0.0 : 1e-3 * std::fabs(a[i]) + 1e-7) << i;
+    }
+  }
+  // Its tensors without the vertical stack are not a two-stack prior.
+  std::vector<TensorToWrite> tensors;
+  for (const TensorSlot& slot : prior.params().slots())
+    if (slot.name.rfind("vlayers.0", 0) != 0) tensors.push_back({slot.name, slot.shape, prior.params().params.data() + slot.offset});
+  auto broken = write_safetensors(tensors, {{"latentlab.model", "pixelcnn_prior"}, {"latentlab.config", c.to_json()}});
+  std::unique_ptr<PixelCnnPrior> back;
+  Status s = load_prior(broken.data(), broken.size(), &back);
+  EXPECT_NE(s.message().find("missing tensor 'vlayers.0.weight'"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ double recognisable(Classifier& judge, std::vector<float> images, int P, float t
 // ---- train-prior ----
 struct PriorOptions {
   std::string vqvae, data = "mnist", out, dtype = "f32";
-  int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1;
+  int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1, stacks = 2, kernel_a = 5, kernel_b = 3;
   double lr = 1e-3;
   uint64_t seed = 1;
 };
@@ -130,6 +130,9 @@ int run_train_prior(const PriorOptions& o) {
   pc.H = pc.W = vq->grid();
   pc.channels = o.channels;
   pc.layers = o.layers;
+  pc.stacks = o.stacks;
+  pc.kernel_a = o.kernel_a;
+  pc.kernel_b = o.kernel_b;
   if (!(s = pc.validate()).ok()) return fail(s);
   PixelCnnPrior prior(pc);
   Rng rng(o.seed, 1);
@@ -339,6 +342,10 @@ Action add_train_prior(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
   cmd->add_option("--channels", o->channels, "Feature channels")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--layers", o->layers, "Residual masked layers (type B)")->check(CLI::Range(0, 64))->capture_default_str();
+  cmd->add_option("--stacks", o->stacks, "1: one masked stack (has a blind spot above-right); 2: vertical + horizontal stacks (none)")
+      ->check(CLI::IsMember({1, 2}))->capture_default_str();
+  cmd->add_option("--kernel-a", o->kernel_a, "Kernel of the first (type A) masked convolution, odd")->check(CLI::Range(3, 15))->capture_default_str();
+  cmd->add_option("--kernel-b", o->kernel_b, "Kernel of the residual (type B) masked convolutions, odd")->check(CLI::Range(1, 15))->capture_default_str();
   cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   add_threads_option(cmd, &o->threads);
