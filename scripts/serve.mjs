@@ -17,11 +17,6 @@ const TYPES = {
   '.svg': 'image/svg+xml', '.gz': 'application/gzip', '.safetensors': 'application/octet-stream',
 };
 
-if (!fs.existsSync(path.join(dir, 'index.html'))) {
-  console.error(`serve: ${dir}/index.html not found: build the page first (node scripts/build_web.mjs)`);
-  process.exit(1);
-}
-
 export function createServer(base = dir) {
   return http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
@@ -38,7 +33,12 @@ export function createServer(base = dir) {
   });
 }
 
+// Run as a program (not imported by the tests and benchmarks, which serve their own build directory).
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  if (!fs.existsSync(path.join(dir, 'index.html'))) {
+    console.error(`serve: ${dir}/index.html not found: build the page first (node scripts/build_web.mjs)`);
+    process.exit(1);
+  }
   const server = createServer();
   server.on('error', (e) => {
     if (e.code === 'EADDRINUSE' && port < 65535) { port++; server.listen(port, '127.0.0.1'); } else { console.error(`serve: ${e.message}`); process.exit(1); }

@@ -606,7 +606,7 @@ class PriorCore {
     return ok_result(val(true));
   }
 
-  // {"K", "H", "W", "channels", "layers", "metadata": {...}} as JSON.
+  // {"K", "H", "W", "channels", "layers", "stacks", "metadata": {...}} as JSON.
   val info() const {
     if (!prior_) return not_loaded("info");
     const PixelCnnConfig& c = prior_->config();
@@ -614,7 +614,8 @@ class PriorCore {
     for (const auto& [k, v] : metadata_) meta += (meta.empty() ? "" : ",") + json_quote(k) + ":" + json_quote(v);
     return ok_result(val("{\"K\":" + std::to_string(c.K) + ",\"H\":" + std::to_string(c.H) +
                          ",\"W\":" + std::to_string(c.W) + ",\"channels\":" + std::to_string(c.channels) +
-                         ",\"layers\":" + std::to_string(c.layers) + ",\"metadata\":{" + meta + "}}"));
+                         ",\"layers\":" + std::to_string(c.layers) + ",\"stacks\":" + std::to_string(c.stacks) +
+                         ",\"metadata\":{" + meta + "}}"));
   }
 
   // `count` grids sampled ancestrally with `temperature`, drawn with `seed` -> Int32Array [count*H*W].
