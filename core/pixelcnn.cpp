@@ -158,17 +158,21 @@ void PixelCnnPrior::apply_masks() {
   for (const Conv2d& l : vres_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_vb_);
 }
 
-void PixelCnnPrior::forward(const int32_t* codes, int B) {
-  assert(B <= max_batch_);
+void PixelCnnPrior::forward(const int32_t* codes, int B) { forward_rows(codes, B, config_.H); }
+
+void PixelCnnPrior::forward_rows(const int32_t* codes, int B, int rows) {
+  assert(B <= max_batch_ && rows >= 1 && rows <= config_.H);
   B_ = B;
   codes_ = codes;
-  const int K = config_.K, H = config_.H, W = config_.W, HW = H * W;
+  // Every mask is causal in the rows (no tap reads a later row), so the first `rows` rows of the grid
+  // alone give the same activations there as the whole grid: the convolutions run on a rows x W grid.
+  const int K = config_.K, H = rows, W = config_.W, HW = H * W, full_HW = config_.H * W;
   const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
   // One-hot input [B, K, HW].
   std::fill(onehot_.begin(), onehot_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
   for (int b = 0; b < B; b++)
     for (int n = 0; n < HW; n++) {
-      const int32_t k = codes[static_cast<size_t>(b) * HW + n];
+      const int32_t k = codes[static_cast<size_t>(b) * full_HW + n];
       assert(k >= 0 && k < K);
       onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
     }
@@ -209,7 +213,8 @@ void PixelCnnPrior::forward(const int32_t* codes, int B) {
   relu_forward(o_.data(), o_pre_.data(), BCHW);
   conv2d_forward(logits_.data(), o_.data(), params_.param(out2_.weight), params_.param(out2_.bias),
                  out2_.shape(B, H, W), workspace_.data());
-  softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
+  // The loss needs whole grids (codes are [B, full_HW]); sampling reads the logits only.
+  if (rows == config_.H) softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
 }
 
 void PixelCnnPrior::backward(float scale) {
@@ -268,15 +273,17 @@ void PixelCnnPrior::backward(float scale) {
 void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng) {
   const int K = config_.K, HW = config_.H * config_.W;
   assert(cell >= 0 && cell < HW && temperature > 0.0f);
-  // Later cells cannot influence `cell` (the masks), whatever they hold.
-  forward(codes, B);
+  // Later cells cannot influence `cell` (the masks), whatever they hold; rows below its own are not
+  // even computed. Logits are then [B, K, rows * W].
+  const int rows = cell / config_.W + 1, RW = rows * config_.W;
+  forward_rows(codes, B, rows);
   std::vector<double> p(static_cast<size_t>(K));
   for (int b = 0; b < B; b++) {
-    const float* l = logits_.data() + static_cast<size_t>(b) * K * HW;
+    const float* l = logits_.data() + static_cast<size_t>(b) * K * RW;
     double mx = l[cell];
-    for (int k = 1; k < K; k++) mx = std::max(mx, static_cast<double>(l[k * HW + cell]));
+    for (int k = 1; k < K; k++) mx = std::max(mx, static_cast<double>(l[k * RW + cell]));
     double sum = 0.0;
-    for (int k = 0; k < K; k++) sum += p[k] = std::exp((l[k * HW + cell] - mx) / temperature);
+    for (int k = 0; k < K; k++) sum += p[k] = std::exp((l[k * RW + cell] - mx) / temperature);
     double u = rng.uniform() * sum;
     int chosen = K - 1;
     for (int k = 0; k < K; k++) {

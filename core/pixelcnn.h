@@ -76,6 +76,10 @@ class PixelCnnPrior {
   void sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng);
 
  private:
+  // forward() over the first `rows` rows of each grid only (codes still [B, H*W]); the loss only when
+  // rows == H. Logits are then [B, K, rows*W].
+  void forward_rows(const int32_t* codes, int B, int rows);
+
   PixelCnnConfig config_;
   ParamArena params_;
   int max_batch_ = 0, B_ = 0;
