@@ -104,7 +104,7 @@ double recognisable(Classifier& judge, std::vector<float> images, int P, float t
 
 // ---- train-prior ----
 struct PriorOptions {
-  std::string vqvae, data = "mnist", out, dtype = "f32";
+  std::string vqvae, data = "mnist", out, dtype = "f32", lr_schedule = "constant";
   int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1, stacks = 2, kernel_a = 5, kernel_b = 3;
   double lr = 1e-3;
   uint64_t seed = 1;
@@ -147,6 +147,8 @@ int run_train_prior(const PriorOptions& o) {
   std::printf("PixelCNN prior %s: %zu parameters; a uniform prior scores %.2f nats per grid\n", pc.to_json().c_str(),
               prior.params().size(), uniform);
   double seconds = 0.0, test_nll = 0.0;
+  const int steps_per_epoch = (train.size() + o.batch - 1) / o.batch, total_steps = steps_per_epoch * o.epochs;
+  int step = 0;
   for (int e = 1; e <= o.epochs; e++) {
     auto te = Clock::now();
     rng.shuffle(order.data(), order.size());
@@ -162,6 +164,9 @@ int run_train_prior(const PriorOptions& o) {
       sum += batch_sum;
       prior.params().zero_grad();
       prior.backward(1.0f / B);
+      // cosine: lr * (1 + cos(pi t / T)) / 2 over the T steps of training (Loshchilov & Hutter 2017).
+      if (o.lr_schedule == "cosine") adam.config.lr = static_cast<float>(0.5 * o.lr * (1.0 + std::cos(M_PI * step / total_steps)));
+      step++;
       adam.step(prior.params());
     }
     const double secs = std::chrono::duration<double>(Clock::now() - te).count();
@@ -174,10 +179,10 @@ int run_train_prior(const PriorOptions& o) {
   if (!o.out.empty()) {
     char meta[512];
     std::snprintf(meta, sizeof meta,
-                  "{\"vqvae\":\"%s\",\"data\":\"%s\",\"epochs\":%d,\"batch\":%d,\"lr\":%g,\"seed\":%llu,"
-                  "\"train_seconds\":%.1f,\"test_nll\":%.4f}",
-                  o.vqvae.c_str(), o.data.c_str(), o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed),
-                  seconds, test_nll);
+                  "{\"vqvae\":\"%s\",\"data\":\"%s\",\"epochs\":%d,\"batch\":%d,\"lr\":%g,\"lr_schedule\":\"%s\","
+                  "\"seed\":%llu,\"train_seconds\":%.1f,\"test_nll\":%.4f}",
+                  o.vqvae.c_str(), o.data.c_str(), o.epochs, o.batch, o.lr, o.lr_schedule.c_str(),
+                  static_cast<unsigned long long>(o.seed), seconds, test_nll);
     auto bytes = save_prior(prior, {{"latentlab.train", meta}}, o.dtype == "f16" ? DType::kF16 : DType::kF32);
     if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
     std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
@@ -339,6 +344,8 @@ Action add_train_prior(CLI::App& app) {
   cmd->add_option("--epochs", o->epochs, "Passes over the training codes")->check(CLI::Range(1, 10000))->capture_default_str();
   cmd->add_option("--batch", o->batch, "Grids per step")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--lr", o->lr, "Adam learning rate")->check(CLI::Range(1e-8, 10.0))->capture_default_str();
+  cmd->add_option("--lr-schedule", o->lr_schedule, "constant, or cosine: decayed to 0 over training")
+      ->check(CLI::IsMember({"constant", "cosine"}))->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
   cmd->add_option("--channels", o->channels, "Feature channels")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--layers", o->layers, "Residual masked layers (type B)")->check(CLI::Range(0, 64))->capture_default_str();
