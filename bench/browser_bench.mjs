@@ -9,6 +9,7 @@
 //     event), and the longest main-thread task while training and sampling run.
 // Prints one JSON object (and writes it to --out FILE if given).
 //   node bench/browser_bench.mjs [--seconds 10] [--wasm build/wasm-release] [--out file.json]
+//   node bench/browser_bench.mjs --memory-seconds 600      (the conv VQ-VAE's wasm memory over 10 minutes)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -54,7 +55,7 @@ const browser = await chromium.launchPersistentContext(userDir, {
 async function measure(url) {
   const p = await browser.newPage();
   await p.goto(base + url);
-  await p.waitForFunction(() => window.benchResult, null, { timeout: (seconds + 240) * 1000 });
+  await p.waitForFunction(() => window.benchResult, null, { timeout: (Math.max(seconds, Number(arg('--memory-seconds', 0))) + 240) * 1000 });
   const r = await p.evaluate(() => window.benchResult);
   await p.close();
   if (r.error) throw new Error(`${url}: ${r.error}`);
@@ -62,6 +63,19 @@ async function measure(url) {
 }
 
 const result = { date: new Date().toISOString(), chromium: browser.browser()?.version(), seconds };
+// --memory-seconds S: only the conv VQ-VAE, trained on full MNIST for S seconds (issue 4: wasm memory at
+// most 160 MB and no growth over 10 minutes), its memory at 10 s, each minute and at the peak.
+const memorySeconds = Number(arg('--memory-seconds', 0));
+if (memorySeconds > 0) {
+  result.vqvae_memory = await measure(`/bench.html?model=vqvae&batch=128&seconds=${memorySeconds}&baseline=0`);
+  await browser.close();
+  server.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+  const m = result.vqvae_memory;
+  console.log(JSON.stringify(result, null, 2));
+  console.log(`\nconv VQ-VAE trained ${m.seconds.toFixed(0)} s (${m.steps} steps, ${Math.round(m.images_per_s)} images/s): wasm memory ${m.wasm_memory_start_mb} MB before, ${m.wasm_memory_after_10s_mb} MB at 10 s, peak ${m.wasm_memory_peak_mb} MB; per minute: ${m.wasm_memory_per_minute_mb.join(', ')}`);
+  process.exit(0);
+}
 result.tfjs_vae = await measure(`/bench/tfjs_vae.html?batch=128&seconds=${seconds}`);
 result.vae = await measure(`/bench.html?model=vae&batch=128&seconds=${seconds}`);
 result.vqvae = await measure(`/bench.html?model=vqvae&batch=128&seconds=${seconds}`);
@@ -76,6 +90,8 @@ result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
   });
   await p.goto(`${base}/`);
   await p.waitForFunction(() => document.body.dataset.ready === '1' && window.latentlab.metrics.priorSamples > 0, null, { timeout: 240000 });
+  // The first view's prior samples: 16 grids cell by cell, each of the 49 steps decoded and drawn.
+  result.prior_sample_16_grids_animated_ms = await p.evaluate(() => window.latentlab.metrics.priorSampleMs);
   await p.evaluate(() => { window.latentlab.metrics.drawLatencies.length = 0; window.latentlab.metrics.drawBreakdown.length = 0; window.__longTasks.length = 0; });
   const pad = await p.$('[data-testid=pad]');
   await pad.scrollIntoViewIfNeeded();
@@ -117,3 +133,4 @@ console.log(`drawing -> ${result.draw.models} reconstructions drawn (shown at th
 console.log(`GEMM ${result.vae.batch}x784 * (400x784)^T: LatentLab ${result.vae.gemm[0].gflops[result.vae.gemm_backend].toFixed(1)} GFLOP/s (scalar ${result.vae.gemm[0].gflops.scalar.toFixed(1)}), TensorFlow.js XNNPACK matMul ${result.tfjs_vae.matmul_gflops.gflops.toFixed(1)} (${(100 * result.vae.gemm[0].gflops[result.vae.gemm_backend] / result.tfjs_vae.matmul_gflops.gflops).toFixed(0)}%)`);
 console.log(`training over the scalar-GEMM baseline: VAE ${result.vae.ratio_to_scalar_gemm.toFixed(1)}x, VQ-VAE ${result.vqvae.ratio_to_scalar_gemm.toFixed(1)}x`);
 console.log(`wasm memory peak: VAE ${result.vae.wasm_memory_peak_mb} MB, VQ-VAE ${result.vqvae.wasm_memory_peak_mb} MB`);
+console.log(`PixelCNN prior: 16 grids sampled cell by cell on the page, each step decoded and drawn: ${(result.prior_sample_16_grids_animated_ms / 1000).toFixed(2)} s`);

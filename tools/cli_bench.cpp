@@ -4,9 +4,18 @@
 //   {"model", "batch", "threads", "backend", "data", "seconds", "images_per_s" (median 0.25 s window),
 //    "images_per_s_best", "step_ms", "latency_ms" (median single-image reconstruction),
 //    "gemm_floor_ms" (the step's GEMMs alone), "gemm_gflops" (their rate), "step_over_gemm_ratio"}
+// With --prior FILE (a PixelCNN prior) also "prior_sample_ms": 16 grids sampled cell by cell, as the page
+// does (median of 5), and "prior_sample_ms_one_grid".
 // The measurements themselves are in speed.cpp (shared with bench/bench_wasm.cpp).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "core/file_io.h"
+#include "core/pixelcnn.h"
 
 #include "core/kernels.h"
 #include "tools/cli.h"
@@ -17,11 +26,26 @@ namespace ll::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model = "vae";
+  std::string model = "vae", prior;
   int batch = 128, threads = 1;
   double seconds = 3.0;
   bool json = false;
 };
+
+// Median milliseconds to sample `count` whole grids cell by cell (5 runs).
+double prior_sampling_ms(PixelCnnPrior& prior, int count) {
+  prior.reserve(count);
+  std::vector<int32_t> codes(static_cast<size_t>(count) * prior.config().H * prior.config().W);
+  std::vector<double> ms;
+  for (int run = 0; run < 5; run++) {
+    Rng rng(static_cast<uint64_t>(run) + 1);
+    const auto t0 = std::chrono::steady_clock::now();
+    prior.sample(codes.data(), count, 1.0f, rng);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
 
 int run_bench(const BenchOptions& o) {
   const int threads = set_num_threads(o.threads);
@@ -38,6 +62,15 @@ int run_bench(const BenchOptions& o) {
   s = measure_reconstruction_ms(config, data, 300, &latency_ms);
   if (s.ok()) s = measure_step_gemm_floor(config, data, o.batch, 0.5, &floor_s, &flops);
   if (!s.ok()) return fail(s);
+  double prior16_ms = -1.0, prior1_ms = -1.0;
+  if (!o.prior.empty()) {
+    std::vector<uint8_t> bytes;
+    std::unique_ptr<PixelCnnPrior> prior;
+    if (!(s = read_file(o.prior, &bytes)).ok()) return fail(s);
+    if (!(s = load_prior(bytes.data(), bytes.size(), &prior)).ok()) return fail(o.prior + ": " + s.message());
+    prior16_ms = prior_sampling_ms(*prior, 16);
+    prior1_ms = prior_sampling_ms(*prior, 1);
+  }
   const double step_ms = 1e3 * o.batch / speed.images_per_s;
   const double ratio = step_ms / (1e3 * floor_s);
   const char* backend = gemm_backend_name(gemm_backend());
@@ -45,9 +78,12 @@ int run_bench(const BenchOptions& o) {
     std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"backend\": \"%s\", \"data\": \"%s\", "
                 "\"seconds\": %.3g, \"images_per_s\": %.1f, \"images_per_s_best\": %.1f, \"step_ms\": %.4f, "
                 "\"latency_ms\": %.4f, \"gemm_floor_ms\": %.4f, \"gemm_gflops\": %.2f, "
-                "\"step_over_gemm_ratio\": %.3f}\n",
+                "\"step_over_gemm_ratio\": %.3f",
                 o.model.c_str(), o.batch, threads, backend, source.c_str(), o.seconds, speed.images_per_s,
                 speed.images_per_s_best, step_ms, latency_ms, 1e3 * floor_s, flops / floor_s / 1e9, ratio);
+    if (prior16_ms >= 0.0)
+      std::printf(", \"prior_sample_ms\": %.2f, \"prior_sample_ms_one_grid\": %.2f", prior16_ms, prior1_ms);
+    std::printf("}\n");
   } else {
     std::printf("%s, batch %d, %d thread%s, GEMM %s, data %s\n", o.model.c_str(), o.batch, threads,
                 threads == 1 ? "" : "s", backend, source.c_str());
@@ -56,6 +92,9 @@ int run_bench(const BenchOptions& o) {
     std::printf("  step GEMMs alone    %.3f ms (%.1f GFLOP/s); step / GEMM floor = %.2f\n", 1e3 * floor_s,
                 flops / floor_s / 1e9, ratio);
     std::printf("  reconstruction      %.4f ms per single image (median of 300)\n", latency_ms);
+    if (prior16_ms >= 0.0)
+      std::printf("  prior sampling      %.1f ms for 16 grids cell by cell, %.1f ms for one (median of 5)\n", prior16_ms,
+                  prior1_ms);
   }
   return 0;
 }
@@ -70,6 +109,7 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--model", o->model, model_kinds_help())->check(model_kind_validator());
   cmd->add_option("--batch", o->batch, "Batch size (default 128)")->check(CLI::Range(1, 100000));
   cmd->add_option("--seconds", o->seconds, "Training time to measure (default 3)")->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--prior", o->prior, "A PixelCNN prior file: also time sampling 16 grids and one grid cell by cell");
   add_threads_option(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "Print one JSON object");
   return [o] { return run_bench(*o); };

@@ -394,7 +394,7 @@ const ops = {
   // The benchmark of bench.html: training images/s of a fresh `model` kind at `batch` on the MNIST
   // training set for `seconds`, and single-image reconstruction latency (median over 40 groups of 10 calls, measured here
   // in the worker: no message passing). Same fields as `latentlab bench --json`.
-  async bench({ model = 'vae', batch = 128, seconds = 10, data = 'mnist' }) {
+  async bench({ model = 'vae', batch = 128, seconds = 10, data = 'mnist', baseline = true }) {
     const set = await dataset(data, 'train');
     const memoryStart = lab.memoryBytes();
     const m = new lab.Model({ kind: model }, 1);
@@ -403,6 +403,7 @@ const ops = {
       trainer.step(3);  // warm-up: first-touch of buffers
       let steps = 0;
       let memoryPeak = lab.memoryBytes(), memoryAt10s = 0;
+      const memoryPerMinute = [];  // wasm memory (MB) at the end of each minute of training
       const t0 = performance.now();
       let lastReport = t0;
       while (performance.now() - t0 < seconds * 1000) {
@@ -410,6 +411,7 @@ const ops = {
         steps += 5;
         memoryPeak = Math.max(memoryPeak, lab.memoryBytes());
         if (!memoryAt10s && performance.now() - t0 > 10000) memoryAt10s = lab.memoryBytes();
+        if (performance.now() - t0 > 60000 * (memoryPerMinute.length + 1)) memoryPerMinute.push(lab.memoryBytes() / 2 ** 20);
         if (performance.now() - lastReport > 1000) {
           lastReport = performance.now();
           post('benchProgress', { seconds: (lastReport - t0) / 1000, imagesPerSecond: (steps * batch) / ((lastReport - t0) / 1000), memoryBytes: memoryPeak });
@@ -417,6 +419,13 @@ const ops = {
         }
       }
       const elapsed = (performance.now() - t0) / 1000;
+      if (!baseline) {
+        return {
+          model, batch, seconds: elapsed, steps, images_per_s: (steps * batch) / elapsed,
+          wasm_memory_start_mb: memoryStart / 2 ** 20, wasm_memory_after_10s_mb: memoryAt10s / 2 ** 20, wasm_memory_peak_mb: memoryPeak / 2 ** 20,
+          wasm_memory_per_minute_mb: memoryPerMinute, final_loss: trainer.step(1).steps[0].loss,
+        };
+      }
       // The in-run baseline: the same training with the plain scalar GEMM, for a third of the time.
       const fast = lab.gemmBackends().includes('wasmsimd') ? 'wasmsimd' : 'eigen';
       lab.setGemmBackend('scalar');
@@ -463,6 +472,7 @@ const ops = {
         gemm,
         latency_ms: times[times.length >> 1], latency_p90_ms: times[Math.floor(times.length * 0.9)],
         wasm_memory_start_mb: memoryStart / 2 ** 20, wasm_memory_after_10s_mb: memoryAt10s / 2 ** 20, wasm_memory_peak_mb: memoryPeak / 2 ** 20,
+        wasm_memory_per_minute_mb: memoryPerMinute,
         final_loss: trainer.step(1).steps[0].loss,
         user_agent: navigator.userAgent,
       };

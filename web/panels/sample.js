@@ -77,7 +77,9 @@ export function initSample(app) {
       if (my !== token) return;
       drawImages(priorGrid, clamp01(images), 4);
       drawCodes(codes);
-      priorNote.textContent = `${VQ_N} grids, 49 cells each, sampled in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+      const ms = performance.now() - t0;  // 49 cell steps, each decoded and drawn
+      priorNote.textContent = `${VQ_N} grids, 49 cells each, sampled in ${(ms / 1000).toFixed(1)} s`;
+      app.metrics.priorSampleMs = ms;
       app.metrics.priorSamples = VQ_N;
     } catch (e) { app.error(e); }
   }
