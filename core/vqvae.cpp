@@ -399,8 +399,10 @@ std::vector<HyperSpec> vqvae_hyper() {
       {"code_dim", 16, 1, 512, true, "VQ-VAE: size D of each code vector"},
       {"commitment", 0.25, 0, 100, false, "VQ-VAE: commitment cost beta"},
       {"ema", 1, 0, 1, true, "VQ-VAE: 1 = codebook by EMA updates, 0 = by the codebook loss"},
-      {"ema_decay", 0.99, 0, 0.99999, false, "VQ-VAE: EMA decay gamma"},
-      {"dead_code_steps", 100, 0, 1000000, true,
+      // 0.9 and 20 rather than the paper's 0.99 and a slow restart: measured on MNIST in 5 epochs, test MSE
+      // 0.00390 per pixel against 0.00434 (models/README.md).
+      {"ema_decay", 0.9, 0, 0.99999, false, "VQ-VAE: EMA decay gamma"},
+      {"dead_code_steps", 20, 0, 1000000, true,
        "VQ-VAE: restart a code unused for this many training steps (0 = never)"},
   };
 }

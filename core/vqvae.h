@@ -129,7 +129,7 @@ class VqVae : public Model {
   int S_ = 0, g_ = 0, G_ = 0, P_ = 0, K_ = 0, D_ = 0;
   bool ema_ = true;
   float beta_ = 0.25f, scale_vq_ = 1.0f;
-  double decay_ = 0.99;
+  double decay_ = 0.9;
   int dead_steps_ = 0;
   int codebook_ = -1;  // slot id
 
