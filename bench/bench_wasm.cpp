@@ -33,7 +33,7 @@ double seconds_since(Clock::time_point t0) {
 
 std::vector<GemmBackend> backends() {
   std::vector<GemmBackend> out;
-  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kWasmSimd})
+  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kOpenBlas, GemmBackend::kWasmSimd})
     if (gemm_backend_available(b)) out.push_back(b);
   return out;
 }

@@ -7,6 +7,9 @@
 #include <cstring>
 
 #include <Eigen/Core>
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+#include <cblas.h>  // Debian's OpenBLAS: also declares openblas_set_num_threads
+#endif
 
 #if defined(LATENTLAB_HAVE_OPENMP)
 #include <omp.h>
@@ -72,20 +75,42 @@ bool all_finite(const float* x, size_t n) {
   return bad == 0;
 }
 
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+void gemm_f32__openblas(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                        int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // BLAS would scale C by beta; keep the contract that beta == 0 never reads C
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[static_cast<size_t>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * C[static_cast<size_t>(i) * ldc + j];
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              A, lda, B, ldb, beta, C, ldc);
+}
+#endif
+
 namespace {
 #if defined(__wasm_simd128__)
 GemmBackend g_backend = GemmBackend::kWasmSimd;
+#elif defined(LATENTLAB_HAVE_OPENBLAS)
+GemmBackend g_backend = GemmBackend::kOpenBlas;
 #else
 GemmBackend g_backend = GemmBackend::kEigen;
 #endif
 }  // namespace
 
 bool gemm_backend_available(GemmBackend backend) {
+  switch (backend) {
+    case GemmBackend::kScalar:
+    case GemmBackend::kEigen: return true;
 #if defined(__wasm_simd128__)
-  return true;
-#else
-  return backend != GemmBackend::kWasmSimd;
+    case GemmBackend::kWasmSimd: return true;
 #endif
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+    case GemmBackend::kOpenBlas: return true;
+#endif
+    default: return false;
+  }
 }
 
 const char* gemm_backend_name(GemmBackend backend) {
@@ -93,6 +118,7 @@ const char* gemm_backend_name(GemmBackend backend) {
     case GemmBackend::kScalar: return "scalar";
     case GemmBackend::kEigen: return "eigen";
     case GemmBackend::kWasmSimd: return "wasmsimd";
+    case GemmBackend::kOpenBlas: return "openblas";
   }
   return "?";
 }
@@ -125,6 +151,11 @@ void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
       gemm_f32__wasmsimd(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
 #endif
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+    case GemmBackend::kOpenBlas:
+      gemm_f32__openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#endif
     default:
       gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
@@ -136,8 +167,14 @@ int set_num_threads(int n) {
 #if defined(LATENTLAB_HAVE_OPENMP)
   Eigen::setNbThreads(n);
   omp_set_num_threads(n);
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+  openblas_set_num_threads(n);
+#endif
   return n;
 #else
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+  openblas_set_num_threads(1);
+#endif
   return 1;
 #endif
 }

@@ -186,6 +186,10 @@ TEST(Conv, ConvTranspose2dFastMatchesScalarEigenGemm) {
 TEST(Conv, ConvTranspose2dFastMatchesScalarScalarGemm) {
   check_parity(Kind::kTConv, GemmBackend::kScalar);
 }
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+TEST(Conv, Conv2dFastMatchesScalarOpenBlasGemm) { check_parity(Kind::kConv, GemmBackend::kOpenBlas); }
+TEST(Conv, ConvTranspose2dFastMatchesScalarOpenBlasGemm) { check_parity(Kind::kTConv, GemmBackend::kOpenBlas); }
+#endif
 #if defined(__wasm_simd128__)
 // The wasm build's default GEMM (only there: natively the backend does not exist).
 TEST(Conv, Conv2dFastMatchesScalarWasmSimdGemm) { check_parity(Kind::kConv, GemmBackend::kWasmSimd); }

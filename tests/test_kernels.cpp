@@ -54,6 +54,31 @@ TEST(Gemm, EigenMatchesScalarOverOddSizesAndAllTransposes) {
           for (int K : {1, 3, 17, 40, 67}) check_gemm(ta, tb, M, N, K, 1.0f, 0.0f, rng);
 }
 
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+TEST(Gemm, OpenBlasMatchesScalarOverOddSizesAllTransposesAlphaBetaAndModelShapes) {
+  Rng rng(17);
+  const int sizes[] = {1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64, 67};
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int M : sizes)
+        for (int N : {1, 4, 9, 20, 67})
+          for (int K : {1, 3, 17, 40, 67}) check_gemm_fn(gemm_f32__openblas, ta, tb, M, N, K, 1.0f, 0.0f, rng);
+  for (float beta : {0.0f, 1.0f, 0.5f})
+    for (float alpha : {1.0f, -2.0f}) check_gemm_fn(gemm_f32__openblas, true, false, 19, 23, 29, alpha, beta, rng);
+  check_gemm_fn(gemm_f32__openblas, false, true, 128, 400, 784, 1.0f, 0.0f, rng);
+  check_gemm_fn(gemm_f32__openblas, false, false, 128, 400, 784, 1.0f, 1.0f, rng);
+  check_gemm_fn(gemm_f32__openblas, true, false, 400, 784, 128, 1.0f, 1.0f, rng);
+  // beta == 0 never reads C, also for K == 0 (BLAS would compute 0 * NaN).
+  std::vector<float> A = {1}, B = {1}, C = {NAN};
+  gemm_f32__openblas(false, false, 1, 1, 0, 1.0f, A.data(), 1, B.data(), 1, 0.0f, C.data(), 1);
+  EXPECT_EQ(C[0], 0.0f);
+  C[0] = NAN;
+  std::vector<float> A2 = {1, 2}, B2 = {3, 4};
+  gemm_f32__openblas(false, false, 1, 1, 2, 1.0f, A2.data(), 2, B2.data(), 1, 0.0f, C.data(), 1);
+  EXPECT_EQ(C[0], 11.0f);
+}
+#endif
+
 TEST(Gemm, AlphaBetaAccumulate) {
   Rng rng(8);
   for (float beta : {0.0f, 1.0f, 0.5f})
@@ -84,10 +109,17 @@ TEST(Gemm, BackendNamesAndAvailability) {
 #if defined(__wasm_simd128__)
   EXPECT_TRUE(gemm_backend_available(GemmBackend::kWasmSimd));
   EXPECT_EQ(gemm_backend(), GemmBackend::kWasmSimd);  // the wasm build's default
+  EXPECT_FALSE(gemm_backend_available(GemmBackend::kOpenBlas));
 #else
   EXPECT_FALSE(gemm_backend_available(GemmBackend::kWasmSimd));
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+  EXPECT_TRUE(gemm_backend_available(GemmBackend::kOpenBlas));
+  EXPECT_EQ(gemm_backend(), GemmBackend::kOpenBlas);  // the native default when linked
+#else
   EXPECT_EQ(gemm_backend(), GemmBackend::kEigen);
 #endif
+#endif
+  EXPECT_STREQ(gemm_backend_name(GemmBackend::kOpenBlas), "openblas");
 }
 
 TEST(Gemm, TraceSeesEveryCallUntilReset) {

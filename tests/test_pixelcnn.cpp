@@ -349,7 +349,9 @@ TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
     const std::vector<float>& a = prior.params().params;
     const std::vector<float>& b = back->params().params;
     for (size_t i = 0; i < a.size(); i++) {
-      if (a[i] == 0.0f) EXPECT_EQ(b[i], 0.0f) << i;  // masked weights stay exactly zero in F16
+      if (a[i] == 0.0f) {
+        EXPECT_EQ(b[i], 0.0f) << i;  // masked weights stay exactly zero in F16
+      }
       EXPECT_NEAR(b[i], a[i], dt == DType::kF32 ? 0.0 : 1e-3 * std::fabs(a[i]) + 1e-7) << i;
     }
   }
