@@ -101,12 +101,14 @@ export function initTrain(app) {
 
   function newSession(info, prog) {
     const terms = ['loss', ...info.lossTerms];
-    session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog };
-    makeCharts();
+    const mine = session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog };
     app.loaded.add('training');
     app.onTrainingModel?.(info.kind);
     showProgress(prog);
-    refreshRecon();
+    // Each chart and the reconstructions in a task of its own: done in one, they made a single ~100 ms
+    // main-thread task (uPlot's layout of a long page) as training started.
+    const later = (f) => setTimeout(() => { if (session === mine) f(); }, 0);
+    later(() => { makeLossChart(); later(() => { makeSpeedChart(); later(refreshRecon); }); });
   }
 
   async function start() {
@@ -180,10 +182,12 @@ export function initTrain(app) {
   // ---- charts ----
   let lossPlot = null, speedPlot = null, lastDraw = 0;
   const COLOURS = ['#222', '#e15759', '#4e79a7', '#59a14f', '#f28e2b', '#b07aa1'];
-  function makeCharts() {
+  let chartWidth = 0;
+  function makeLossChart() {
+    // Measured before the DOM changes, so reading it forces no second layout.
+    chartWidth = Math.max(300, Math.min(560, (lossBox.parentElement.parentElement.clientWidth || 900) / 2 - 20));
+    const width = chartWidth;
     lossBox.replaceChildren();
-    speedBox.replaceChildren();
-    const width = Math.max(300, Math.min(560, (lossBox.parentElement.parentElement.clientWidth || 900) / 2 - 20));
     lossPlot = new window.uPlot({
       width, height: 240,
       scales: { x: { time: false }, y: { distr: session.kind === 'vqvae' ? 3 : 1 } },
@@ -191,12 +195,17 @@ export function initTrain(app) {
       series: [{ label: 'step' }, ...session.terms.map((t, i) => ({ label: t, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.25, points: { show: false } }))],
       legend: { live: true },
     }, [[], ...session.terms.map(() => [])], lossBox);
+    lossPlot.setData([session.x, ...session.ys]);
+  }
+  function makeSpeedChart() {
+    speedBox.replaceChildren();
     speedPlot = new window.uPlot({
-      width: Math.min(width, 420), height: 240,
+      width: Math.min(chartWidth, 420), height: 240,
       scales: { x: { time: false }, y: { range: (u, lo, hi) => [0, hi * 1.1 || 1] } },
       axes: [{ label: 'step', stroke: '#555' }, { stroke: '#555', size: 60 }],
       series: [{ label: 'step' }, { label: 'images/s', stroke: '#59a14f', width: 1.5, points: { show: false } }],
     }, [[], []], speedBox);
+    speedPlot.setData([session.sx, session.sy]);
   }
 
   function thin(arrs) {  // keeps charts cheap: halve the points beyond 4000
