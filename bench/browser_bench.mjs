@@ -112,7 +112,12 @@ result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
   // Long tasks on the page's thread while the worker trains and the prior samples.
   await p.evaluate(() => { window.__longTasks.length = 0; });
   await p.click('[data-testid=train-start]');
-  await p.waitForFunction(() => window.latentlab.metrics.trainSteps > 0, null, { timeout: 240000 });
+  // Polled with plain evaluate calls, not waitForFunction: Playwright's own poller runs on the page's
+  // main thread (a 60 ms task of its own was measured here), which would be counted as the page's.
+  for (let t0 = Date.now(); !(await p.evaluate(() => window.latentlab.metrics.trainSteps > 0));) {
+    if (Date.now() - t0 > 240000) throw new Error('training did not start');
+    await p.waitForTimeout(100);
+  }
   await p.click('[data-testid=resample]');
   await p.waitForTimeout(seconds * 1000);
   await p.click('[data-testid=train-pause]');

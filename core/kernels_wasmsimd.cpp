@@ -156,12 +156,77 @@ void gemm_blocked(bool trans_b, int M, int N, int K, float alpha, const float* A
 
 }  // namespace
 
+// One row of op(A) (M == 1: single-image inference), a contiguous a[K]. The 4x8 tiles would waste
+// three of their four rows on it.
+//   B transposed (B [N,K], the layers' weights): c_n = a . B_n, four rows of B per pass, 4 lanes each.
+//   B not transposed (B [K,N]): c += a_k * B_k, row after row, 8 columns per step.
+static void gemv_wasmsimd(bool trans_b, int N, int K, float alpha, const float* a, const float* B, int ldb, float beta,
+                   float* c) {
+  if (trans_b) {
+    auto dot_tail = [&](const float* row, int k0) {
+      float t = 0.0f;
+      for (int k = k0; k < K; k++) t += a[k] * row[k];
+      return t;
+    };
+    auto store = [&](int n, float dot) { c[n] = alpha * dot + (beta == 0.0f ? 0.0f : beta * c[n]); };
+    auto hsum = [](v128_t v) {
+      return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
+             wasm_f32x4_extract_lane(v, 3);
+    };
+    const int K4 = K & ~3;
+    int n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const float* r0 = B + static_cast<size_t>(n) * ldb;
+      const float* r1 = r0 + ldb;
+      const float* r2 = r1 + ldb;
+      const float* r3 = r2 + ldb;
+      v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+      for (int k = 0; k < K4; k += 4) {
+        const v128_t x = wasm_v128_load(a + k);
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(x, wasm_v128_load(r0 + k)));
+        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(x, wasm_v128_load(r1 + k)));
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(x, wasm_v128_load(r2 + k)));
+        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(x, wasm_v128_load(r3 + k)));
+      }
+      store(n, hsum(s0) + dot_tail(r0, K4));
+      store(n + 1, hsum(s1) + dot_tail(r1, K4));
+      store(n + 2, hsum(s2) + dot_tail(r2, K4));
+      store(n + 3, hsum(s3) + dot_tail(r3, K4));
+    }
+    for (; n < N; n++) {
+      const float* r = B + static_cast<size_t>(n) * ldb;
+      v128_t s0 = wasm_f32x4_splat(0.0f);
+      for (int k = 0; k < K4; k += 4) s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(r + k)));
+      store(n, hsum(s0) + dot_tail(r, K4));
+    }
+    return;
+  }
+  // c = beta * c (beta == 0: zeros without reading), then c += (alpha a_k) B_k for each k.
+  for (int n = 0; n < N; n++) c[n] = beta == 0.0f ? 0.0f : beta * c[n];
+  const int N8 = N & ~7;
+  for (int k = 0; k < K; k++) {
+    const float ak = alpha * a[k];
+    const float* row = B + static_cast<size_t>(k) * ldb;
+    const v128_t s = wasm_f32x4_splat(ak);
+    int n = 0;
+    for (; n < N8; n += 8) {
+      wasm_v128_store(c + n, wasm_f32x4_add(wasm_v128_load(c + n), wasm_f32x4_mul(s, wasm_v128_load(row + n))));
+      wasm_v128_store(c + n + 4, wasm_f32x4_add(wasm_v128_load(c + n + 4), wasm_f32x4_mul(s, wasm_v128_load(row + n + 4))));
+    }
+    for (; n < N; n++) c[n] += ak * row[n];
+  }
+}
+
 void gemm_f32__wasmsimd(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                         int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // C = beta * C; beta == 0 writes zeros without reading
     for (int i = 0; i < M; i++)
       for (int j = 0; j < N; j++) C[static_cast<size_t>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * C[static_cast<size_t>(i) * ldc + j];
+    return;
+  }
+  if (M == 1 && (!trans_a || lda == 1)) {  // op(A) is one contiguous row
+    gemv_wasmsimd(trans_b, N, K, alpha, A, B, ldb, beta, C);
     return;
   }
   if (trans_a) gemm_blocked<true>(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

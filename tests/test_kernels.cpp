@@ -167,6 +167,27 @@ TEST(GemmWasmSimd, AlphaBetaAndPaddedStridesAllTransposes) {
               check_gemm_fn(gemm_f32__wasmsimd, ta, tb, 19, 23, K, alpha, beta, rng, pad);
 }
 
+// M == 1 (single-image inference) takes the GEMV path: every transpose, odd N and K, alpha/beta, padded
+// B; and op(A) = A^T with lda == 1 (the contiguous column the path also takes).
+TEST(GemmWasmSimd, SingleRowMatchesScalar) {
+  Rng rng(19);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int N : {1, 3, 4, 5, 8, 9, 20, 400, 787})
+        for (int K : {1, 3, 4, 7, 20, 400, 784})
+          for (float beta : {0.0f, 0.5f}) check_gemm_fn(gemm_f32__wasmsimd, ta, tb, 1, N, K, 1.5f, beta, rng, 2);
+  for (int tb = 0; tb < 2; tb++)
+    for (int N : {5, 20, 400})
+      for (int K : {7, 400, 784}) {
+        std::vector<float> A = test::random_vector(rng, K), B = test::random_vector(rng, static_cast<size_t>(N) * K);
+        std::vector<float> C(N, NAN), ref(N, NAN);
+        const int ldb = tb ? K : N;
+        gemm_f32__wasmsimd(true, tb, 1, N, K, 1.0f, A.data(), 1, B.data(), ldb, 0.0f, C.data(), N);
+        gemm_f32__scalar(true, tb, 1, N, K, 1.0f, A.data(), 1, B.data(), ldb, 0.0f, ref.data(), N);
+        for (int n = 0; n < N; n++) EXPECT_NEAR(C[n], ref[n], 1e-4f * (1.0f + std::fabs(ref[n]))) << tb << " " << N << " " << K;
+      }
+}
+
 TEST(GemmWasmSimd, ZeroSizes) {
   std::vector<float> A(4, 1.0f), B(4, 1.0f), C = {5.0f, NAN};
   gemm_f32__wasmsimd(false, false, 1, 1, 0, 1.0f, A.data(), 1, B.data(), 1, 2.0f, C.data(), 1);
