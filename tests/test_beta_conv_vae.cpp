@@ -482,11 +482,13 @@ TEST(ConvVae, LossAndGradientsMatchPyTorch) {
     double sum = 0.0, sq = 0.0;
     for (size_t i = 0; i < slot.size; i++) sum += d[i], sq += static_cast<double>(d[i]) * d[i];
     const double norm = want->get("norm")->number;
-    // float32 against float64: agreement to a few 1e-6 of the tensor's gradient norm.
-    EXPECT_NEAR(std::sqrt(sq), norm, 1e-5 * norm) << slot.name;
-    EXPECT_NEAR(sum, want->get("sum")->number, 1e-5 * norm * std::sqrt(static_cast<double>(slot.size))) << slot.name;
+    // float32 against float64: agreement to a few 1e-5 of the tensor's gradient norm. The deepest layer's
+    // gradient has passed four backward convolutions whose sums each GEMM backend orders differently
+    // (OpenBLAS in the unoptimised sanitizer build: 1.6e-5 off on encoder.0.weight; Eigen: under 1e-5).
+    EXPECT_NEAR(std::sqrt(sq), norm, 4e-5 * norm) << slot.name;
+    EXPECT_NEAR(sum, want->get("sum")->number, 4e-5 * norm * std::sqrt(static_cast<double>(slot.size))) << slot.name;
     for (const JsonValue& at : want->get("at")->array)
-      EXPECT_NEAR(d[at.array[0].integer], at.array[1].number, 1e-5 * norm) << slot.name << "[" << at.array[0].integer << "]";
+      EXPECT_NEAR(d[at.array[0].integer], at.array[1].number, 4e-5 * norm) << slot.name << "[" << at.array[0].integer << "]";
   }
 }
 
