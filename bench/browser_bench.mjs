@@ -52,10 +52,14 @@ const browser = await chromium.launchPersistentContext(userDir, {
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 
+// --memory-seconds S: only the conv VQ-VAE, trained on full MNIST for S seconds (issue 4: wasm memory at
+// most 160 MB and no growth over 10 minutes), its memory at 10 s, each minute and at the peak.
+const memorySeconds = Number(arg('--memory-seconds', 0));
+
 async function measure(url) {
   const p = await browser.newPage();
   await p.goto(base + url);
-  await p.waitForFunction(() => window.benchResult, null, { timeout: (Math.max(seconds, Number(arg('--memory-seconds', 0))) + 240) * 1000 });
+  await p.waitForFunction(() => window.benchResult, null, { timeout: (Math.max(seconds, memorySeconds) + 240) * 1000 });
   const r = await p.evaluate(() => window.benchResult);
   await p.close();
   if (r.error) throw new Error(`${url}: ${r.error}`);
@@ -63,16 +67,19 @@ async function measure(url) {
 }
 
 const result = { date: new Date().toISOString(), chromium: browser.browser()?.version(), seconds };
-// --memory-seconds S: only the conv VQ-VAE, trained on full MNIST for S seconds (issue 4: wasm memory at
-// most 160 MB and no growth over 10 minutes), its memory at 10 s, each minute and at the peak.
-const memorySeconds = Number(arg('--memory-seconds', 0));
-if (memorySeconds > 0) {
-  result.vqvae_memory = await measure(`/bench.html?model=vqvae&batch=128&seconds=${memorySeconds}&baseline=0`);
+// Closes the browser and the server, writes --out, prints the JSON object.
+async function finish() {
   await browser.close();
   server.close();
   fs.rmSync(userDir, { recursive: true, force: true });
-  const m = result.vqvae_memory;
+  const out = arg('--out');
+  if (out) fs.writeFileSync(out, JSON.stringify(result, null, 2));
   console.log(JSON.stringify(result, null, 2));
+}
+if (memorySeconds > 0) {
+  result.vqvae_memory = await measure(`/bench.html?model=vqvae&batch=128&seconds=${memorySeconds}&baseline=0`);
+  await finish();
+  const m = result.vqvae_memory;
   console.log(`\nconv VQ-VAE trained ${m.seconds.toFixed(0)} s (${m.steps} steps, ${Math.round(m.images_per_s)} images/s): wasm memory ${m.wasm_memory_start_mb} MB before, ${m.wasm_memory_after_10s_mb} MB at 10 s, peak ${m.wasm_memory_peak_mb} MB; per minute: ${m.wasm_memory_per_minute_mb.join(', ')}`);
   process.exit(0);
 }
@@ -125,13 +132,7 @@ result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
   result.main_thread = { seconds, long_tasks: tasks.length, longest_ms: tasks.length ? Math.max(...tasks) : 0 };
   await p.close();
 }
-await browser.close();
-server.close();
-fs.rmSync(userDir, { recursive: true, force: true });
-
-const out = arg('--out');
-if (out) fs.writeFileSync(out, JSON.stringify(result, null, 2));
-console.log(JSON.stringify(result, null, 2));
+await finish();
 console.log(`\nMLP VAE training, batch 128: LatentLab ${Math.round(result.vae.images_per_s)} images/s, TensorFlow.js-wasm ${Math.round(result.tfjs_vae.images_per_s)} (${result.vae_over_tfjs.toFixed(1)}x)`);
 console.log(`conv VQ-VAE training, batch 128: ${Math.round(result.vqvae.images_per_s)} images/s; single-image reconstruction: VAE ${result.vae.latency_ms.toFixed(3)} ms, VQ-VAE ${result.vqvae.latency_ms.toFixed(3)} ms`);
 console.log(`drawing -> ${result.draw.models} reconstructions drawn (shown at the next frame): median ${result.draw.median_ms.toFixed(1)} ms from the pointer handler over ${result.draw.events} updates (from the event time stamp to the next frame: ${result.draw.from_event_timestamp_median_ms.next_frame_started} ms); longest main-thread task while training + sampling: ${result.main_thread.longest_ms} ms`);

@@ -75,15 +75,19 @@ bool all_finite(const float* x, size_t n) {
   return bad == 0;
 }
 
+void gemm_f32_scale_c(int M, int N, float beta, float* C, int ldc) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float& c = C[static_cast<size_t>(i) * ldc + j];
+      c = beta == 0.0f ? 0.0f : beta * c;
+    }
+}
+
 #if defined(LATENTLAB_HAVE_OPENBLAS)
 void gemm_f32__openblas(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                         int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
-  if (K == 0) {  // BLAS would scale C by beta; keep the contract that beta == 0 never reads C
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) C[static_cast<size_t>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * C[static_cast<size_t>(i) * ldc + j];
-    return;
-  }
+  if (K == 0) return gemm_f32_scale_c(M, N, beta, C, ldc);  // BLAS would compute 0 * C
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
               A, lda, B, ldb, beta, C, ldc);
 }
@@ -163,20 +167,17 @@ void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
 }
 
 int set_num_threads(int n) {
-  if (n < 1) n = 1;
+  n = n < 1 ? 1 : n;
 #if defined(LATENTLAB_HAVE_OPENMP)
   Eigen::setNbThreads(n);
   omp_set_num_threads(n);
+#else
+  n = 1;
+#endif
 #if defined(LATENTLAB_HAVE_OPENBLAS)
   openblas_set_num_threads(n);
 #endif
   return n;
-#else
-#if defined(LATENTLAB_HAVE_OPENBLAS)
-  openblas_set_num_threads(1);
-#endif
-  return 1;
-#endif
 }
 
 }  // namespace ll

@@ -17,6 +17,10 @@ namespace ll {
 void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc);
 
+// C[M,N] = beta * C, beta == 0 writing zeros without reading C: what every GEMM does when K == 0, which
+// BLAS-style kernels would otherwise compute as 0 * C (NaN for garbage in C).
+void gemm_f32_scale_c(int M, int N, float beta, float* C, int ldc);
+
 void gemm_f32__scalar(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                       int lda, const float* B, int ldb, float beta, float* C, int ldc);
 void gemm_f32__eigen(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,

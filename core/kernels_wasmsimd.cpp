@@ -202,7 +202,7 @@ static void gemv_wasmsimd(bool trans_b, int N, int K, float alpha, const float* 
     return;
   }
   // c = beta * c (beta == 0: zeros without reading), then c += (alpha a_k) B_k for each k.
-  for (int n = 0; n < N; n++) c[n] = beta == 0.0f ? 0.0f : beta * c[n];
+  gemm_f32_scale_c(1, N, beta, c, N);
   const int N8 = N & ~7;
   for (int k = 0; k < K; k++) {
     const float ak = alpha * a[k];
@@ -220,11 +220,7 @@ static void gemv_wasmsimd(bool trans_b, int N, int K, float alpha, const float* 
 void gemm_f32__wasmsimd(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                         int lda, const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) {  // C = beta * C; beta == 0 writes zeros without reading
-    for (int i = 0; i < M; i++)
-      for (int j = 0; j < N; j++) C[static_cast<size_t>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * C[static_cast<size_t>(i) * ldc + j];
-    return;
-  }
+  if (K <= 0) return gemm_f32_scale_c(M, N, beta, C, ldc);
   if (M == 1 && (!trans_a || lda == 1)) {  // op(A) is one contiguous row
     gemv_wasmsimd(trans_b, N, K, alpha, A, B, ldb, beta, C);
     return;

@@ -105,6 +105,18 @@ PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
     mask_va_ = causal_mask(c.kernel_a, true, kNone);
     mask_vb_ = causal_mask(c.kernel_b, true, kWhole);
   }
+  // Every convolution in init order, each with its mask if it has one.
+  convs_.push_back({&in_conv_, &mask_a_});
+  for (const Conv2d& l : res_) convs_.push_back({&l, &mask_b_});
+  convs_.push_back({&out0_, nullptr});
+  convs_.push_back({&out2_, nullptr});
+  if (!two) return;
+  convs_.push_back({&in_vconv_, &mask_va_});
+  convs_.push_back({&in_v2h_, nullptr});
+  for (int i = 0; i < c.layers; i++) {
+    convs_.push_back({&vres_[i], &mask_vb_});
+    convs_.push_back({&v2h_[i], nullptr});
+  }
 }
 
 void PixelCnnPrior::reserve(int max_batch) {
@@ -122,40 +134,19 @@ void PixelCnnPrior::reserve(int max_batch) {
   for (auto* v : {&o_pre_, &o_, &do_pre_, &do_}) v->assign(BCHW, 0.0f);
   for (auto* v : {&logits_, &probs_, &dlogits_}) v->assign(BKHW, 0.0f);
   nll_.assign(B, 0.0f);
-  size_t ws = conv2d_workspace_floats(in_conv_.shape(max_batch, config_.H, config_.W));
-  for (const Conv2d& l : res_) ws = std::max(ws, conv2d_workspace_floats(l.shape(max_batch, config_.H, config_.W)));
-  ws = std::max(ws, conv2d_workspace_floats(out0_.shape(max_batch, config_.H, config_.W)));
-  ws = std::max(ws, conv2d_workspace_floats(out2_.shape(max_batch, config_.H, config_.W)));
-  if (config_.stacks == 2) {
-    ws = std::max(ws, conv2d_workspace_floats(in_vconv_.shape(max_batch, config_.H, config_.W)));
-    ws = std::max(ws, conv2d_workspace_floats(in_v2h_.shape(max_batch, config_.H, config_.W)));
-    for (const Conv2d& l : vres_) ws = std::max(ws, conv2d_workspace_floats(l.shape(max_batch, config_.H, config_.W)));
-  }
+  size_t ws = 0;
+  for (const ConvRef& l : convs_) ws = std::max(ws, conv2d_workspace_floats(l.conv->shape(max_batch, config_.H, config_.W)));
   workspace_.assign(ws, 0.0f);
 }
 
 void PixelCnnPrior::init(Rng& rng) {
-  in_conv_.init(params_, rng);
-  for (const Conv2d& l : res_) l.init(params_, rng);
-  out0_.init(params_, rng);
-  out2_.init(params_, rng);
-  if (config_.stacks == 2) {
-    in_vconv_.init(params_, rng);
-    in_v2h_.init(params_, rng);
-    for (size_t i = 0; i < vres_.size(); i++) {
-      vres_[i].init(params_, rng);
-      v2h_[i].init(params_, rng);
-    }
-  }
+  for (const ConvRef& l : convs_) l.conv->init(params_, rng);
   apply_masks();
 }
 
 void PixelCnnPrior::apply_masks() {
-  mask_weights(params_.param(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
-  for (const Conv2d& l : res_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_b_);
-  if (config_.stacks != 2) return;
-  mask_weights(params_.param(in_vconv_.weight), in_vconv_.OC, in_vconv_.C, mask_va_);
-  for (const Conv2d& l : vres_) mask_weights(params_.param(l.weight), l.OC, l.C, mask_vb_);
+  for (const ConvRef& l : convs_)
+    if (l.mask) mask_weights(params_.param(l.conv->weight), l.conv->OC, l.conv->C, *l.mask);
 }
 
 void PixelCnnPrior::forward(const int32_t* codes, int B) { forward_rows(codes, B, config_.H); }
@@ -263,11 +254,8 @@ void PixelCnnPrior::backward(float scale) {
     conv_back(nullptr, dvpre_[0].data(), onehot_.data(), in_vconv_);
   }
   // Masked connections do not exist: their gradient is zero, so they stay zero under Adam.
-  mask_weights(params_.grad(in_conv_.weight), in_conv_.OC, in_conv_.C, mask_a_);
-  for (const Conv2d& l2 : res_) mask_weights(params_.grad(l2.weight), l2.OC, l2.C, mask_b_);
-  if (!two) return;
-  mask_weights(params_.grad(in_vconv_.weight), in_vconv_.OC, in_vconv_.C, mask_va_);
-  for (const Conv2d& l2 : vres_) mask_weights(params_.grad(l2.weight), l2.OC, l2.C, mask_vb_);
+  for (const ConvRef& l : convs_)
+    if (l.mask) mask_weights(params_.grad(l.conv->weight), l.conv->OC, l.conv->C, *l.mask);
 }
 
 void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng) {

@@ -52,6 +52,8 @@ struct PixelCnnConfig {
 class PixelCnnPrior {
  public:
   explicit PixelCnnPrior(const PixelCnnConfig& config);
+  PixelCnnPrior(const PixelCnnPrior&) = delete;  // convs_ points into its own members
+  PixelCnnPrior& operator=(const PixelCnnPrior&) = delete;
   const PixelCnnConfig& config() const { return config_; }
   ParamArena& params() { return params_; }
   const ParamArena& params() const { return params_; }
@@ -91,6 +93,13 @@ class PixelCnnPrior {
   std::vector<Conv2d> vres_, v2h_;
   std::vector<float> mask_a_, mask_b_;    // [k*k] spatial masks of the h stack, 1 = connection allowed
   std::vector<float> mask_va_, mask_vb_;  // [k*k] of the v stack
+  // Every convolution in init order with its mask (null: the 1x1 links and the output head), so init,
+  // workspace sizing and masking each loop over one list.
+  struct ConvRef {
+    const Conv2d* conv;
+    const std::vector<float>* mask;
+  };
+  std::vector<ConvRef> convs_;
   const int32_t* codes_ = nullptr;
   std::vector<float> workspace_;
   // Activations [B, C, HW] (h_[0..layers], pre-activations pre_[0..layers]), output head, their grads.

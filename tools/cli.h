@@ -3,6 +3,7 @@
 // never in core/.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 
 #include "core/idx.h"
 #include "core/model.h"
+#include "core/pixelcnn.h"
 #include "core/status.h"
 
 namespace ll::cli {
@@ -48,6 +50,9 @@ inline int fail(const Status& s) { return fail(s.message()); }
 Status load_data(const std::string& data, const std::string& split, Dataset* out);
 // Reads and parses a .safetensors model file; errors are prefixed with the path.
 Status load_model_file(const std::string& path, std::unique_ptr<Model>* out);
+// Reads and parses a PixelCNN prior file; errors are prefixed with the path.
+Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,
+                       std::map<std::string, std::string>* meta = nullptr);
 
 // Common option validators.
 extern const CLI::Validator kDataNames;

@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "core/file_io.h"
 #include "core/pixelcnn.h"
 
 #include "core/kernels.h"
@@ -64,10 +63,8 @@ int run_bench(const BenchOptions& o) {
   if (!s.ok()) return fail(s);
   double prior16_ms = -1.0, prior1_ms = -1.0;
   if (!o.prior.empty()) {
-    std::vector<uint8_t> bytes;
     std::unique_ptr<PixelCnnPrior> prior;
-    if (!(s = read_file(o.prior, &bytes)).ok()) return fail(s);
-    if (!(s = load_prior(bytes.data(), bytes.size(), &prior)).ok()) return fail(o.prior + ": " + s.message());
+    if (!(s = load_prior_file(o.prior, &prior)).ok()) return fail(s);
     prior16_ms = prior_sampling_ms(*prior, 16);
     prior1_ms = prior_sampling_ms(*prior, 1);
   }

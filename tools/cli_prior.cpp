@@ -35,14 +35,6 @@ Status load_vqvae(const std::string& path, std::unique_ptr<Model>* holder, VqVae
   return Status();
 }
 
-Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,
-                       std::map<std::string, std::string>* meta = nullptr) {
-  std::vector<uint8_t> bytes;
-  Status s = read_file(path, &bytes);
-  if (!s.ok()) return s;
-  return load_prior(bytes.data(), bytes.size(), out, meta).with_context(path + ": ");
-}
-
 // Code grids [n, G] of the first n images of `data` (all if n <= 0) under the VQ-VAE.
 std::vector<int32_t> encode_all(VqVae& vq, const Dataset& data) {
   const int batch = 500, P = vq.config().input, G = vq.code_size();
@@ -149,6 +141,7 @@ int run_train_prior(const PriorOptions& o) {
   double seconds = 0.0, test_nll = 0.0;
   const int steps_per_epoch = (train.size() + o.batch - 1) / o.batch, total_steps = steps_per_epoch * o.epochs;
   int step = 0;
+  const bool cosine = o.lr_schedule == "cosine";
   for (int e = 1; e <= o.epochs; e++) {
     auto te = Clock::now();
     rng.shuffle(order.data(), order.size());
@@ -165,7 +158,7 @@ int run_train_prior(const PriorOptions& o) {
       prior.params().zero_grad();
       prior.backward(1.0f / B);
       // cosine: lr * (1 + cos(pi t / T)) / 2 over the T steps of training (Loshchilov & Hutter 2017).
-      if (o.lr_schedule == "cosine") adam.config.lr = static_cast<float>(0.5 * o.lr * (1.0 + std::cos(M_PI * step / total_steps)));
+      if (cosine) adam.config.lr = static_cast<float>(0.5 * o.lr * (1.0 + std::cos(M_PI * step / total_steps)));
       step++;
       adam.step(prior.params());
     }
@@ -377,6 +370,14 @@ Action add_train_classifier(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
   cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
   return [o] { return run_train_classifier(*o); };
+}
+
+Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,
+                       std::map<std::string, std::string>* meta) {
+  std::vector<uint8_t> bytes;
+  Status s = read_file(path, &bytes);
+  if (!s.ok()) return s;
+  return load_prior(bytes.data(), bytes.size(), out, meta).with_context(path + ": ");
 }
 
 }  // namespace ll::cli

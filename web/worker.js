@@ -419,13 +419,12 @@ const ops = {
         }
       }
       const elapsed = (performance.now() - t0) / 1000;
-      if (!baseline) {
-        return {
-          model, batch, seconds: elapsed, steps, images_per_s: (steps * batch) / elapsed,
-          wasm_memory_start_mb: memoryStart / 2 ** 20, wasm_memory_after_10s_mb: memoryAt10s / 2 ** 20, wasm_memory_peak_mb: memoryPeak / 2 ** 20,
-          wasm_memory_per_minute_mb: memoryPerMinute, final_loss: trainer.step(1).steps[0].loss,
-        };
-      }
+      const measured = {
+        model, batch, seconds: elapsed, steps, images_per_s: (steps * batch) / elapsed,
+        wasm_memory_start_mb: memoryStart / 2 ** 20, wasm_memory_after_10s_mb: memoryAt10s / 2 ** 20, wasm_memory_peak_mb: memoryPeak / 2 ** 20,
+        wasm_memory_per_minute_mb: memoryPerMinute,
+      };
+      if (!baseline) return { ...measured, final_loss: trainer.step(1).steps[0].loss };
       // The in-run baseline: the same training with the plain scalar GEMM, for a third of the time.
       const fast = lab.gemmBackends().includes('wasmsimd') ? 'wasmsimd' : 'eigen';
       lab.setGemmBackend('scalar');
@@ -464,15 +463,12 @@ const ops = {
       }
       times.sort((a, b) => a - b);
       return {
-        model, batch, seconds: elapsed, steps, threads: 1, engine: 'wasm-simd128',
-        images_per_s: (steps * batch) / elapsed,
+        ...measured, threads: 1, engine: 'wasm-simd128',
         gemm_backend: fast,
         images_per_s_scalar_gemm: scalarImagesPerSecond,
         ratio_to_scalar_gemm: (steps * batch) / elapsed / scalarImagesPerSecond,
         gemm,
         latency_ms: times[times.length >> 1], latency_p90_ms: times[Math.floor(times.length * 0.9)],
-        wasm_memory_start_mb: memoryStart / 2 ** 20, wasm_memory_after_10s_mb: memoryAt10s / 2 ** 20, wasm_memory_peak_mb: memoryPeak / 2 ** 20,
-        wasm_memory_per_minute_mb: memoryPerMinute,
         final_loss: trainer.step(1).steps[0].loss,
         user_agent: navigator.userAgent,
       };
