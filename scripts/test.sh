@@ -13,6 +13,24 @@ scripts/setup.sh || { echo "0 passed, 1 failed (setup failed)"; exit 1; }
 
 passed=0
 failed=0
+# The output of each failed test (the tail of its section in CTest's LastTest.log), so that a CI log
+# says why, not only which.
+print_failures() {  # print_failures TESTING_TEMPORARY_DIR
+  local dir="$1" t
+  [[ -f "$dir/LastTestsFailed.log" ]] || return 0
+  while IFS=: read -r _ t; do
+    echo "== output of the failed test $t:"
+    awk -v t="$t" '$0 ~ ("Testing: " t "$") {on = 1} on {print} on && /^"[^"]*" end time/ {exit}' \
+      "$dir/LastTest.log" > "$dir/failed-section.txt"
+    # node:test's failures ("not ok") with their diagnostics, else GoogleTest's or the section's tail.
+    if grep -q "not ok" "$dir/failed-section.txt"; then
+      grep -A 40 "not ok" "$dir/failed-section.txt" | head -n 120
+    else
+      tail -n 80 "$dir/failed-section.txt"
+    fi
+  done < "$dir/LastTestsFailed.log"
+}
+
 run_preset() {  # run_preset NAME
   local name="$1" log
   log=$(mktemp)
@@ -32,6 +50,7 @@ run_preset() {  # run_preset NAME
     failed=$((failed + 1))
   else
     echo "== $name: $((total - fails)) passed, $fails failed"
+    if [[ "$fails" != 0 ]]; then print_failures "build/$name/Testing/Temporary"; fi
     passed=$((passed + total - fails))
     failed=$((failed + fails))
   fi

@@ -123,7 +123,10 @@ function timed(fn) {
 // One training session: a fresh model (or a loaded file) and a trainer over a data set. Runs while
 // `running`, in slices of about 40 ms, posting 'train' events with the steps' loss terms.
 async function trainLoop(session) {
-  while (session.running && training === session) {
+  // A pause then a start between two slices must not leave two loops running: only the newest runs.
+  const me = session.loop = (session.loop || 0) + 1;
+  let postedRunning = false;
+  while (session.running && training === session && session.loop === me) {
     const t0 = performance.now();
     const steps = [];
     let result = null;
@@ -147,15 +150,21 @@ async function trainLoop(session) {
       session.running = false;
       if (e.partial) steps.push(...e.partial.steps);
       post('train', { steps, progress: session.trainer.progress(), error: e.message, running: false });
-      break;
+      return;
     }
     const ms = performance.now() - t0;
     session.imagesPerSecond = images / (ms / 1000);
+    postedRunning = session.running;
     post('train', {
       steps, progress: result ? strip(result) : session.trainer.progress(), running: session.running,
       imagesPerSecond: session.imagesPerSecond, usage: session.usage ? usageSummary(session) : null,
     });
     await yieldToMessages();
+  }
+  // Paused between slices: the page's last event must say so, or its chart and buttons keep the state
+  // of the slice before the pause. (A stop at stopAt was posted with running: false already.)
+  if (training === session && session.loop === me && postedRunning) {
+    post('train', { steps: [], progress: session.trainer.progress(), running: false, usage: session.usage ? usageSummary(session) : null });
   }
 }
 

@@ -88,7 +88,9 @@ test('strokes drawn with pointer events give a 28x28 input and reconstructions t
   for (let i = 1; i <= 12; i++) await page.mouse.move(...at(0.3 + (0.4 * i) / 12, 0.25));
   for (let i = 1; i <= 16; i++) await page.mouse.move(...at(0.7 - (0.25 * i) / 16, 0.25 + (0.55 * i) / 16));
   await page.mouse.up();
-  await page.waitForTimeout(400);
+  // Reconstructions arrive from the worker asynchronously: wait for the newest input's to be drawn.
+  const settled = () => waitMetric(page, () => window.latentlab.metrics.drawSettled, 30000);
+  await settled();
   const input = await canvasStats(page, '[data-testid=input28]');
   assert.ok(input.sum > 30 * 255 && input.distinct > 5, `the 28x28 input is blank: ${JSON.stringify(input)}`);
   const sums = () => page.$$eval('.recon-row', (rows) => rows.map((r) => [r.dataset.model, Number(r.dataset.sum)]));
@@ -100,7 +102,7 @@ test('strokes drawn with pointer events give a 28x28 input and reconstructions t
   await page.mouse.down();
   for (let i = 1; i <= 10; i++) await page.mouse.move(...at(0.35 + (0.35 * i) / 10, 0.52));
   await page.mouse.up();
-  await page.waitForTimeout(400);
+  await settled();
   const after = await sums();
   const changed = after.filter(([m, s], i) => Math.abs(s - before[i][1]) > 0.5).length;
   assert.ok(changed >= before.length - 1, `reconstructions did not follow the drawing: ${JSON.stringify({ before, after })}`);
@@ -118,6 +120,12 @@ test('the sample grids render: VAE, VQ-VAE with its prior, uniform codes', async
 });
 
 test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async () => {
+  // The map follows the newest input asynchronously (the worker encodes it): let it catch up first.
+  await page.waitForFunction(() => {
+    const c = window.latentlab.metrics.vqCodes;
+    const cells = [...document.querySelectorAll('[data-testid=codegrid] .cell')].map((e) => Number(e.textContent));
+    return c?.length === 49 && cells.length === 49 && cells.every((v, i) => v === c[i]);
+  }, null, { timeout: 10000, polling: 100 }).catch(() => {});
   const codes = await metric(page, 'vqCodes');
   assert.equal(codes.length, 49);
   const cells = await page.$$eval('[data-testid=codegrid] .cell', (els) => els.map((e) => e.textContent));
@@ -132,12 +140,14 @@ test('200 training steps in the browser lower the loss and move the chart', asyn
   await page.click('[data-testid=train-start]');
   await waitMetric(page, () => window.latentlab.metrics.trainSteps >= 200, 300000);
   await page.click('[data-testid=train-pause]');
-  await page.waitForTimeout(300);
+  // The worker's last event after the pause re-enables Start and draws every step into the chart.
+  await waitMetric(page, () => !document.querySelector('[data-testid=train-start]').disabled, 30000);
   const loss = await metric(page, 'trainLoss');
   const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   const first = mean(loss.slice(0, 10)), last = mean(loss.slice(-10));
   assert.ok(last < 0.6 * first, `loss ${first} -> ${last}`);
-  assert.ok((await metric(page, 'chartPoints')) >= 200);
+  const points = await metric(page, 'chartPoints');
+  assert.ok(points >= 200, `the chart shows ${points} steps`);
   const path0 = await page.$eval('[data-testid=loss-chart] canvas', (c) => c.toDataURL().length);
   assert.ok(path0 > 5000, 'the loss chart is empty');
   await (await page.$('#train')).screenshot({ path: path.join(shots, 'panel-train.png') });

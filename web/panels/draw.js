@@ -152,6 +152,7 @@ export function initDraw(app) {
   async function request() {
     if (inFlight) { dirty = true; return; }
     inFlight = true;
+    app.metrics.drawSettled = false;  // true again once the newest input's reconstructions are drawn
     const started = pendingHandler, startedEvent = pendingEvent;
     pendingHandler = pendingEvent = 0;
     const input = app.input.pixels;
@@ -171,7 +172,7 @@ export function initDraw(app) {
       app.error(e);
     }
     inFlight = false;
-    if (dirty) { dirty = false; request(); }
+    if (dirty) { dirty = false; request(); } else app.metrics.drawSettled = true;
   }
 
   const rowEls = new Map();
