@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev  # GoogleTest/GoogleMock, Google Benchmark
   libeigen3-dev                             # dense math (header-only; also used by the wasm build)
   libopenblas-dev                           # the native GEMM (OpenBLAS sgemm; Eigen without it)
+  libxnnpack-dev libpthreadpool-dev         # native XNNPACK inference backend (core only without it)
   zlib1g-dev                                # gzip-compressed IDX files (Fashion-MNIST), native only
   libcli11-dev libstb-dev                   # the command-line tool: option parsing, PNG writing
   dataset-fashion-mnist                     # Fashion-MNIST, gzipped IDX in /usr/share/datasets

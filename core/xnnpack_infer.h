@@ -1,0 +1,145 @@
+// XNNPACK (Debian's libxnnpack-dev, the 2022 operator API) as a native inference backend: forward-only
+// reconstruction of a trained model through XNNPACK's fully-connected, convolution and deconvolution
+// operators, built once from the model's weights.
+//   vae, beta_vae  fc1 + ReLU -> fc21 (the posterior mean; fc22 is not needed) -> fc3 + ReLU -> fc4 ->
+//                  sigmoid: what Model::forward with ZMode::kMean reconstructs
+//   ae, dae        encoder.0 + ReLU -> encoder.2 -> decoder.0 + ReLU -> decoder.2 -> sigmoid
+//   vqvae          the encoder convolutions in NHWC -> nearest codes (vq_nearest on the NHWC rows, which
+//                  are exactly the [B*G, D] cells) -> decoder.0 + ReLU -> two deconvolutions (raw output)
+// ReLUs are fused into the operators (output_min = 0); the sigmoid is the core's (sigmoid_forward).
+// Other kinds are refused with a message. The core stays the specification: tests/test_xnnpack.cpp holds
+// each supported kind to the core's reconstruction.
+//
+// This header is included everywhere (wasm too): the backend choice below is always defined, the
+// XnnpackInference class only when the build found XNNPACK (LATENTLAB_HAVE_XNNPACK; never in wasm, where
+// XNNPACK cannot be built from Debian). It never includes xnnpack.h. Like all of core/, nothing here
+// prints, exits or throws.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/status.h"
+
+struct xnn_operator;
+struct pthreadpool;
+
+namespace ll {
+
+// Which code runs a forward-only reconstruction: the core's model (Model::forward, ZMode::kMean) or
+// XNNPACK's operators.
+enum class InferenceBackend { kCore, kXnnpack };
+
+inline const char* inference_backend_name(InferenceBackend b) {
+  return b == InferenceBackend::kXnnpack ? "xnnpack" : "core";
+}
+
+// Whether this build has the XNNPACK backend, and whether it takes models of this kind.
+inline bool xnnpack_built() {
+#if defined(LATENTLAB_HAVE_XNNPACK)
+  return true;
+#else
+  return false;
+#endif
+}
+inline bool xnnpack_supports_kind(const std::string& kind) {
+  return kind == "vae" || kind == "beta_vae" || kind == "ae" || kind == "dae" || kind == "vqvae";
+}
+
+// The backend used when none is asked for: XNNPACK only where `latentlab bench` measured it faster than
+// the core, per model kind and case (B = 1: single-image latency; B > 1: batch throughput). Not measured
+// yet: the core everywhere.
+inline InferenceBackend default_inference_backend(const std::string& kind, int B) {
+  if (!xnnpack_built() || !xnnpack_supports_kind(kind)) return InferenceBackend::kCore;
+  (void)B;
+  return InferenceBackend::kCore;
+}
+
+#if defined(LATENTLAB_HAVE_XNNPACK)
+
+// PyTorch's conv weight [OC, C, KH, KW] -> XNNPACK's convolution kernel [OC, KH, KW, C].
+void conv_weight_to_ohwi(float* out, const float* weight, int OC, int C, int KH, int KW);
+// PyTorch's transposed-conv weight [C, OC, KH, KW] -> XNNPACK's deconvolution kernel [OC, KH, KW, C].
+void conv_transpose_weight_to_ohwi(float* out, const float* weight, int C, int OC, int KH, int KW);
+
+// Forward-only reconstruction of one model through XNNPACK operators.
+// Life cycle: setup(model, B) packs the weights into operators (XNNPACK copies them: the model may change
+// or go away afterwards, and a retrained model needs setup again), then run(x, B) any number of times;
+// a run with another B re-sets the operators up for it (buffers grow, never shrink). Not thread-safe: one
+// object per thread.
+class XnnpackInference {
+ public:
+  XnnpackInference() = default;
+  ~XnnpackInference();
+  XnnpackInference(const XnnpackInference&) = delete;
+  XnnpackInference& operator=(const XnnpackInference&) = delete;
+
+  // Builds the operators from the model's current weights for batches of B images, running on
+  // `threads` threads (1: the calling thread only; more: a pthreadpool of that many). Errors: XNNPACK
+  // failing to initialise (e.g. a CPU without SSE2), a kind it does not take, B or threads below 1, an
+  // operator XNNPACK refuses. After an error the object is empty (ready() false).
+  Status setup(const Model& model, int B, int threads = 1);
+  // Reconstructs x[B, P] (P = model.config().input, pixels in [0, 1]; read only, no padding needed).
+  Status run(const float* x, int B);
+
+  bool ready() const { return !ops_.empty(); }
+  int batch() const { return B_; }
+  int threads() const { return threads_; }
+  const std::string& kind() const { return kind_; }
+  // From the last run: [B, P] pixel probabilities (vae, ae families) or raw values (vqvae); null before
+  // a setup.
+  const float* reconstruction() const { return ready() ? buf(out_) : nullptr; }
+  // From the last run of a VQ-VAE: code indices [B, G] (raster order, as VqVae::indices()); null for
+  // other kinds.
+  const int32_t* indices() const { return ready() && kind_ == "vqvae" ? idx_.data() : nullptr; }
+  // From the last run of a VQ-VAE: the encoder output z_e as NHWC rows [B*G, D].
+  const float* z_e_rows() const { return ready() && kind_ == "vqvae" ? buf(code_) : nullptr; }
+
+ private:
+  // One operator and what it reads and writes (buffer ids); convolutions also need the input size.
+  enum class OpType { kFullyConnected, kConvolution, kDeconvolution };
+  struct Op {
+    xnn_operator* op = nullptr;
+    OpType type = OpType::kFullyConnected;
+    int in = 0, out = 0;     // buffer ids
+    int in_h = 0, in_w = 0;  // convolutions: input height and width
+  };
+
+  void reset();
+  // A buffer of `per_image` floats per image (sized by resize(B), plus XNN_EXTRA_BYTES: XNNPACK reads
+  // up to that far past its inputs, never writes there); returns its id.
+  int add_buffer(size_t per_image);
+  Status add_fully_connected(const std::string& name, const float* weight, const float* bias, int C, int OC,
+                             bool relu, int in, int out);
+  Status add_convolution(const std::string& name, const float* weight, const float* bias, int C, int OC,
+                         int K, int stride, int pad, int H, int W, bool relu, int in, int out);
+  Status add_deconvolution(const std::string& name, const float* weight, const float* bias, int C, int OC,
+                           int K, int stride, int pad, int H, int W, bool relu, int in, int out);
+  Status build_mlp(const Model& model);
+  Status build_vqvae(const Model& model);
+  Status resize(int B);  // buffers for B images and every operator set up on them
+  Status run_ops(int first, int last);
+  float* buf(int id) { return bufs_[id].data(); }
+  const float* buf(int id) const { return bufs_[id].data(); }
+
+  std::string kind_;
+  int B_ = 0, threads_ = 1, P_ = 0;
+  bool initialized_ = false;  // xnn_initialize succeeded (paired with xnn_deinitialize)
+  pthreadpool* pool_ = nullptr;
+  std::vector<Op> ops_;
+  std::vector<size_t> per_image_;        // floats per image of each buffer
+  std::vector<std::vector<float>> bufs_;
+  int input_ = -1, logits_ = -1, out_ = -1;  // buffer ids (logits_: the Bernoulli models only)
+  // VQ-VAE: ops_[0, encoder_ops_) are the encoder, the rest the decoder; quantisation in between reads
+  // code_ ([B*G, D] rows) and writes zq_ (the same shape).
+  int encoder_ops_ = 0, code_ = -1, zq_ = -1;
+  int G_ = 0, K_ = 0, D_ = 0;
+  std::vector<float> codebook_;  // [K, D]
+  std::vector<int32_t> idx_;     // [B*G]
+  std::vector<float> dist_;      // vq_nearest's scratch
+};
+
+#endif  // LATENTLAB_HAVE_XNNPACK
+
+}  // namespace ll
