@@ -3,7 +3,13 @@
 // object (for other tools):
 //   {"model", "batch", "threads", "backend", "data", "seconds", "images_per_s" (median 0.25 s window),
 //    "images_per_s_best", "step_ms", "latency_ms" (median single-image reconstruction),
+//    "latency_ms_xnnpack", "xnnpack_latency_ratio" (core / XNNPACK: above 1 XNNPACK is faster),
+//    "infer_batch", "infer_images_per_s" (forward-only reconstruction of a batch, core),
+//    "infer_images_per_s_xnnpack", "xnnpack_infer_ratio" (XNNPACK / core: above 1 XNNPACK is faster),
+//    "inference_default_single", "inference_default_batch" (the backend default_inference_backend picks),
 //    "gemm_floor_ms" (the step's GEMMs alone), "gemm_gflops" (their rate), "step_over_gemm_ratio"}
+// The *_xnnpack figures and ratios are there when the build has XNNPACK and it takes the kind; the core
+// and XNNPACK inference figures come from one interleaved measurement (speed.h, measure_inference).
 // With --prior FILE (a PixelCNN prior) also "prior_sample_ms": 16 grids sampled cell by cell, as the page
 // does (median of 5), and "prior_sample_ms_one_grid".
 // The measurements themselves are in speed.cpp (shared with bench/bench_wasm.cpp).
@@ -17,6 +23,7 @@
 #include "core/pixelcnn.h"
 
 #include "core/kernels.h"
+#include "core/xnnpack_infer.h"
 #include "tools/cli.h"
 #include "tools/speed.h"
 
@@ -26,7 +33,7 @@ namespace {
 
 struct BenchOptions {
   std::string model = "vae", prior;
-  int batch = 128, threads = 1;
+  int batch = 128, threads = 1, infer_batch = 128;
   double seconds = 3.0;
   bool json = false;
 };
@@ -57,10 +64,17 @@ int run_bench(const BenchOptions& o) {
   TrainSpeed speed;
   s = measure_training(config, data, o.batch, o.seconds, &speed);
   if (!s.ok()) return fail(s);
-  double latency_ms = 0.0, floor_s = 0.0, flops = 0.0;
-  s = measure_reconstruction_ms(config, data, 300, &latency_ms);
+  double floor_s = 0.0, flops = 0.0;
+  std::vector<InferenceBackend> backends = {InferenceBackend::kCore};
+  const bool xnnpack = xnnpack_built() && xnnpack_supports_kind(o.model);
+  if (xnnpack) backends.push_back(InferenceBackend::kXnnpack);
+  std::vector<InferenceSpeed> infer;
+  s = measure_inference(config, data, backends, o.infer_batch, std::min(o.seconds, 1.0), 300, threads, &infer);
   if (s.ok()) s = measure_step_gemm_floor(config, data, o.batch, 0.5, &floor_s, &flops);
   if (!s.ok()) return fail(s);
+  const double latency_ms = infer[0].latency_ms;
+  const char* default_single = inference_backend_name(default_inference_backend(o.model, 1));
+  const char* default_batch = inference_backend_name(default_inference_backend(o.model, o.infer_batch));
   double prior16_ms = -1.0, prior1_ms = -1.0;
   if (!o.prior.empty()) {
     std::unique_ptr<PixelCnnPrior> prior;
@@ -74,10 +88,19 @@ int run_bench(const BenchOptions& o) {
   if (o.json) {
     std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"backend\": \"%s\", \"data\": \"%s\", "
                 "\"seconds\": %.3g, \"images_per_s\": %.1f, \"images_per_s_best\": %.1f, \"step_ms\": %.4f, "
-                "\"latency_ms\": %.4f, \"gemm_floor_ms\": %.4f, \"gemm_gflops\": %.2f, "
-                "\"step_over_gemm_ratio\": %.3f",
+                "\"latency_ms\": %.4f, ",
                 o.model.c_str(), o.batch, threads, backend, source.c_str(), o.seconds, speed.images_per_s,
-                speed.images_per_s_best, step_ms, latency_ms, 1e3 * floor_s, flops / floor_s / 1e9, ratio);
+                speed.images_per_s_best, step_ms, latency_ms);
+    if (xnnpack)
+      std::printf("\"latency_ms_xnnpack\": %.4f, \"xnnpack_latency_ratio\": %.3f, ", infer[1].latency_ms,
+                  latency_ms / infer[1].latency_ms);
+    std::printf("\"infer_batch\": %d, \"infer_images_per_s\": %.1f, ", o.infer_batch, infer[0].images_per_s);
+    if (xnnpack)
+      std::printf("\"infer_images_per_s_xnnpack\": %.1f, \"xnnpack_infer_ratio\": %.3f, ", infer[1].images_per_s,
+                  infer[1].images_per_s / infer[0].images_per_s);
+    std::printf("\"inference_default_single\": \"%s\", \"inference_default_batch\": \"%s\", "
+                "\"gemm_floor_ms\": %.4f, \"gemm_gflops\": %.2f, \"step_over_gemm_ratio\": %.3f",
+                default_single, default_batch, 1e3 * floor_s, flops / floor_s / 1e9, ratio);
     if (prior16_ms >= 0.0)
       std::printf(", \"prior_sample_ms\": %.2f, \"prior_sample_ms_one_grid\": %.2f", prior16_ms, prior1_ms);
     std::printf("}\n");
@@ -88,7 +111,14 @@ int run_bench(const BenchOptions& o) {
                 speed.images_per_s, speed.images_per_s_best, step_ms);
     std::printf("  step GEMMs alone    %.3f ms (%.1f GFLOP/s); step / GEMM floor = %.2f\n", 1e3 * floor_s,
                 flops / floor_s / 1e9, ratio);
-    std::printf("  reconstruction      %.4f ms per single image (median of 300)\n", latency_ms);
+    std::printf("  reconstruction      core: %.4f ms per single image (median of 300), %.0f images/s at batch %d\n",
+                latency_ms, infer[0].images_per_s, o.infer_batch);
+    if (xnnpack)
+      std::printf("                      XNNPACK: %.4f ms (core/XNNPACK %.2fx), %.0f images/s (XNNPACK/core %.2fx)\n",
+                  infer[1].latency_ms, latency_ms / infer[1].latency_ms, infer[1].images_per_s,
+                  infer[1].images_per_s / infer[0].images_per_s);
+    std::printf("  default inference   %s for single images, %s for batch %d\n", default_single, default_batch,
+                o.infer_batch);
     if (prior16_ms >= 0.0)
       std::printf("  prior sampling      %.1f ms for 16 grids cell by cell, %.1f ms for one (median of 5)\n", prior16_ms,
                   prior1_ms);
@@ -101,11 +131,14 @@ int run_bench(const BenchOptions& o) {
 Action add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Measure training images/s, single-image reconstruction latency and the step's GEMM floor "
-               "(MNIST when installed, else synthetic images)");
+      "bench", "Measure training images/s, single-image reconstruction latency, forward-only batch inference "
+               "(core and, where built, XNNPACK) and the step's GEMM floor (MNIST when installed, else "
+               "synthetic images)");
   cmd->add_option("--model", o->model, model_kinds_help())->check(model_kind_validator());
   cmd->add_option("--batch", o->batch, "Batch size (default 128)")->check(CLI::Range(1, 100000));
   cmd->add_option("--seconds", o->seconds, "Training time to measure (default 3)")->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--infer-batch", o->infer_batch, "Batch size of the forward-only inference figures (default 128)")
+      ->check(CLI::Range(1, 10000));
   cmd->add_option("--prior", o->prior, "A PixelCNN prior file: also time sampling 16 grids and one grid cell by cell");
   add_threads_option(cmd, &o->threads);
   cmd->add_flag("--json", o->json, "Print one JSON object");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/trainer.h"
+#include "core/xnnpack_infer.h"
 #include "tools/cli.h"
 #include "tools/png.h"
 
@@ -21,6 +22,7 @@ struct ImageOptions {
   float temperature = 1.0f;
   std::string prior;
   bool uniform_codes = false;
+  std::string inference = "auto";  // reconstruct: auto | core | xnnpack
 };
 
 // Grids are laid out in pairs of rows: `cols` originals, then their reconstructions under them.
@@ -40,10 +42,29 @@ int run_reconstruct(const ImageOptions& o) {
                 " is beyond the " + std::to_string(test.size()) + " test images");
   std::vector<float> x(static_cast<size_t>(o.count) * P), grid;
   test.to_float(nullptr, o.first, o.count, x.data());
-  model->reserve(o.count);
-  Rng rng(o.seed);
-  model->forward(x.data(), x.data(), o.count, rng, ZMode::kMean);
-  const float* rec = model->reconstruction();
+  const std::string& kind = model->config().kind;
+  InferenceBackend backend = default_inference_backend(kind, o.count);
+  if (o.inference == "core") backend = InferenceBackend::kCore;
+  if (o.inference == "xnnpack") {
+    if (!xnnpack_built())
+      return fail("--inference xnnpack: this build has no XNNPACK backend (apt-get install libxnnpack-dev "
+                  "libpthreadpool-dev, then rebuild)");
+    backend = InferenceBackend::kXnnpack;
+  }
+  const float* rec = nullptr;
+#if defined(LATENTLAB_HAVE_XNNPACK)
+  XnnpackInference xnn;
+  if (backend == InferenceBackend::kXnnpack) {
+    if (!(s = xnn.setup(*model, o.count)).ok() || !(s = xnn.run(x.data(), o.count)).ok()) return fail(s);
+    rec = xnn.reconstruction();
+  }
+#endif
+  if (backend == InferenceBackend::kCore) {
+    model->reserve(o.count);
+    Rng rng(o.seed);
+    model->forward(x.data(), x.data(), o.count, rng, ZMode::kMean);
+    rec = model->reconstruction();
+  }
   int tiles = 0;
   for (int row = 0; row * o.cols < o.count; row++) {
     const int n = std::min(o.cols, o.count - row * o.cols);
@@ -56,8 +77,8 @@ int run_reconstruct(const ImageOptions& o) {
   }
   s = write_png_grid(o.out, grid.data(), tiles, test.images.rows, test.images.cols, o.cols, o.scale);
   if (!s.ok()) return fail(s);
-  std::printf("wrote %s: %d test digits (rows of originals) above their reconstructions\n", o.out.c_str(),
-              o.count);
+  std::printf("wrote %s: %d test digits (rows of originals) above their reconstructions (%s)\n", o.out.c_str(),
+              o.count, inference_backend_name(backend));
   return 0;
 }
 
@@ -110,6 +131,11 @@ Action add_reconstruct(CLI::App& app) {
   add_common(cmd, o.get(), "reconstructions.png");
   cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
   cmd->add_option("--first", o->first, "Index of the first test image")->check(CLI::Range(0, 100000000));
+  cmd->add_option("--inference", o->inference,
+                  "Forward pass: core, xnnpack (vae, beta_vae, ae, dae, vqvae; native builds with XNNPACK), or "
+                  "auto: whichever latentlab bench measured faster for the kind")
+      ->check(CLI::IsMember({"auto", "core", "xnnpack"}))
+      ->capture_default_str();
   return [o] { return run_reconstruct(*o); };
 }
 

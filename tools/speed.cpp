@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -97,23 +98,95 @@ Status measure_training(const ModelConfig& config, const Dataset& data, int B, d
 }
 
 Status measure_reconstruction_ms(const ModelConfig& config, const Dataset& data, int runs, double* ms) {
+  std::vector<InferenceSpeed> speed;
+  Status s = measure_inference(config, data, {InferenceBackend::kCore}, 1, 0.0, runs, 1, &speed);
+  if (s.ok()) *ms = speed[0].latency_ms;
+  return s;
+}
+
+Status measure_inference(const ModelConfig& config, const Dataset& data, const std::vector<InferenceBackend>& backends,
+                         int B, double seconds, int runs, int threads, std::vector<InferenceSpeed>* out) {
   std::unique_ptr<Model> model;
   Status s = create_model(config, &model);
   if (!s.ok()) return s;
   Rng rng(1);
   model->init(rng);
-  model->reserve(1);
-  std::vector<float> x(config.input);
-  data.to_float(nullptr, 0, 1, x.data());
-  for (int i = 0; i < 10; i++) model->forward(x.data(), x.data(), 1, rng, ZMode::kMean);
-  std::vector<double> times;
-  for (int i = 0; i < runs; i++) {
-    auto t0 = Clock::now();
-    model->forward(x.data(), x.data(), 1, rng, ZMode::kMean);
-    times.push_back(seconds_since(t0) * 1e3);
+  model->reserve(B);
+  if (data.size() < B) return Status::error("inference speed: batch " + std::to_string(B) + " needs more than the " +
+                                  std::to_string(data.size()) + " images here");
+  std::vector<float> x(static_cast<size_t>(B) * config.input);
+  data.to_float(nullptr, 0, B, x.data());
+  // One runner per backend: reconstructs the first `count` images (1 or B).
+  const size_t nb = backends.size();
+  std::vector<std::function<Status(int)>> run(nb);
+#if defined(LATENTLAB_HAVE_XNNPACK)
+  // Separate objects for the two batch sizes: switching one object between them would re-set its
+  // operators up on every call.
+  std::vector<std::unique_ptr<XnnpackInference>> xnn_one(nb), xnn_batch(nb);
+#endif
+  for (size_t i = 0; i < nb; i++) {
+    if (backends[i] == InferenceBackend::kCore) {
+      run[i] = [&](int count) {
+        model->forward(x.data(), x.data(), count, rng, ZMode::kMean);
+        return Status();
+      };
+      continue;
+    }
+#if defined(LATENTLAB_HAVE_XNNPACK)
+    xnn_one[i] = std::make_unique<XnnpackInference>();
+    xnn_batch[i] = std::make_unique<XnnpackInference>();
+    if (!(s = xnn_one[i]->setup(*model, 1, threads)).ok() || !(s = xnn_batch[i]->setup(*model, B, threads)).ok())
+      return s;
+    XnnpackInference* one = xnn_one[i].get();
+    XnnpackInference* batch = xnn_batch[i].get();
+    run[i] = [&x, one, batch](int count) { return (count == 1 ? one : batch)->run(x.data(), count); };
+#else
+    return Status::error("inference speed: this build has no XNNPACK backend");
+#endif
   }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  *ms = times[times.size() / 2];
+  // Single images: 10 warm-ups each, then ten rounds in turn.
+  std::vector<std::vector<double>> times(nb);
+  for (size_t i = 0; i < nb; i++)
+    for (int w = 0; w < 10; w++)
+      if (!(s = run[i](1)).ok()) return s;
+  const int rounds = 10, per_round = std::max(1, runs / rounds);
+  for (int r = 0; r < rounds; r++)
+    for (size_t i = 0; i < nb; i++)
+      for (int k = 0; k < per_round; k++) {
+        auto t0 = Clock::now();
+        s = run[i](1);
+        times[i].push_back(seconds_since(t0) * 1e3);
+        if (!s.ok()) return s;
+      }
+  out->assign(nb, InferenceSpeed());
+  for (size_t i = 0; i < nb; i++) {
+    auto& t = times[i];
+    std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+    (*out)[i].latency_ms = t[t.size() / 2];
+  }
+  if (seconds <= 0.0) return Status();
+  // Batches: one warm-up each, then windows of about 0.1 s in turn.
+  std::vector<std::vector<double>> rates(nb);
+  for (size_t i = 0; i < nb; i++)
+    if (!(s = run[i](B)).ok()) return s;
+  const int windows = std::max(3, static_cast<int>(seconds / 0.1));
+  for (int w = 0; w < windows; w++)
+    for (size_t i = 0; i < nb; i++) {
+      int reps = 0;
+      auto t0 = Clock::now();
+      double t = 0.0;
+      while (reps < 1 || t < 0.1) {
+        if (!(s = run[i](B)).ok()) return s;
+        reps++;
+        t = seconds_since(t0);
+      }
+      rates[i].push_back(static_cast<double>(reps) * B / t);
+    }
+  for (size_t i = 0; i < nb; i++) {
+    auto& r = rates[i];
+    std::nth_element(r.begin(), r.begin() + r.size() / 2, r.end());
+    (*out)[i].images_per_s = r[r.size() / 2];
+  }
   return Status();
 }
 

@@ -3,10 +3,12 @@
 // a training step. Returns figures, never prints.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/idx.h"
 #include "core/model.h"
 #include "core/status.h"
+#include "core/xnnpack_infer.h"
 
 namespace ll {
 
@@ -24,8 +26,25 @@ Dataset speed_data(std::string* source);
 Status measure_training(const ModelConfig& config, const Dataset& data, int B, double seconds,
                         TrainSpeed* out);
 
-// Median milliseconds of one single-image forward pass (posterior mean / nearest codes) over `runs`.
+// Median milliseconds of one single-image forward pass (posterior mean / nearest codes) over `runs`, by
+// the core: measure_inference with the core alone and no batch figure.
 Status measure_reconstruction_ms(const ModelConfig& config, const Dataset& data, int runs, double* ms);
+
+// Forward-only reconstruction of a fresh model of `config` (seed 1) through each of `backends`:
+// latency_ms = the median of `runs` single-image reconstructions of the first image (after 10 warm-ups);
+// images_per_s = the median over windows of about 0.1 s, `seconds` in all per backend, of reconstructions
+// of the first B images at once (skipped when seconds is 0). The core runs Model::forward with
+// ZMode::kMean (what every tool reconstructs with, loss terms included); XNNPACK its operators with a
+// pool of `threads` (the core's threads are whatever set_num_threads made them). The backends take
+// turns (ten rounds of single images, then batch windows in turn), so a drift in the machine's speed
+// hits them alike: only such in-run ratios mean much on a shared machine. kXnnpack needs a build with
+// XNNPACK and a kind it takes (an error otherwise).
+struct InferenceSpeed {
+  double latency_ms = 0.0;
+  double images_per_s = 0.0;
+};
+Status measure_inference(const ModelConfig& config, const Dataset& data, const std::vector<InferenceBackend>& backends,
+                         int B, double seconds, int runs, int threads, std::vector<InferenceSpeed>* out);
 
 // Records the GEMM calls of one training step of a fresh model at batch B, then times those products
 // alone on scratch buffers (best of 5 windows): seconds per step, and the step's GEMM flops.
