@@ -1,6 +1,6 @@
-// Convolutions (NCHW, PyTorch semantics); see conv.h for the contract. The fast path is im2col /
-// col2im around gemm_f32, one image at a time through the caller's workspace; the direct loops at the
-// bottom are the specification. No allocation, no printing.
+// Convolutions (NCHW, PyTorch semantics); see conv.h for the contract. The fast path is patch rows
+// (im2row / row2im) around gemm_f32, one image at a time through the caller's workspace; the direct
+// loops at the bottom are the specification. No allocation, no printing.
 #include "core/conv.h"
 
 #include <cassert>
@@ -12,77 +12,105 @@ namespace ll {
 
 namespace {
 
-// The output columns pw in [0, PW) whose input column pw * stride + off lies inside [0, IW), as
-// [*lo, *hi): im2col and col2im loop over exactly these, without a test per element.
-void in_image_range(int PW, int IW, int stride, int off, int* lo, int* hi) {
-  const int first = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  const int end = IW - 1 - off < 0 ? 0 : (IW - 1 - off) / stride + 1;
-  *lo = first < PW ? first : PW;
-  *hi = end < *lo ? *lo : (end < PW ? end : PW);
-}
-
-// One image's patch matrix. A conv with input [CH, IH, IW] and output positions [PH, PW] reads
-// col[(ch*KH + kh)*KW + kw, ph*PW + pw] = img[ch, ph*stride - pad + kh, pw*stride - pad + kw]
-// (zero outside the image).
-// col [CH*KH*KW, PH*PW], img [CH, IH, IW]
-void im2col(float* col, const float* img, int CH, int IH, int IW, int PH, int PW, int KH, int KW,
-            int stride, int pad) {
-  for (int ch = 0; ch < CH; ch++) {
-    const float* im = img + static_cast<size_t>(ch) * IH * IW;
-    for (int kh = 0; kh < KH; kh++) {
-      for (int kw = 0; kw < KW; kw++) {
-        int lo, hi;
-        in_image_range(PW, IW, stride, kw - pad, &lo, &hi);
-        float* row = col + (static_cast<size_t>(ch * KH + kh) * KW + kw) * PH * PW;
-        for (int ph = 0; ph < PH; ph++) {
-          int ih = ph * stride - pad + kh;
-          float* r = row + static_cast<size_t>(ph) * PW;
-          if (ih < 0 || ih >= IH) {
-            for (int pw = 0; pw < PW; pw++) r[pw] = 0.0f;
-            continue;
-          }
-          // Branch-free: zeros, the in-image run (a plain copy at stride 1), zeros.
-          const float* src = im + static_cast<size_t>(ih) * IW;
-          const int off = kw - pad;
-          for (int pw = 0; pw < lo; pw++) r[pw] = 0.0f;
-          if (stride == 1) {
-            for (int pw = lo; pw < hi; pw++) r[pw] = src[pw + off];
-          } else {
-            for (int pw = lo; pw < hi; pw++) r[pw] = src[pw * stride + off];
-          }
-          for (int pw = hi; pw < PW; pw++) r[pw] = 0.0f;
+// Patch rows (the transpose of the classic im2col): a conv with the zero-padded input pimg [CH, IHp, IWp]
+// and output positions [PH, PW] reads
+//   rows[ph*PW + pw, (ch*KH + kh)*KW + kw] = pimg[ch, ph*stride + kh, pw*stride + kw]
+// so every (ch, kh) is a run of KW neighbouring input pixels (one 16-byte copy for the models' 4x4
+// kernels), with no bounds test: the padding is in pimg. Row stride CH*KH*KW.
+template <int kKW>  // kKW > 0: KW known at compile time; 0: read kw_rt
+void im2row_k(float* rows, const float* pimg, int CH, int IHp, int IWp, int PH, int PW, int KH,
+              int kw_rt, int stride) {
+  const int KW = kKW > 0 ? kKW : kw_rt;
+  const size_t plane = static_cast<size_t>(IHp) * IWp;
+  float* r = rows;
+  for (int ph = 0; ph < PH; ph++) {
+    for (int pw = 0; pw < PW; pw++) {
+      const float* base = pimg + static_cast<size_t>(ph * stride) * IWp + pw * stride;
+      for (int ch = 0; ch < CH; ch++) {
+        const float* t = base + ch * plane;
+        for (int kh = 0; kh < KH; kh++, t += IWp, r += KW) {
+          for (int kw = 0; kw < KW; kw++) r[kw] = t[kw];
         }
       }
     }
   }
 }
 
-// The adjoint of im2col: img[ch, ih, iw] += every col entry that im2col read from there.
-// img [CH, IH, IW], col [CH*KH*KW, PH*PW]
-void col2im(float* img, const float* col, int CH, int IH, int IW, int PH, int PW, int KH, int KW,
-            int stride, int pad) {
-  for (int ch = 0; ch < CH; ch++) {
-    float* im = img + static_cast<size_t>(ch) * IH * IW;
-    for (int kh = 0; kh < KH; kh++) {
-      for (int kw = 0; kw < KW; kw++) {
-        int lo, hi;
-        in_image_range(PW, IW, stride, kw - pad, &lo, &hi);
-        const float* row = col + (static_cast<size_t>(ch * KH + kh) * KW + kw) * PH * PW;
-        for (int ph = 0; ph < PH; ph++) {
-          int ih = ph * stride - pad + kh;
-          if (ih < 0 || ih >= IH) continue;
-          const float* r = row + static_cast<size_t>(ph) * PW;
-          float* dst = im + static_cast<size_t>(ih) * IW;
-          const int off = kw - pad;
-          if (stride == 1) {
-            for (int pw = lo; pw < hi; pw++) dst[pw + off] += r[pw];
-          } else {
-            for (int pw = lo; pw < hi; pw++) dst[pw * stride + off] += r[pw];
-          }
+// The adjoint: pimg[ch, ph*stride + kh, pw*stride + kw] += rows[...] (pimg is the padded image).
+template <int kKW>
+void row2im_k(float* pimg, const float* rows, int CH, int IHp, int IWp, int PH, int PW, int KH,
+              int kw_rt, int stride) {
+  const int KW = kKW > 0 ? kKW : kw_rt;
+  const size_t plane = static_cast<size_t>(IHp) * IWp;
+  const float* r = rows;
+  for (int ph = 0; ph < PH; ph++) {
+    for (int pw = 0; pw < PW; pw++) {
+      float* base = pimg + static_cast<size_t>(ph * stride) * IWp + pw * stride;
+      for (int ch = 0; ch < CH; ch++) {
+        float* t = base + ch * plane;
+        for (int kh = 0; kh < KH; kh++, t += IWp, r += KW) {
+          for (int kw = 0; kw < KW; kw++) t[kw] += r[kw];
         }
       }
     }
   }
+}
+
+void im2row(float* rows, const float* pimg, int CH, int IHp, int IWp, int PH, int PW, int KH, int KW,
+            int stride) {
+  switch (KW) {
+    case 3: return im2row_k<3>(rows, pimg, CH, IHp, IWp, PH, PW, KH, KW, stride);
+    case 4: return im2row_k<4>(rows, pimg, CH, IHp, IWp, PH, PW, KH, KW, stride);
+    default: return im2row_k<0>(rows, pimg, CH, IHp, IWp, PH, PW, KH, KW, stride);
+  }
+}
+
+void row2im(float* pimg, const float* rows, int CH, int IHp, int IWp, int PH, int PW, int KH, int KW,
+            int stride) {
+  switch (KW) {
+    case 3: return row2im_k<3>(pimg, rows, CH, IHp, IWp, PH, PW, KH, KW, stride);
+    case 4: return row2im_k<4>(pimg, rows, CH, IHp, IWp, PH, PW, KH, KW, stride);
+    default: return row2im_k<0>(pimg, rows, CH, IHp, IWp, PH, PW, KH, KW, stride);
+  }
+}
+
+// dst [CH, IH + 2*pad, IW + 2*pad] = src [CH, IH, IW] with a zero border of width pad.
+void pad_image(float* dst, const float* src, int CH, int IH, int IW, int pad) {
+  const int IWp = IW + 2 * pad;
+  for (int ch = 0; ch < CH; ch++) {
+    float* d = dst + static_cast<size_t>(ch) * (IH + 2 * pad) * IWp;
+    const float* a = src + static_cast<size_t>(ch) * IH * IW;
+    for (int i = 0; i < pad * IWp; i++) *d++ = 0.0f;
+    for (int ih = 0; ih < IH; ih++) {
+      for (int i = 0; i < pad; i++) *d++ = 0.0f;
+      for (int iw = 0; iw < IW; iw++) *d++ = a[ih * IW + iw];
+      for (int i = 0; i < pad; i++) *d++ = 0.0f;
+    }
+    for (int i = 0; i < pad * IWp; i++) *d++ = 0.0f;
+  }
+}
+
+// The interior of a padded image back: dst [CH, IH, IW] += (accumulate) or = (plus bias[ch] when
+// given) src [CH, IH + 2*pad, IW + 2*pad] without its border.
+void unpad_image(float* dst, const float* src, const float* bias, bool accumulate, int CH, int IH,
+                 int IW, int pad) {
+  const int IWp = IW + 2 * pad;
+  for (int ch = 0; ch < CH; ch++) {
+    const float* a = src + (static_cast<size_t>(ch) * (IH + 2 * pad) + pad) * IWp + pad;
+    float* d = dst + static_cast<size_t>(ch) * IH * IW;
+    const float b = bias ? bias[ch] : 0.0f;
+    for (int ih = 0; ih < IH; ih++, a += IWp, d += IW) {
+      if (accumulate) {
+        for (int iw = 0; iw < IW; iw++) d[iw] += a[iw];
+      } else {
+        for (int iw = 0; iw < IW; iw++) d[iw] = a[iw] + b;
+      }
+    }
+  }
+}
+
+void zero(float* x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = 0.0f;
 }
 
 // x [B, CH, N] += bias[CH] per channel
@@ -122,22 +150,45 @@ void check_tconv(const ConvShape& s) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Conv2d, fast path. Per image b, with CKK = C*KH*KW and P = OH*OW:
-//   out_b[OC, P] = weight[OC, CKK] * col_b[CKK, P] (+ bias)
+// Conv2d, fast path, one image at a time. With CKK = C*KH*KW and P = OH*OW:
+//   rows[P, CKK] = the image's patch rows (from the image zero-padded);
+//   out_b[OC, P] = weight[OC, CKK] * rows^T (+ bias)
+// A 1x1 convolution at stride 1 without padding needs no patches: the image [C, P] is rows^T.
+// Workspace: rows (P*CKK) and one padded image (C*(H+2p)*(W+2p)). (Stacking the patch rows of many
+// images into one GEMM was measured too, natively and in wasm: 2-5% slower, for the copies to and from
+// channel-major order.)
+
+namespace {
+bool pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.stride == 1 && s.pad == 0; }
+size_t padded_floats(int CH, int H, int W, int pad) {
+  return pad > 0 ? static_cast<size_t>(CH) * (H + 2 * pad) * (W + 2 * pad) : 0;
+}
+}  // namespace
 
 size_t conv2d_workspace_floats(const ConvShape& s) {
-  return static_cast<size_t>(s.C) * s.KH * s.KW * s.conv_oh() * s.conv_ow();
+  if (pointwise(s)) return 0;
+  return static_cast<size_t>(s.C) * s.KH * s.KW * s.conv_oh() * s.conv_ow() +
+         padded_floats(s.C, s.H, s.W, s.pad);
 }
 
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                     const ConvShape& s, float* workspace) {
   check_conv(s);
   const int OH = s.conv_oh(), OW = s.conv_ow(), P = OH * OW, CKK = s.C * s.KH * s.KW;
+  const int Hp = s.H + 2 * s.pad, Wp = s.W + 2 * s.pad;
+  const size_t in_image = static_cast<size_t>(s.C) * s.H * s.W, out_image = static_cast<size_t>(s.OC) * P;
+  float* padded = workspace;                                          // [C, Hp, Wp] when pad > 0
+  float* rows = workspace + padded_floats(s.C, s.H, s.W, s.pad);      // [P, CKK]
   for (int b = 0; b < s.B; b++) {
-    const float* x = inp + static_cast<size_t>(b) * s.C * s.H * s.W;  // [C, H, W]
-    float* y = out + static_cast<size_t>(b) * s.OC * P;                // [OC, OH*OW]
-    im2col(workspace, x, s.C, s.H, s.W, OH, OW, s.KH, s.KW, s.stride, s.pad);
-    gemm_f32(false, false, s.OC, P, CKK, 1.0f, weight, CKK, workspace, P, 0.0f, y, P);
+    const float* x = inp + b * in_image;
+    float* y = out + b * out_image;
+    if (pointwise(s)) {
+      gemm_f32(false, false, s.OC, P, s.C, 1.0f, weight, s.C, x, P, 0.0f, y, P);
+      continue;
+    }
+    if (s.pad > 0) pad_image(padded, x, s.C, s.H, s.W, s.pad);
+    im2row(rows, s.pad > 0 ? padded : x, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+    gemm_f32(false, true, s.OC, P, CKK, 1.0f, weight, CKK, rows, CKK, 0.0f, y, P);
   }
   if (bias) add_bias(out, bias, s.B, s.OC, P);
 }
@@ -146,19 +197,37 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
                      const float* weight, const ConvShape& s, float* workspace) {
   check_conv(s);
   const int OH = s.conv_oh(), OW = s.conv_ow(), P = OH * OW, CKK = s.C * s.KH * s.KW;
-  for (int b = 0; b < s.B; b++) {
-    const float* x = inp + static_cast<size_t>(b) * s.C * s.H * s.W;  // [C, H, W]
-    const float* dy = dout + static_cast<size_t>(b) * s.OC * P;        // [OC, OH*OW]
-    if (dweight) {
-      // dW[OC, CKK] += dy[OC, P] * col[CKK, P]^T     (y = W col, so dL/dW = dy col^T)
-      im2col(workspace, x, s.C, s.H, s.W, OH, OW, s.KH, s.KW, s.stride, s.pad);
-      gemm_f32(false, true, s.OC, CKK, P, 1.0f, dy, P, workspace, P, 1.0f, dweight, CKK);
+  const int Hp = s.H + 2 * s.pad, Wp = s.W + 2 * s.pad;
+  const size_t in_image = static_cast<size_t>(s.C) * s.H * s.W, out_image = static_cast<size_t>(s.OC) * P;
+  const size_t npad = padded_floats(s.C, s.H, s.W, s.pad);
+  float* padded = workspace;         // [C, Hp, Wp] when pad > 0
+  float* rows = workspace + npad;    // [P, CKK]
+  for (int b = 0; b < s.B && (dinp || dweight); b++) {
+    const float* x = inp + b * in_image;
+    const float* dy = dout + b * out_image;  // [OC, P]
+    float* dx = dinp ? dinp + b * in_image : nullptr;
+    if (pointwise(s)) {
+      // dW[OC, C] += dy[OC, P] * x[C, P]^T;  dx[C, P] += W[OC, C]^T * dy[OC, P]
+      if (dweight) gemm_f32(false, true, s.OC, s.C, P, 1.0f, dy, P, x, P, 1.0f, dweight, s.C);
+      if (dx) gemm_f32(true, false, s.C, P, s.OC, 1.0f, weight, s.C, dy, P, 1.0f, dx, P);
+      continue;
     }
-    if (dinp) {
-      // dcol[CKK, P] = W[OC, CKK]^T * dy[OC, P]; dx = col2im(dcol)   (col2im is im2col's adjoint)
-      gemm_f32(true, false, CKK, P, s.OC, 1.0f, weight, CKK, dy, P, 0.0f, workspace, P);
-      col2im(dinp + static_cast<size_t>(b) * s.C * s.H * s.W, workspace, s.C, s.H, s.W, OH, OW,
-             s.KH, s.KW, s.stride, s.pad);
+    if (dweight) {
+      // dW[OC, CKK] += dy[OC, P] * rows[P, CKK]     (y = W rows^T, so dL/dW = dy rows)
+      if (s.pad > 0) pad_image(padded, x, s.C, s.H, s.W, s.pad);
+      im2row(rows, s.pad > 0 ? padded : x, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+      gemm_f32(false, false, s.OC, CKK, P, 1.0f, dy, P, rows, CKK, 1.0f, dweight, CKK);
+    }
+    if (dx) {
+      // drows[P, CKK] = dy[OC, P]^T * W[OC, CKK]; dx = row2im(drows)   (row2im is im2row's adjoint)
+      gemm_f32(true, false, P, CKK, s.OC, 1.0f, dy, P, weight, CKK, 0.0f, rows, CKK);
+      if (s.pad > 0) {
+        zero(padded, npad);
+        row2im(padded, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+        unpad_image(dx, padded, nullptr, true, s.C, s.H, s.W, s.pad);
+      } else {
+        row2im(dx, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+      }
     }
   }
   // db[OC] += sum over b, oh, ow of dy   (the bias is added at every position)
@@ -168,24 +237,37 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // ---------------------------------------------------------------------------------------------
 // ConvTranspose2d, fast path. It is Conv2d's input gradient: a Conv2d from [OC, OH, OW] to
 // [C, H, W] with weight [C, OC*KH*KW]. Per image b, with OKK = OC*KH*KW and N = H*W:
-//   col_b[OKK, N] = weight[C, OKK]^T * inp_b[C, N];  out_b = col2im(col_b) (+ bias)
+//   rows[N, OKK] = inp_b[C, N]^T * weight[C, OKK];  out_b = row2im(rows) (+ bias), through a
+//   zero-padded output
+// Workspace: rows (N*OKK) and one padded output (OC*(OH+2p)*(OW+2p)).
 
 size_t conv_transpose2d_workspace_floats(const ConvShape& s) {
-  return static_cast<size_t>(s.OC) * s.KH * s.KW * s.H * s.W;
+  return static_cast<size_t>(s.OC) * s.KH * s.KW * s.H * s.W +
+         padded_floats(s.OC, s.tconv_oh(), s.tconv_ow(), s.pad);
 }
 
 void conv_transpose2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                               const ConvShape& s, float* workspace) {
   check_tconv(s);
   const int OH = s.tconv_oh(), OW = s.tconv_ow(), N = s.H * s.W, OKK = s.OC * s.KH * s.KW;
-  const size_t out_per_image = static_cast<size_t>(s.OC) * OH * OW;
-  for (size_t i = 0; i < out_per_image * s.B; i++) out[i] = 0.0f;
+  const int OHp = OH + 2 * s.pad, OWp = OW + 2 * s.pad;
+  const size_t in_image = static_cast<size_t>(s.C) * N, out_image = static_cast<size_t>(s.OC) * OH * OW;
+  const size_t npad = padded_floats(s.OC, OH, OW, s.pad);
+  float* padded = workspace;       // [OC, OHp, OWp] when pad > 0
+  float* rows = workspace + npad;  // [N, OKK]
   for (int b = 0; b < s.B; b++) {
-    const float* x = inp + static_cast<size_t>(b) * s.C * N;  // [C, H*W]
-    gemm_f32(true, false, OKK, N, s.C, 1.0f, weight, OKK, x, N, 0.0f, workspace, N);
-    col2im(out + b * out_per_image, workspace, s.OC, OH, OW, s.H, s.W, s.KH, s.KW, s.stride, s.pad);
+    float* y = out + b * out_image;
+    gemm_f32(true, false, N, OKK, s.C, 1.0f, inp + b * in_image, N, weight, OKK, 0.0f, rows, OKK);
+    if (s.pad > 0) {
+      zero(padded, npad);
+      row2im(padded, rows, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
+      unpad_image(y, padded, bias, false, s.OC, OH, OW, s.pad);
+    } else {
+      zero(y, out_image);
+      row2im(y, rows, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
+      if (bias) add_bias(y, bias, 1, s.OC, OH * OW);
+    }
   }
-  if (bias) add_bias(out, bias, s.B, s.OC, OH * OW);
 }
 
 void conv_transpose2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -193,20 +275,19 @@ void conv_transpose2d_backward(float* dinp, float* dweight, float* dbias, const 
                                float* workspace) {
   check_tconv(s);
   const int OH = s.tconv_oh(), OW = s.tconv_ow(), N = s.H * s.W, OKK = s.OC * s.KH * s.KW;
-  const size_t out_per_image = static_cast<size_t>(s.OC) * OH * OW;
-  for (int b = 0; b < s.B; b++) {
-    if (!dinp && !dweight) break;
-    const float* x = inp + static_cast<size_t>(b) * s.C * N;  // [C, H*W]
-    // dcol[OKK, N] = im2col(dy)   (out = col2im(col), and im2col is col2im's adjoint)
-    im2col(workspace, dout + b * out_per_image, s.OC, OH, OW, s.H, s.W, s.KH, s.KW, s.stride,
-           s.pad);
-    // dx[C, N] += W[C, OKK] * dcol[OKK, N]   (col = W^T x, so dL/dx = W dcol: a Conv2d of dy)
-    if (dinp) {
-      gemm_f32(false, false, s.C, N, OKK, 1.0f, weight, OKK, workspace, N, 1.0f,
-               dinp + static_cast<size_t>(b) * s.C * N, N);
-    }
-    // dW[C, OKK] += x[C, N] * dcol[OKK, N]^T   (col = W^T x, so dL/dW = x dcol^T)
-    if (dweight) gemm_f32(false, true, s.C, OKK, N, 1.0f, x, N, workspace, N, 1.0f, dweight, OKK);
+  const int OHp = OH + 2 * s.pad, OWp = OW + 2 * s.pad;
+  const size_t in_image = static_cast<size_t>(s.C) * N, out_image = static_cast<size_t>(s.OC) * OH * OW;
+  float* padded = workspace;                                     // [OC, OHp, OWp] when pad > 0
+  float* rows = workspace + padded_floats(s.OC, OH, OW, s.pad);  // [N, OKK]
+  for (int b = 0; b < s.B && (dinp || dweight); b++) {
+    // drows[N, OKK] = im2row(dy)   (out = row2im(rows), and im2row is row2im's adjoint)
+    const float* dy = dout + b * out_image;
+    if (s.pad > 0) pad_image(padded, dy, s.OC, OH, OW, s.pad);
+    im2row(rows, s.pad > 0 ? padded : dy, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
+    // dW[C, OKK] += x[C, N] * drows[N, OKK]   (rows = x^T W, so dL/dW = x drows)
+    if (dweight) gemm_f32(false, false, s.C, OKK, N, 1.0f, inp + b * in_image, N, rows, OKK, 1.0f, dweight, OKK);
+    // dx[C, N] += W[C, OKK] * drows[N, OKK]^T   (rows = x^T W, so dL/dx = W drows^T)
+    if (dinp) gemm_f32(false, true, s.C, N, OKK, 1.0f, weight, OKK, rows, OKK, 1.0f, dinp + b * in_image, N);
   }
   // db[OC] += sum over b, oh, ow of dy
   if (dbias) sum_bias(dbias, dout, s.B, s.OC, OH * OW);

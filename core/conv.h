@@ -1,6 +1,7 @@
 // Convolutions, NCHW, PyTorch semantics and weight layouts; forward and backward side by side.
 // Backward ACCUMULATES (+=) into dinp, dweight, dbias (any may be null to skip). No allocation: callers
-// pass a workspace of at least `workspace_floats()` floats (im2col / col2im buffer).
+// pass a workspace of at least `workspace_floats(s)` floats for the same shape s (one image's patch
+// rows and one zero-padded image: it does not grow with the batch).
 // Letters: B batch, C input channels, OC output channels, H W input size, OH OW output size,
 // KH KW kernel size.
 #pragma once
