@@ -1,12 +1,17 @@
 // Convolutions (NCHW, PyTorch semantics); see conv.h for the contract. The fast path is patch rows
-// (im2row / row2im) around gemm_f32, one image at a time through the caller's workspace; the direct
-// loops at the bottom are the specification. No allocation, no printing.
+// (im2row / row2im) around gemm_f32, image by image (over threads when set_num_threads > 1) through
+// the caller's workspace; the direct loops at the bottom are the specification. No allocation, no
+// printing.
 #include "core/conv.h"
 
 #include <cassert>
 #include <cmath>
 
 #include "core/kernels.h"
+
+#if defined(LATENTLAB_HAVE_OPENMP)
+#include <omp.h>
+#endif
 
 namespace ll {
 
@@ -150,25 +155,98 @@ void check_tconv(const ConvShape& s) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Conv2d, fast path, one image at a time. With CKK = C*KH*KW and P = OH*OW:
+// Threads. With set_num_threads(n > 1) the images of a batch are shared out among n OpenMP threads
+// (static schedule), each with its own slice of the workspace and single-threaded GEMMs: the models'
+// per-image GEMMs are too small for a threaded GEMM to gain (measured: the VQ-VAE trained slower on two
+// threads that way than on one). Weight gradients go to per-thread partial sums, added to dweight in
+// thread order after the images, so a given thread count always gives the same result.
+
+namespace {
+// The threads a workspace is sized for: the processors, fixed for the process (at most 16).
+int thread_capacity() {
+#if defined(LATENTLAB_HAVE_OPENMP)
+  static const int procs = omp_get_num_procs() < 1 ? 1 : (omp_get_num_procs() > 16 ? 16 : omp_get_num_procs());
+  return procs;
+#else
+  return 1;
+#endif
+}
+
+int conv_threads(int B) {
+  int t = num_threads() < thread_capacity() ? num_threads() : thread_capacity();
+  return t < B ? t : B;
+}
+
+// Per-thread slices [image workspace, weight-gradient partial] when threads are possible.
+size_t threaded_workspace(size_t image_ws, size_t dweight_size) {
+  return thread_capacity() > 1 ? thread_capacity() * (image_ws + dweight_size) : image_ws;
+}
+
+// body(b, thread workspace, thread index) for every image b, on T threads.
+template <typename Body>
+void for_each_image(int B, int T, float* workspace, size_t per_thread, const Body& body) {
+#if defined(LATENTLAB_HAVE_OPENMP)
+  if (T > 1) {
+    SerialGemmScope serial;
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int b = 0; b < B; b++) {
+      const int t = omp_get_thread_num();
+      body(b, workspace + t * per_thread, t);
+    }
+    return;
+  }
+#endif
+  (void)T, (void)per_thread;
+  for (int b = 0; b < B; b++) body(b, workspace, 0);
+}
+
+// Thread t > 0 accumulates its weight gradient at partial(t) (zeroed first); thread 0 into dweight.
+struct WeightGrad {
+  float* dweight;
+  float* workspace;
+  size_t per_thread, offset, size;  // partial(t) = workspace + t * per_thread + offset
+  int T;
+  float* partial(int t) const { return workspace + t * per_thread + offset; }
+  float* for_thread(int t) const { return !dweight ? nullptr : (t == 0 ? dweight : partial(t)); }
+  void begin() const {
+    if (dweight) for (int t = 1; t < T; t++) zero(partial(t), size);
+  }
+  void end() const {
+    if (!dweight) return;
+    for (int t = 1; t < T; t++) {
+      const float* p = partial(t);
+      for (size_t i = 0; i < size; i++) dweight[i] += p[i];
+    }
+  }
+};
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Conv2d, fast path, image by image. With CKK = C*KH*KW and P = OH*OW:
 //   rows[P, CKK] = the image's patch rows (from the image zero-padded);
 //   out_b[OC, P] = weight[OC, CKK] * rows^T (+ bias)
 // A 1x1 convolution at stride 1 without padding needs no patches: the image [C, P] is rows^T.
-// Workspace: rows (P*CKK) and one padded image (C*(H+2p)*(W+2p)). (Stacking the patch rows of many
-// images into one GEMM was measured too, natively and in wasm: 2-5% slower, for the copies to and from
-// channel-major order.)
+// Workspace per thread: rows (P*CKK), one padded image (C*(H+2p)*(W+2p)) and, with threads, a weight
+// gradient partial. (Stacking the patch rows of many images into one GEMM was measured too, natively
+// and in wasm: 2-5% slower on one thread, for the copies to and from channel-major order.)
 
 namespace {
 bool pointwise(const ConvShape& s) { return s.KH == 1 && s.KW == 1 && s.stride == 1 && s.pad == 0; }
 size_t padded_floats(int CH, int H, int W, int pad) {
   return pad > 0 ? static_cast<size_t>(CH) * (H + 2 * pad) * (W + 2 * pad) : 0;
 }
+size_t conv2d_image_floats(const ConvShape& s) {
+  if (pointwise(s)) return 0;
+  return static_cast<size_t>(s.C) * s.KH * s.KW * s.conv_oh() * s.conv_ow() + padded_floats(s.C, s.H, s.W, s.pad);
+}
+size_t tconv_image_floats(const ConvShape& s) {
+  return static_cast<size_t>(s.OC) * s.KH * s.KW * s.H * s.W + padded_floats(s.OC, s.tconv_oh(), s.tconv_ow(), s.pad);
+}
+size_t weight_floats(const ConvShape& s) { return static_cast<size_t>(s.OC) * s.C * s.KH * s.KW; }
 }  // namespace
 
 size_t conv2d_workspace_floats(const ConvShape& s) {
-  if (pointwise(s)) return 0;
-  return static_cast<size_t>(s.C) * s.KH * s.KW * s.conv_oh() * s.conv_ow() +
-         padded_floats(s.C, s.H, s.W, s.pad);
+  return threaded_workspace(conv2d_image_floats(s), weight_floats(s));
 }
 
 void conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -177,19 +255,21 @@ void conv2d_forward(float* out, const float* inp, const float* weight, const flo
   const int OH = s.conv_oh(), OW = s.conv_ow(), P = OH * OW, CKK = s.C * s.KH * s.KW;
   const int Hp = s.H + 2 * s.pad, Wp = s.W + 2 * s.pad;
   const size_t in_image = static_cast<size_t>(s.C) * s.H * s.W, out_image = static_cast<size_t>(s.OC) * P;
-  float* padded = workspace;                                          // [C, Hp, Wp] when pad > 0
-  float* rows = workspace + padded_floats(s.C, s.H, s.W, s.pad);      // [P, CKK]
-  for (int b = 0; b < s.B; b++) {
+  const size_t npad = padded_floats(s.C, s.H, s.W, s.pad);
+  const int T = conv_threads(s.B);
+  for_each_image(s.B, T, workspace, conv2d_image_floats(s) + weight_floats(s), [&](int b, float* ws, int) {
     const float* x = inp + b * in_image;
     float* y = out + b * out_image;
     if (pointwise(s)) {
       gemm_f32(false, false, s.OC, P, s.C, 1.0f, weight, s.C, x, P, 0.0f, y, P);
-      continue;
+      return;
     }
+    float* padded = ws;        // [C, Hp, Wp] when pad > 0
+    float* rows = ws + npad;   // [P, CKK]
     if (s.pad > 0) pad_image(padded, x, s.C, s.H, s.W, s.pad);
     im2row(rows, s.pad > 0 ? padded : x, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
     gemm_f32(false, true, s.OC, P, CKK, 1.0f, weight, CKK, rows, CKK, 0.0f, y, P);
-  }
+  });
   if (bias) add_bias(out, bias, s.B, s.OC, P);
 }
 
@@ -200,35 +280,43 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
   const int Hp = s.H + 2 * s.pad, Wp = s.W + 2 * s.pad;
   const size_t in_image = static_cast<size_t>(s.C) * s.H * s.W, out_image = static_cast<size_t>(s.OC) * P;
   const size_t npad = padded_floats(s.C, s.H, s.W, s.pad);
-  float* padded = workspace;         // [C, Hp, Wp] when pad > 0
-  float* rows = workspace + npad;    // [P, CKK]
-  for (int b = 0; b < s.B && (dinp || dweight); b++) {
-    const float* x = inp + b * in_image;
-    const float* dy = dout + b * out_image;  // [OC, P]
-    float* dx = dinp ? dinp + b * in_image : nullptr;
-    if (pointwise(s)) {
-      // dW[OC, C] += dy[OC, P] * x[C, P]^T;  dx[C, P] += W[OC, C]^T * dy[OC, P]
-      if (dweight) gemm_f32(false, true, s.OC, s.C, P, 1.0f, dy, P, x, P, 1.0f, dweight, s.C);
-      if (dx) gemm_f32(true, false, s.C, P, s.OC, 1.0f, weight, s.C, dy, P, 1.0f, dx, P);
-      continue;
-    }
-    if (dweight) {
-      // dW[OC, CKK] += dy[OC, P] * rows[P, CKK]     (y = W rows^T, so dL/dW = dy rows)
-      if (s.pad > 0) pad_image(padded, x, s.C, s.H, s.W, s.pad);
-      im2row(rows, s.pad > 0 ? padded : x, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
-      gemm_f32(false, false, s.OC, CKK, P, 1.0f, dy, P, rows, CKK, 1.0f, dweight, CKK);
-    }
-    if (dx) {
-      // drows[P, CKK] = dy[OC, P]^T * W[OC, CKK]; dx = row2im(drows)   (row2im is im2row's adjoint)
-      gemm_f32(true, false, P, CKK, s.OC, 1.0f, dy, P, weight, CKK, 0.0f, rows, CKK);
-      if (s.pad > 0) {
-        zero(padded, npad);
-        row2im(padded, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
-        unpad_image(dx, padded, nullptr, true, s.C, s.H, s.W, s.pad);
-      } else {
-        row2im(dx, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+  const size_t per_thread = conv2d_image_floats(s) + weight_floats(s);
+  const int T = conv_threads(s.B);
+  if (dinp || dweight) {
+    const WeightGrad dw{dweight, workspace, per_thread, conv2d_image_floats(s), weight_floats(s), T};
+    dw.begin();
+    for_each_image(s.B, T, workspace, per_thread, [&](int b, float* ws, int t) {
+      const float* x = inp + b * in_image;
+      const float* dy = dout + b * out_image;  // [OC, P]
+      float* dx = dinp ? dinp + b * in_image : nullptr;
+      float* dW = dw.for_thread(t);
+      if (pointwise(s)) {
+        // dW[OC, C] += dy[OC, P] * x[C, P]^T;  dx[C, P] += W[OC, C]^T * dy[OC, P]
+        if (dW) gemm_f32(false, true, s.OC, s.C, P, 1.0f, dy, P, x, P, 1.0f, dW, s.C);
+        if (dx) gemm_f32(true, false, s.C, P, s.OC, 1.0f, weight, s.C, dy, P, 1.0f, dx, P);
+        return;
       }
-    }
+      float* padded = ws;        // [C, Hp, Wp] when pad > 0
+      float* rows = ws + npad;   // [P, CKK]
+      if (dW) {
+        // dW[OC, CKK] += dy[OC, P] * rows[P, CKK]     (y = W rows^T, so dL/dW = dy rows)
+        if (s.pad > 0) pad_image(padded, x, s.C, s.H, s.W, s.pad);
+        im2row(rows, s.pad > 0 ? padded : x, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+        gemm_f32(false, false, s.OC, CKK, P, 1.0f, dy, P, rows, CKK, 1.0f, dW, CKK);
+      }
+      if (dx) {
+        // drows[P, CKK] = dy[OC, P]^T * W[OC, CKK]; dx = row2im(drows)   (row2im is im2row's adjoint)
+        gemm_f32(true, false, P, CKK, s.OC, 1.0f, dy, P, weight, CKK, 0.0f, rows, CKK);
+        if (s.pad > 0) {
+          zero(padded, npad);
+          row2im(padded, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+          unpad_image(dx, padded, nullptr, true, s.C, s.H, s.W, s.pad);
+        } else {
+          row2im(dx, rows, s.C, Hp, Wp, OH, OW, s.KH, s.KW, s.stride);
+        }
+      }
+    });
+    dw.end();
   }
   // db[OC] += sum over b, oh, ow of dy   (the bias is added at every position)
   if (dbias) sum_bias(dbias, dout, s.B, s.OC, P);
@@ -239,11 +327,11 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // [C, H, W] with weight [C, OC*KH*KW]. Per image b, with OKK = OC*KH*KW and N = H*W:
 //   rows[N, OKK] = inp_b[C, N]^T * weight[C, OKK];  out_b = row2im(rows) (+ bias), through a
 //   zero-padded output
-// Workspace: rows (N*OKK) and one padded output (OC*(OH+2p)*(OW+2p)).
+// Workspace per thread: rows (N*OKK), one padded output (OC*(OH+2p)*(OW+2p)) and, with threads, a
+// weight-gradient partial.
 
 size_t conv_transpose2d_workspace_floats(const ConvShape& s) {
-  return static_cast<size_t>(s.OC) * s.KH * s.KW * s.H * s.W +
-         padded_floats(s.OC, s.tconv_oh(), s.tconv_ow(), s.pad);
+  return threaded_workspace(tconv_image_floats(s), weight_floats(s));
 }
 
 void conv_transpose2d_forward(float* out, const float* inp, const float* weight, const float* bias,
@@ -253,10 +341,11 @@ void conv_transpose2d_forward(float* out, const float* inp, const float* weight,
   const int OHp = OH + 2 * s.pad, OWp = OW + 2 * s.pad;
   const size_t in_image = static_cast<size_t>(s.C) * N, out_image = static_cast<size_t>(s.OC) * OH * OW;
   const size_t npad = padded_floats(s.OC, OH, OW, s.pad);
-  float* padded = workspace;       // [OC, OHp, OWp] when pad > 0
-  float* rows = workspace + npad;  // [N, OKK]
-  for (int b = 0; b < s.B; b++) {
+  const int T = conv_threads(s.B);
+  for_each_image(s.B, T, workspace, tconv_image_floats(s) + weight_floats(s), [&](int b, float* ws, int) {
     float* y = out + b * out_image;
+    float* padded = ws;        // [OC, OHp, OWp] when pad > 0
+    float* rows = ws + npad;   // [N, OKK]
     gemm_f32(true, false, N, OKK, s.C, 1.0f, inp + b * in_image, N, weight, OKK, 0.0f, rows, OKK);
     if (s.pad > 0) {
       zero(padded, npad);
@@ -267,7 +356,7 @@ void conv_transpose2d_forward(float* out, const float* inp, const float* weight,
       row2im(y, rows, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
       if (bias) add_bias(y, bias, 1, s.OC, OH * OW);
     }
-  }
+  });
 }
 
 void conv_transpose2d_backward(float* dinp, float* dweight, float* dbias, const float* dout,
@@ -277,17 +366,26 @@ void conv_transpose2d_backward(float* dinp, float* dweight, float* dbias, const 
   const int OH = s.tconv_oh(), OW = s.tconv_ow(), N = s.H * s.W, OKK = s.OC * s.KH * s.KW;
   const int OHp = OH + 2 * s.pad, OWp = OW + 2 * s.pad;
   const size_t in_image = static_cast<size_t>(s.C) * N, out_image = static_cast<size_t>(s.OC) * OH * OW;
-  float* padded = workspace;                                     // [OC, OHp, OWp] when pad > 0
-  float* rows = workspace + padded_floats(s.OC, OH, OW, s.pad);  // [N, OKK]
-  for (int b = 0; b < s.B && (dinp || dweight); b++) {
-    // drows[N, OKK] = im2row(dy)   (out = row2im(rows), and im2row is row2im's adjoint)
-    const float* dy = dout + b * out_image;
-    if (s.pad > 0) pad_image(padded, dy, s.OC, OH, OW, s.pad);
-    im2row(rows, s.pad > 0 ? padded : dy, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
-    // dW[C, OKK] += x[C, N] * drows[N, OKK]   (rows = x^T W, so dL/dW = x drows)
-    if (dweight) gemm_f32(false, false, s.C, OKK, N, 1.0f, inp + b * in_image, N, rows, OKK, 1.0f, dweight, OKK);
-    // dx[C, N] += W[C, OKK] * drows[N, OKK]^T   (rows = x^T W, so dL/dx = W drows^T)
-    if (dinp) gemm_f32(false, true, s.C, N, OKK, 1.0f, weight, OKK, rows, OKK, 1.0f, dinp + b * in_image, N);
+  const size_t npad = padded_floats(s.OC, OH, OW, s.pad);
+  const size_t per_thread = tconv_image_floats(s) + weight_floats(s);
+  const int T = conv_threads(s.B);
+  if (dinp || dweight) {
+    const WeightGrad dw{dweight, workspace, per_thread, tconv_image_floats(s), weight_floats(s), T};
+    dw.begin();
+    for_each_image(s.B, T, workspace, per_thread, [&](int b, float* ws, int t) {
+      float* padded = ws;        // [OC, OHp, OWp] when pad > 0
+      float* rows = ws + npad;   // [N, OKK]
+      float* dW = dw.for_thread(t);
+      // drows[N, OKK] = im2row(dy)   (out = row2im(rows), and im2row is row2im's adjoint)
+      const float* dy = dout + b * out_image;
+      if (s.pad > 0) pad_image(padded, dy, s.OC, OH, OW, s.pad);
+      im2row(rows, s.pad > 0 ? padded : dy, s.OC, OHp, OWp, s.H, s.W, s.KH, s.KW, s.stride);
+      // dW[C, OKK] += x[C, N] * drows[N, OKK]   (rows = x^T W, so dL/dW = x drows)
+      if (dW) gemm_f32(false, false, s.C, OKK, N, 1.0f, inp + b * in_image, N, rows, OKK, 1.0f, dW, OKK);
+      // dx[C, N] += W[C, OKK] * drows[N, OKK]^T   (rows = x^T W, so dL/dx = W drows^T)
+      if (dinp) gemm_f32(false, true, s.C, N, OKK, 1.0f, weight, OKK, rows, OKK, 1.0f, dinp + b * in_image, N);
+    });
+    dw.end();
   }
   // db[OC] += sum over b, oh, ow of dy
   if (dbias) sum_bias(dbias, dout, s.B, s.OC, OH * OW);

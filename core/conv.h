@@ -1,7 +1,8 @@
 // Convolutions, NCHW, PyTorch semantics and weight layouts; forward and backward side by side.
 // Backward ACCUMULATES (+=) into dinp, dweight, dbias (any may be null to skip). No allocation: callers
-// pass a workspace of at least `workspace_floats(s)` floats for the same shape s (one image's patch
-// rows and one zero-padded image: it does not grow with the batch).
+// pass a workspace of at least `workspace_floats(s)` floats for the same shape s (per thread: one
+// image's patch rows, one zero-padded image and a weight-gradient partial; it does not grow with the
+// batch). With set_num_threads(n > 1), natively, the images are shared out among n threads.
 // Letters: B batch, C input channels, OC output channels, H W input size, OH OW output size,
 // KH KW kernel size.
 #pragma once

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 
 #include <Eigen/Core>
 #if defined(LATENTLAB_HAVE_OPENBLAS)
@@ -136,6 +137,7 @@ GemmBackend gemm_backend() { return g_backend; }
 namespace {
 GemmTraceFn g_trace = nullptr;
 void* g_trace_ctx = nullptr;
+std::mutex g_trace_mutex;
 }  // namespace
 
 void set_gemm_trace(GemmTraceFn fn, void* ctx) {
@@ -145,7 +147,11 @@ void set_gemm_trace(GemmTraceFn fn, void* ctx) {
 
 void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
-  if (g_trace) g_trace(g_trace_ctx, trans_a, trans_b, M, N, K, beta);
+  if (g_trace) {
+    // The convolutions call gemm_f32 from several threads at once: one observer call at a time.
+    std::lock_guard<std::mutex> lock(g_trace_mutex);
+    g_trace(g_trace_ctx, trans_a, trans_b, M, N, K, beta);
+  }
   switch (g_backend) {
     case GemmBackend::kScalar:
       gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -166,18 +172,40 @@ void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
   }
 }
 
-int set_num_threads(int n) {
-  n = n < 1 ? 1 : n;
+namespace {
+int g_threads = 1;
+
+void set_gemm_threads(int n) {
 #if defined(LATENTLAB_HAVE_OPENMP)
   Eigen::setNbThreads(n);
-  omp_set_num_threads(n);
-#else
-  n = 1;
 #endif
 #if defined(LATENTLAB_HAVE_OPENBLAS)
   openblas_set_num_threads(n);
 #endif
+  (void)n;
+}
+}  // namespace
+
+int set_num_threads(int n) {
+  n = n < 1 ? 1 : n;
+#if defined(LATENTLAB_HAVE_OPENMP)
+  omp_set_num_threads(n);
+#else
+  n = 1;
+#endif
+  set_gemm_threads(n);
+  g_threads = n;
   return n;
+}
+
+int num_threads() { return g_threads; }
+
+SerialGemmScope::SerialGemmScope() : saved_(g_threads) {
+  if (saved_ > 1) set_gemm_threads(1);
+}
+
+SerialGemmScope::~SerialGemmScope() {
+  if (saved_ > 1) set_gemm_threads(saved_);
 }
 
 }  // namespace ll

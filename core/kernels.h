@@ -52,12 +52,27 @@ const char* gemm_backend_name(GemmBackend backend);  // "scalar", "eigen", "wasm
 
 // Observes every gemm_f32() call (its shape, not its data) until reset with nullptr: the benchmark
 // records one training step's products to time them bare (the step's GEMM floor). One test of a
-// pointer per call when unset.
+// pointer per call when unset; calls from several threads (the convolutions' threads) are serialised.
 using GemmTraceFn = void (*)(void* ctx, bool trans_a, bool trans_b, int M, int N, int K, float beta);
 void set_gemm_trace(GemmTraceFn fn, void* ctx);
 
-// Threads the GEMM may use (native builds with OpenMP: Eigen's and OpenBLAS's; elsewhere always 1).
-// Returns the number set.
+// Threads the GEMM may use (native builds with OpenMP: Eigen's and OpenBLAS's; elsewhere always 1),
+// and the convolutions' OpenMP threads over the images of a batch. Returns the number set.
 int set_num_threads(int n);
+int num_threads();  // the number set_num_threads() set (1 until called)
+
+// While alive, every gemm_f32 runs on its calling thread alone (OpenBLAS's and Eigen's threads set to
+// one), so that a caller may run GEMMs on several threads at once; the count is restored after. Create
+// and destroy it outside any parallel region.
+class SerialGemmScope {
+ public:
+  SerialGemmScope();
+  ~SerialGemmScope();
+  SerialGemmScope(const SerialGemmScope&) = delete;
+  SerialGemmScope& operator=(const SerialGemmScope&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace ll

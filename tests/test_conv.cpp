@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+#if defined(LATENTLAB_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
 #include "core/json.h"
 #include "core/kernels.h"
 #include "tests/test_util.h"
@@ -186,6 +190,24 @@ TEST(Conv, ConvTranspose2dFastMatchesScalarEigenGemm) {
 TEST(Conv, ConvTranspose2dFastMatchesScalarScalarGemm) {
   check_parity(Kind::kTConv, GemmBackend::kScalar);
 }
+// Two threads share out the images (B 1..3 in odd_shapes), each with its slice of the workspace and a
+// weight-gradient partial; same oracle, same tolerance.
+struct ThreadGuard {
+  explicit ThreadGuard(int n) { set_num_threads(n); }
+  ~ThreadGuard() { set_num_threads(1); }
+};
+TEST(Conv, FastMatchesScalarOnTwoThreads) {
+#if defined(LATENTLAB_HAVE_OPENMP)
+  if (omp_get_num_procs() < 2) GTEST_SKIP() << "one processor: the convolutions never use threads here";
+  ThreadGuard threads(2);
+  ASSERT_EQ(num_threads(), 2);
+  check_parity(Kind::kConv, gemm_backend());
+  check_parity(Kind::kTConv, gemm_backend());
+#else
+  GTEST_SKIP() << "built without OpenMP: the convolutions never use threads";
+#endif
+}
+
 #if defined(LATENTLAB_HAVE_OPENBLAS)
 TEST(Conv, Conv2dFastMatchesScalarOpenBlasGemm) { check_parity(Kind::kConv, GemmBackend::kOpenBlas); }
 TEST(Conv, ConvTranspose2dFastMatchesScalarOpenBlasGemm) { check_parity(Kind::kTConv, GemmBackend::kOpenBlas); }
