@@ -9,7 +9,9 @@
 //                                                 lowest k), z_q = e_idx
 //   decoder.0  Conv2d(D, 64, k3 p1)               z_q -> [B,64,g,g], ReLU
 //   decoder.2  ConvTranspose2d(64, 32, k4 s2 p1)  -> [B,32,S/2,S/2], ReLU
-//   decoder.4  ConvTranspose2d(32, 1, k4 s2 p1)   -> [B,1,S,S]: the reconstruction, raw (MSE model)
+//   decoder.4  ConvTranspose2d(32, 1, k4 s2 p1)   -> [B,1,S,S], then a sigmoid (hyperparameter
+//                                                 "sigmoid_output", default 1; 0: the raw output, as
+//                                                 files made before it): the reconstruction (MSE model)
 // Straight-through estimator: the decoder reads z_e + sg(z_q - z_e) (= z_q), so the gradient at the
 // decoder input is copied to z_e; the reconstruction loss does not reach the codebook.
 // Loss per image (P = S*S pixels, s = P / (G*D)):
@@ -131,6 +133,7 @@ class VqVae : public Model {
   float beta_ = 0.25f, scale_vq_ = 1.0f;
   double decay_ = 0.9;
   int dead_steps_ = 0;
+  bool sigmoid_output_ = true;
   int codebook_ = -1;  // slot id
 
   int B_ = 0;

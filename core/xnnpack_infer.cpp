@@ -82,6 +82,7 @@ void XnnpackInference::reset() {
   kind_.clear();
   B_ = 0, threads_ = 1, P_ = 0;
   input_ = logits_ = out_ = code_ = zq_ = -1;
+  vq_sigmoid_ = false;
   encoder_ops_ = 0, G_ = K_ = D_ = 0;
   codebook_.clear();
   idx_.clear();
@@ -205,7 +206,10 @@ Status XnnpackInference::build_vqvae(const Model& model) {
   encoder_ops_ = static_cast<int>(ops_.size());
   if (!(s = conv("decoder.0", vq->dec0, g, true, zq_, d0)).ok()) return s;
   if (!(s = deconv("decoder.2", vq->dec2, g, true, d0, d2)).ok()) return s;
-  return deconv("decoder.4", vq->dec4, h, false, d2, out_);
+  // With a sigmoid output (the default) decoder.4 writes logits and run() applies the core's sigmoid.
+  vq_sigmoid_ = model.config().get("sigmoid_output") != 0.0;
+  if (vq_sigmoid_) logits_ = add_buffer(static_cast<size_t>(P_));
+  return deconv("decoder.4", vq->dec4, h, false, d2, vq_sigmoid_ ? logits_ : out_);
 }
 
 Status XnnpackInference::setup(const Model& model, int B, int threads) {
@@ -301,7 +305,9 @@ Status XnnpackInference::run(const float* x, int B) {
     for (int r = 0; r < N; r++)
       std::memcpy(zq + static_cast<size_t>(r) * D_, codebook_.data() + static_cast<size_t>(idx_[r]) * D_,
                   sizeof(float) * D_);
-    return run_ops(encoder_ops_, static_cast<int>(ops_.size()));
+    if (!(s = run_ops(encoder_ops_, static_cast<int>(ops_.size()))).ok()) return s;
+    if (vq_sigmoid_) sigmoid_forward(buf(out_), buf(logits_), n);
+    return Status();
   }
   if (!(s = run_ops(0, static_cast<int>(ops_.size()))).ok()) return s;
   sigmoid_forward(buf(out_), buf(logits_), n);

@@ -130,7 +130,8 @@ class XnnpackInference {
   std::vector<Op> ops_;
   std::vector<size_t> per_image_;        // floats per image of each buffer
   std::vector<std::vector<float>> bufs_;
-  int input_ = -1, logits_ = -1, out_ = -1;  // buffer ids (logits_: the Bernoulli models only)
+  int input_ = -1, logits_ = -1, out_ = -1;  // buffer ids (logits_: the Bernoulli models and a VQ-VAE's sigmoid output)
+  bool vq_sigmoid_ = false;                  // the VQ-VAE's decoder.4 is followed by a sigmoid
   // VQ-VAE: ops_[0, encoder_ops_) are the encoder, the rest the decoder; quantisation in between reads
   // code_ ([B*G, D] rows) and writes zq_ (the same shape).
   int encoder_ops_ = 0, code_ = -1, zq_ = -1;

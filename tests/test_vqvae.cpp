@@ -22,8 +22,11 @@ namespace {
 // Small images (8 x 8: a 2 x 2 code grid) keep the finite differences fast.
 constexpr int kSide = 8, kPixels = kSide * kSide;
 
+// The raw decoder output unless `sigmoid`: the finite-difference checks of the whole network need it
+// (float32 outputs near 0.5, as a sigmoid's start, round at 3e-8 each, which swamps differences of the
+// loss over 1e-3 steps); SigmoidOutputGradient checks the sigmoid stage on its own.
 std::unique_ptr<VqVae> make_vq(bool ema, int B, int K = 5, int D = 3, int dead_steps = 0,
-                               uint64_t seed = 11) {
+                               uint64_t seed = 11, bool sigmoid = false) {
   ModelConfig c;
   c.kind = "vqvae";
   c.input = kPixels;
@@ -31,6 +34,7 @@ std::unique_ptr<VqVae> make_vq(bool ema, int B, int K = 5, int D = 3, int dead_s
   c.hyper["code_dim"] = D;
   c.hyper["ema"] = ema ? 1 : 0;
   c.hyper["dead_code_steps"] = dead_steps;
+  c.hyper["sigmoid_output"] = sigmoid ? 1 : 0;
   std::unique_ptr<Model> m;
   Status s = create_model(c, &m);
   EXPECT_TRUE(s.ok()) << s.message();
@@ -227,6 +231,40 @@ void check_all_gradients(bool ema) {
 
 TEST(VqVae, GradientCheckEveryTensor) { check_all_gradients(false); }
 TEST(VqVae, GradientCheckEveryTensorWithEma) { check_all_gradients(true); }
+
+// The sigmoid output (the default): the reconstruction is sigmoid(raw), in (0, 1), and the gradient
+// goes through sigma' = y (1 - y). decoder.4's weight and bias reach the loss through the sigmoid
+// alone (no ReLU after them), so the loss is smooth in them and larger steps are exact enough; the
+// layers before share the raw model's code, checked above.
+TEST(VqVae, SigmoidOutputGradient) {
+  const int B = 3;
+  auto m = make_vq(false, B, 5, 3, 0, 11, /*sigmoid=*/true);
+  Rng rng(12);
+  auto x = test::random_vector(rng, B * kPixels, 0.0f, 1.0f);
+  codebook_from_data(*m, x.data(), B, 5);
+  Surrogate f(m.get(), x.data(), B);
+  Rng r1(1);
+  m->forward(x.data(), x.data(), B, r1, ZMode::kMean);
+  for (int i = 0; i < B * kPixels; i++) {
+    ASSERT_GT(m->reconstruction()[i], 0.0f);
+    ASSERT_LT(m->reconstruction()[i], 1.0f);
+  }
+  ParamArena& a = m->params();
+  a.zero_grad();
+  m->backward(1.0f);
+  for (const char* name : {"decoder.4.weight", "decoder.4.bias"}) {
+    const TensorSlot* slot = nullptr;
+    for (const TensorSlot& t : a.slots()) {
+      if (t.name == name) slot = &t;
+    }
+    ASSERT_NE(slot, nullptr) << name;
+    auto r = fd_check([&](bool* c) { return f(c); }, a.params.data() + slot->offset,
+                      a.grads.data() + slot->offset, slot->size, 1e-2f, 60, 3);
+    EXPECT_LT(r.norm_rel_error, 1e-3) << name << " worst " << r.worst << " analytic " << r.worst_analytic
+                                      << " numeric " << r.worst_numeric;
+    EXPECT_GE(r.checked, std::min<int>(static_cast<int>(slot->size), 60) / 2) << name;
+  }
+}
 
 TEST(VqVae, StraightThroughCopiesTheDecoderInputGradient) {
   const int B = 2;

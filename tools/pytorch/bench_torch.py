@@ -52,7 +52,7 @@ class VQVAE(nn.Module):
         self.codebook = nn.Embedding(K, D)
         self.codebook.weight.data.uniform_(-1 / K, 1 / K)
         self.decoder = nn.Sequential(nn.Conv2d(D, 64, 3, 1, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
-                                     nn.ConvTranspose2d(32, 1, 4, 2, 1))
+                                     nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Sigmoid())  # as LatentLab's default
         self.beta = beta
 
     def loss(self, x):
