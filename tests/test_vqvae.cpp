@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/idx.h"
+#include "core/layers.h"
 #include "core/model_file.h"
 #include "core/safetensors.h"
 #include "core/trainer.h"
@@ -544,6 +545,40 @@ TEST(VqVae, TrainingReducesTheLossAndIsDeterministic) {
   };
   auto a = run(21), b = run(21);
   ASSERT_EQ(a, b);
+}
+
+// A file written before the sigmoid output existed names every other hyperparameter but not
+// "sigmoid_output": it loads with the raw output it was trained with, and a current file keeps its own.
+TEST(VqVae, FilesBeforeTheSigmoidOutputLoadRaw) {
+  const int B = 2;
+  auto m = make_vq(false, B, 6, 5, 0, 11, /*sigmoid=*/true);
+  std::vector<TensorToWrite> tensors;
+  for (const TensorSlot& t : m->params().slots())
+    tensors.push_back({t.name, t.shape, m->params().params.data() + t.offset});
+  std::string config = m->config().to_json();
+  const std::string key = ",\"sigmoid_output\":1";
+  const size_t at = config.find(key);
+  ASSERT_NE(at, std::string::npos) << config;
+  std::unique_ptr<Model> now, before;
+  auto current = write_safetensors(tensors, {{"latentlab.model", "vqvae"}, {"latentlab.config", config}});
+  ASSERT_TRUE(load_model(current.data(), current.size(), &now).ok());
+  EXPECT_EQ(now->config().get("sigmoid_output"), 1);
+  config.erase(at, key.size());
+  auto old = write_safetensors(tensors, {{"latentlab.model", "vqvae"}, {"latentlab.config", config}});
+  Status s = load_model(old.data(), old.size(), &before);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(before->config().get("sigmoid_output"), 0);
+  // The raw model's reconstruction is the logit of the sigmoid model's.
+  Rng rng(5);
+  auto x = test::random_vector(rng, B * kPixels, 0.0f, 1.0f);
+  now->reserve(B);
+  before->reserve(B);
+  Rng r1(1), r2(1);
+  now->forward(x.data(), x.data(), B, r1, ZMode::kMean);
+  before->forward(x.data(), x.data(), B, r2, ZMode::kMean);
+  for (int i = 0; i < B * kPixels; i++) {
+    ASSERT_NEAR(now->reconstruction()[i], stable_sigmoid(before->reconstruction()[i]), 1e-6) << i;
+  }
 }
 
 TEST(VqVae, ModelFileRoundTripAndInference) {
