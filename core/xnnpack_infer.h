@@ -5,7 +5,8 @@
 //                  sigmoid: what Model::forward with ZMode::kMean reconstructs
 //   ae, dae        encoder.0 + ReLU -> encoder.2 -> decoder.0 + ReLU -> decoder.2 -> sigmoid
 //   vqvae          the encoder convolutions in NHWC -> nearest codes (vq_nearest on the NHWC rows, which
-//                  are exactly the [B*G, D] cells) -> decoder.0 + ReLU -> two deconvolutions (raw output)
+//                  are exactly the [B*G, D] cells) -> decoder.0 + ReLU -> two deconvolutions -> sigmoid
+//                  (with sigmoid_output = 1, the default; files made before it have the raw output)
 // ReLUs are fused into the operators (output_min = 0); the sigmoid is the core's (sigmoid_forward).
 // Other kinds are refused with a message. The core stays the specification: tests/test_xnnpack.cpp holds
 // each supported kind to the core's reconstruction.
@@ -48,12 +49,27 @@ inline bool xnnpack_supports_kind(const std::string& kind) {
 }
 
 // The backend used when none is asked for: XNNPACK only where `latentlab bench` measured it faster than
-// the core, per model kind and case (B = 1: single-image latency; B > 1: batch throughput). Not measured
-// yet: the core everywhere.
-inline InferenceBackend default_inference_backend(const std::string& kind, int B) {
+// the core, per model kind and case: B = 1 (single-image latency) or B > 1 (batch throughput), on
+// `threads` threads. Measured with `latentlab bench --model M --threads T --seconds 1` at commit bc5edd2
+// (the core: OpenBLAS 0.3.21 and the patch-row convolutions), the two backends in turns within each
+// run, 5 runs per row, medians (min-max) of the in-run ratios, this 2-core machine, 2026-12-02:
+//   kind   T  single image: core / XNNPACK ms, ratio   batch 128: XNNPACK / core images/s, ratio
+//   vae    1  0.220 / 0.051  4.28x (4.04-4.33)         68,864 /  57,274  1.21x (1.18-1.37)
+//   ae     1  0.212 / 0.050  4.21x (3.95-4.30)         71,723 /  62,420  1.17x (1.15-1.34)
+//   vqvae  1  0.139 / 0.081  1.75x (1.64-1.85)         10,533 /   6,246  1.69x (1.63-1.81)
+//   vae    2  0.227 / 0.037  6.01x (3.36-7.97)        121,371 /  80,459  1.55x (0.34-1.67)
+//   ae     2  0.211 / 0.036  5.92x (3.34-6.86)         68,910 /  83,973  0.70x (0.07-1.49)
+//   vqvae  2  0.164 / 0.070  2.29x (1.89-2.88)         21,991 /  10,178  2.09x (2.04-2.21)
+// (T = 1 with another single-threaded job on the other core throughout; T = 2 on an idle machine at the
+// start of each run, though other jobs started during some.) XNNPACK wins every single-image case and
+// every one-thread batch. The exception is the MLPs' batches on more than one thread: on the idle
+// machine XNNPACK was 1.35-1.48x faster (5 runs each at bbd4265), but whenever another process took a
+// core its 2-thread pool fell to 4,000-17,000 images/s (its workers wait for a core) while the core's
+// OpenBLAS stayed at 40,000-80,000, so the core keeps those. Re-measure when the core's kernels change.
+inline InferenceBackend default_inference_backend(const std::string& kind, int B, int threads = 1) {
   if (!xnnpack_built() || !xnnpack_supports_kind(kind)) return InferenceBackend::kCore;
-  (void)B;
-  return InferenceBackend::kCore;
+  if (B > 1 && threads > 1 && kind != "vqvae") return InferenceBackend::kCore;
+  return InferenceBackend::kXnnpack;
 }
 
 #if defined(LATENTLAB_HAVE_XNNPACK)
@@ -87,8 +103,8 @@ class XnnpackInference {
   int batch() const { return B_; }
   int threads() const { return threads_; }
   const std::string& kind() const { return kind_; }
-  // From the last run: [B, P] pixel probabilities (vae, ae families) or raw values (vqvae); null before
-  // a setup.
+  // From the last run: [B, P] pixel probabilities (vae, ae families), pixel values (vqvae; raw values
+  // with sigmoid_output = 0); null before a setup.
   const float* reconstruction() const { return ready() ? buf(out_) : nullptr; }
   // From the last run of a VQ-VAE: code indices [B, G] (raster order, as VqVae::indices()); null for
   // other kinds.

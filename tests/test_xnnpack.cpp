@@ -25,8 +25,8 @@
 namespace ll {
 namespace {
 
-// Tolerances. Pixel probabilities in [0, 1]: absolute. The VQ-VAE's raw outputs: relative to the largest
-// magnitude of the core's output. Both are float32 through 4-6 layers with different summation orders
+// Tolerances. Pixel probabilities in [0, 1]: absolute. The VQ-VAE's outputs (in [0, 1], or raw with
+// sigmoid_output = 0): relative to the largest magnitude of the core's output. Both are float32 through 4-6 layers with different summation orders
 // (XNNPACK's microkernels against OpenBLAS/Eigen, im2col against indirect convolution); the figures
 // measured here are printed by each test and sit one to two orders of magnitude below these.
 constexpr double kProbTol = 1e-5;
@@ -141,9 +141,11 @@ TEST_F(XnnpackTest, DeconvolutionLayoutMatchesScalarConvTranspose2d) {
 
 // ---- whole models ----
 
+// "vqvae_raw": a VQ-VAE with sigmoid_output = 0 (the raw decoder.4 output, as older files).
 std::unique_ptr<Model> make_model(const std::string& kind, uint64_t seed) {
   ModelConfig config;
   config.kind = kind;
+  if (kind == "vqvae_raw") config.kind = "vqvae", config.hyper["sigmoid_output"] = 0;
   std::unique_ptr<Model> m;
   Status s = create_model(config, &m);
   EXPECT_TRUE(s.ok()) << s.message();
@@ -234,7 +236,7 @@ double expect_parity(Model& model, XnnpackInference& xnn, const std::vector<floa
   }
   if (model.config().kind == "vqvae") {
     err /= std::max(scale, 1e-30);
-    EXPECT_LT(err, kRawRelTol) << what << ": relative error of the raw reconstruction";
+    EXPECT_LT(err, kRawRelTol) << what << ": relative error of the reconstruction";
   } else {
     EXPECT_LT(err, kProbTol) << what << ": absolute error of the pixel probabilities";
   }
@@ -300,7 +302,8 @@ TEST_P(XnnpackModelTest, WeightsArePackedAtSetup) {
   other.reset();
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, XnnpackModelTest, ::testing::Values("vae", "beta_vae", "ae", "dae", "vqvae"));
+INSTANTIATE_TEST_SUITE_P(Kinds, XnnpackModelTest,
+                         ::testing::Values("vae", "beta_vae", "ae", "dae", "vqvae", "vqvae_raw"));
 
 // The trained models of models/ on real digits (the VQ-VAE's trained codebook spreads the cells over
 // many codes, unlike a random one).
@@ -341,6 +344,20 @@ TEST(XnnpackErrors, UnsupportedKindsAreRefusedWithAMessage) {
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.message().find("before a successful setup"), std::string::npos) << s.message();
   }
+}
+
+// The default backend follows the table in xnnpack_infer.h: XNNPACK wherever it measured faster,
+// the core for the MLPs' batches on more than one thread and for the kinds XNNPACK does not take.
+TEST(XnnpackDefault, FollowsTheMeasurements) {
+  for (const char* kind : {"vae", "beta_vae", "ae", "dae", "vqvae"}) {
+    EXPECT_EQ(default_inference_backend(kind, 1), InferenceBackend::kXnnpack) << kind;
+    EXPECT_EQ(default_inference_backend(kind, 128), InferenceBackend::kXnnpack) << kind;
+    EXPECT_EQ(default_inference_backend(kind, 1, 2), InferenceBackend::kXnnpack) << kind;
+  }
+  EXPECT_EQ(default_inference_backend("vqvae", 128, 2), InferenceBackend::kXnnpack);
+  for (const char* kind : {"vae", "beta_vae", "ae", "dae"})
+    EXPECT_EQ(default_inference_backend(kind, 128, 2), InferenceBackend::kCore) << kind;
+  EXPECT_EQ(default_inference_backend("conv_vae", 1), InferenceBackend::kCore);
 }
 
 TEST(XnnpackErrors, BadSizesAreRefused) {

@@ -73,8 +73,8 @@ int run_bench(const BenchOptions& o) {
   if (s.ok()) s = measure_step_gemm_floor(config, data, o.batch, 0.5, &floor_s, &flops);
   if (!s.ok()) return fail(s);
   const double latency_ms = infer[0].latency_ms;
-  const char* default_single = inference_backend_name(default_inference_backend(o.model, 1));
-  const char* default_batch = inference_backend_name(default_inference_backend(o.model, o.infer_batch));
+  const char* default_single = inference_backend_name(default_inference_backend(o.model, 1, threads));
+  const char* default_batch = inference_backend_name(default_inference_backend(o.model, o.infer_batch, threads));
   double prior16_ms = -1.0, prior1_ms = -1.0;
   if (!o.prior.empty()) {
     std::unique_ptr<PixelCnnPrior> prior;
