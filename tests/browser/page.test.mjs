@@ -130,8 +130,12 @@ test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async
   assert.equal(codes.length, 49);
   const cells = await page.$$eval('[data-testid=codegrid] .cell', (els) => els.map((e) => e.textContent));
   assert.deepEqual(cells.map(Number), codes);
+  // The page's usage is over its first 2,000 test digits (latentlab eval over all 10,000 gives the
+  // shipped model's 64 codes and perplexity 30.9; on this sample 29.9): most codes in use, none
+  // dominating.
   const usage = await metric(page, 'vqUsage');
-  assert.ok(usage.used >= 58 && usage.perplexity > 30, JSON.stringify(usage));
+  assert.equal(usage.images, 2000);
+  assert.ok(usage.used >= 58 && usage.perplexity > 25, JSON.stringify(usage));
   assert.equal(await page.$$eval('[data-testid=codebook] canvas', (c) => c.length), 64);
   await (await page.$('#vq')).screenshot({ path: path.join(shots, 'panel-vq.png') });
 });
