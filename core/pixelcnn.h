@@ -19,8 +19,18 @@
 // Masks are applied by keeping masked weights at zero: zeroed at init and on load, their gradients
 // zeroed in backward (so Adam never moves them). Tensor names as a PyTorch module would have them:
 // input_conv, layers.<i>, output.0, output.2 (each .weight [OC, C, k, k] and .bias); with two stacks
-// also input_vconv, input_v2h [C, C, 1, 1], vlayers.<i>, v2h.<i> [C, C, 1, 1]. The row-only masks keep
-// k x k weights (mostly zero) so that every masked conv is an ordinary Conv2d a PyTorch module can hold.
+// also input_vconv, input_v2h [C, C, 1, 1], vlayers.<i>, v2h.<i> [C, C, 1, 1]. In memory every masked
+// conv is k x k with its masked taps zero; a file stores its kernel at its true shape, the rows r0..r1
+// and columns c0..c1 of the mask that hold taps. Two stacks with 3x3 kernels: input_conv [C, K, 1, 1]
+// (the cell to the left), layers.<i> [C, C, 1, 2] (the left cell and the cell), input_vconv [C, K, 1, 3]
+// (the row above), vlayers.<i> [C, C, 2, 3] (the row above and the cell's row). In PyTorch each is an
+// nn.Conv2d of that kernel, padding 0, applied to F.pad(x, (p - c0, c1 - p, p - r0, r1 - p)), p = k/2.
+// (Files from before this hold the whole k x k kernels; they load as they are.)
+// Class-conditional ("classes" = N > 0, as in van den Oord et al. 2016b): every pre-activation (each
+// layer of each stack and the output head's hidden layer) adds a learned per-class bias, an
+// nn.Embedding(N, C) named cond_input_conv, cond_layers.<i>, cond_output and, with two stacks,
+// cond_input_vconv, cond_vlayers.<i> (each .weight [N, C]). p(grid) = sum_y p(y) p(grid | y) is then
+// a mixture over the classes, still a prior over code grids: sampling draws a class, then the grid.
 // Not a Model (its data are code grids, not images); it has its own save/load below.
 #pragma once
 #include <cstdint>
@@ -44,6 +54,7 @@ struct PixelCnnConfig {
   int layers = 5;  // residual type-B layers
   int kernel_a = 5, kernel_b = 3;
   int stacks = 1;  // 1: the single masked stack; 2: vertical + horizontal stacks (no blind spot)
+  int classes = 0;  // > 0: conditioned on a class label in [0, classes) (0: unconditional)
   std::string to_json() const;
   static Status from_json(const std::string& json, PixelCnnConfig* out);
   Status validate() const;
@@ -63,24 +74,31 @@ class PixelCnnPrior {
   void init(Rng& rng);
   // Zero the masked weights (after loading weights from elsewhere).
   void apply_masks();
+  // The [k*k] spatial mask of the convolution whose weight is arena slot `slot` (null if none).
+  const std::vector<float>* mask_of(int slot) const;
 
-  // codes [B, H*W] in [0, K). Computes logits [B, K, H*W] and nll() [B] (nats per grid).
-  void forward(const int32_t* codes, int B);
+  // codes [B, H*W] in [0, K); labels [B] in [0, classes) when the prior is class-conditional (else
+  // ignored, may be null). Computes logits [B, K, H*W] and nll() [B] (nats per grid, given the label).
+  void forward(const int32_t* codes, int B, const int32_t* labels = nullptr);
   // Accumulates scale * d(sum_b nll_b)/d(params); masked weights get zero gradient.
   void backward(float scale);
   const float* nll() const { return nll_.data(); }
   const float* logits() const { return logits_.data(); }
 
   // Ancestral sampling of whole grids, cell by cell in raster order; p ∝ exp(logit / temperature).
-  void sample(int32_t* codes, int B, float temperature, Rng& rng);
+  // labels as in forward().
+  void sample(int32_t* codes, int B, float temperature, Rng& rng, const int32_t* labels = nullptr);
   // Samples only cell `cell` of each grid given its earlier cells (later cells are ignored): the
   // one-cell-at-a-time step a page animates. Cells are raster indices in [0, H*W).
-  void sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng);
+  void sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng, const int32_t* labels = nullptr);
 
  private:
   // forward() over the first `rows` rows of each grid only (codes still [B, H*W]); the loss only when
   // rows == H. Logits are then [B, K, rows*W].
-  void forward_rows(const int32_t* codes, int B, int rows);
+  void forward_rows(const int32_t* codes, const int32_t* labels, int B, int rows);
+  // Class-conditional: pre[b, :, n] += E[labels[b], :] for every cell n; and its gradient into E.
+  void add_class_bias(float* pre, int embedding, int B, int HW) const;
+  void class_bias_backward(const float* dpre, int embedding, int B, int HW);
 
   PixelCnnConfig config_;
   ParamArena params_;
@@ -100,7 +118,12 @@ class PixelCnnPrior {
     const std::vector<float>* mask;
   };
   std::vector<ConvRef> convs_;
+  // Class embeddings [classes, C] (slot ids; -1 when unconditional): h stack per level, v stack per
+  // level (two stacks), output head.
+  std::vector<int> cond_h_, cond_v_;
+  int cond_out_ = -1;
   const int32_t* codes_ = nullptr;
+  const int32_t* labels_ = nullptr;
   std::vector<float> workspace_;
   // Activations [B, C, HW] (h_[0..layers], pre-activations pre_[0..layers]), output head, their grads.
   std::vector<float> onehot_;

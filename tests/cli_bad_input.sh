@@ -67,6 +67,9 @@ expect_error "IW bound of an AE" "--iw needs a VAE" eval --model-file "$tmp/ok.s
 expect_error "VQ-VAE sample without a prior" "--prior" sample --model-file "$repo/models/vqvae.safetensors" --out "$tmp/v.png"
 expect_error "prior on a non-VQ-VAE" "not a vqvae" train-prior --vqvae "$tmp/ok.safetensors"
 expect_error "unknown lr schedule" "lr-schedule" train-prior --vqvae "$repo/models/vqvae.safetensors" --lr-schedule step
+expect_error "prior classes below the labels" "--classes 5 but the data hold label" train-prior --vqvae "$repo/models/vqvae.safetensors" --classes 5
+expect_error "negative prior classes" "classes" train-prior --vqvae "$repo/models/vqvae.safetensors" --classes -1
+expect_error "export of a truncated file" "truncated" export --model-file "$tmp/truncated.safetensors" --out "$tmp/x.safetensors"
 expect_error "prior eval without --vqvae" "--vqvae" eval --model-file "$repo/models/vqvae_prior.safetensors"
 expect_error "tied is 0 or 1" "tied" train --model sparse_ae --tied 2 --epochs 1 --limit 128
 expect_error "tied on a VAE" "is not a setting of model 'vae'" train --model vae --tied 1

@@ -52,32 +52,38 @@ PixelCnnConfig tiny() {
   return c;
 }
 
-void check_causality(int stacks) {
+void check_causality(int stacks, int classes = 0) {
   PixelCnnConfig c = tiny();
   c.H = c.W = 5;
   c.stacks = stacks;
+  c.classes = classes;
   PixelCnnPrior prior(c);
   prior.reserve(1);
   Rng rng(2);
   prior.init(rng);
+  for (const TensorSlot& slot : prior.params().slots())
+    if (slot.name.rfind("cond_", 0) == 0)
+      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = rng.uniform() - 0.5f;
+  const int32_t label[1] = {classes - 1};
+  auto forward = [&](const std::vector<int32_t>& codes) { prior.forward(codes.data(), 1, label); };
   const int HW = 25;
   std::vector<int32_t> codes(HW);
   for (int& v : codes) v = static_cast<int32_t>(rng.below(5));
-  prior.forward(codes.data(), 1);
+  forward(codes);
   const std::vector<float> base(prior.logits(), prior.logits() + 5 * HW);
   for (int n = 0; n < HW; n++) {
     // Changing the cell itself or any later cell leaves the logits of cell n unchanged.
     for (int m = n; m < HW; m++) {
       std::vector<int32_t> changed = codes;
       changed[m] = (changed[m] + 1) % 5;
-      prior.forward(changed.data(), 1);
+      forward(changed);
       for (int k = 0; k < 5; k++) ASSERT_EQ(prior.logits()[k * HW + n], base[k * HW + n]) << n << " " << m;
     }
   }
   // ... while the cell just before does influence it (cell 6 = row 1, col 1 sees cell 5 to its left).
   std::vector<int32_t> changed = codes;
   changed[5] = (changed[5] + 1) % 5;
-  prior.forward(changed.data(), 1);
+  forward(changed);
   double diff = 0.0;
   for (int k = 0; k < 5; k++) diff += std::fabs(prior.logits()[k * HW + 6] - base[k * HW + 6]);
   EXPECT_GT(diff, 1e-4);
@@ -85,6 +91,10 @@ void check_causality(int stacks) {
 
 TEST(PixelCnn, LogitsOfACellDependOnlyOnEarlierCells) { check_causality(1); }
 TEST(PixelCnn, TwoStacksLogitsOfACellDependOnlyOnEarlierCells) { check_causality(2); }
+TEST(PixelCnn, ClassConditionalLogitsOfACellDependOnlyOnEarlierCells) {
+  check_causality(1, 4);
+  check_causality(2, 4);
+}
 
 // How much the logits of cell n move when cell m changes (summed over codes and 5 random grids).
 double influence(PixelCnnPrior& prior, int K, int HW, int n, int m) {
@@ -135,11 +145,12 @@ TEST(PixelCnn, TwoStacksHaveNoBlindSpot) {
   for (int m = 0; m < 24; m++) EXPECT_GT(influence(prior, c.K, 25, 24, m), 1e-5) << m;
 }
 
-void check_prior_gradients(int stacks) {
+void check_prior_gradients(int stacks, int classes = 0) {
   // One 3x3 grid: a small loss (little float32 noise in the differences) and few ReLUs (few kinks).
   PixelCnnConfig c = tiny();
   c.H = c.W = 3;
   c.stacks = stacks;
+  c.classes = classes;
   PixelCnnPrior prior(c);
   const int B = 1;
   prior.reserve(B);
@@ -154,10 +165,14 @@ void check_prior_gradients(int stacks) {
         float& b = prior.params().params[slot.offset + i];
         b = b < 0 ? std::min(b, -0.05f) : std::max(b, 0.05f);
       }
-  std::vector<int32_t> codes(B * 9);
+  // Class embeddings start at zero; give them values (the label's row gets a gradient, the others none).
+  for (const TensorSlot& slot : prior.params().slots())
+    if (slot.name.rfind("cond_", 0) == 0)
+      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = 0.3f * (rng.uniform() - 0.5f);
+  std::vector<int32_t> codes(B * 9), labels = {classes > 1 ? 1 : 0};
   for (int& v : codes) v = static_cast<int32_t>(rng.below(5));
   auto f = [&] {
-    prior.forward(codes.data(), B);
+    prior.forward(codes.data(), B, labels.data());
     return double(prior.nll()[0]);
   };
   f();
@@ -185,6 +200,10 @@ void check_prior_gradients(int stacks) {
       w[i] = saved;
     };
     for (size_t i = 0; i < slot.size; i++) {
+      if (slot.name.rfind("cond_", 0) == 0 && i / c.channels != static_cast<size_t>(labels[0])) {
+        EXPECT_EQ(g[i], 0.0f) << slot.name << " row of another class has a gradient";
+        continue;
+      }
       if (w[i] == 0.0f) {
         EXPECT_EQ(g[i], 0.0f) << slot.name << " masked entry " << i << " has a gradient";
         continue;
@@ -208,6 +227,54 @@ void check_prior_gradients(int stacks) {
 
 TEST(PixelCnn, GradientsMatchFiniteDifferences) { check_prior_gradients(1); }
 TEST(PixelCnn, TwoStacksGradientsMatchFiniteDifferences) { check_prior_gradients(2); }
+TEST(PixelCnn, ClassConditionalGradientsMatchFiniteDifferences) {
+  check_prior_gradients(1, 3);
+  check_prior_gradients(2, 3);
+}
+
+// Grids whose every cell holds the class label's code: a class-conditional prior learns them to an NLL
+// near 0, samples the asked class, and its causality holds whatever the label.
+TEST(PixelCnn, ClassConditionalPriorLearnsItsClassesAndSamplesThem) {
+  PixelCnnConfig c = tiny();
+  c.channels = 16;
+  c.stacks = 2;
+  c.classes = 5;
+  PixelCnnPrior prior(c);
+  const int B = 32, HW = 16;
+  prior.reserve(B);
+  Rng rng(4);
+  prior.init(rng);
+  Adam adam;
+  adam.config.lr = 1e-2;
+  double nll = 0.0;
+  std::vector<int32_t> grids(static_cast<size_t>(B) * HW), labels(B);
+  for (int step = 0; step < 300; step++) {
+    for (int b = 0; b < B; b++) {
+      labels[b] = static_cast<int32_t>(rng.below(5));
+      std::fill_n(grids.begin() + b * HW, HW, labels[b]);
+    }
+    prior.forward(grids.data(), B, labels.data());
+    nll = 0.0;
+    for (int b = 0; b < B; b++) nll += prior.nll()[b] / B;
+    prior.params().zero_grad();
+    prior.backward(1.0f / B);
+    adam.step(prior.params());
+  }
+  // The unconditional ideal is log 5 = 1.609 nats (the first cell); the label determines every cell.
+  EXPECT_LT(nll, 0.2);
+  std::vector<int32_t> s(static_cast<size_t>(B) * HW);
+  for (int b = 0; b < B; b++) labels[b] = b % 5;
+  prior.sample(s.data(), B, 1.0f, rng, labels.data());
+  int right = 0;
+  for (int i = 0; i < B * HW; i++) right += s[i] == labels[i / HW];
+  EXPECT_GE(right, B * HW * 95 / 100);
+  // The label shifts the logits of every cell, the first included.
+  std::vector<int32_t> other(B, 2);
+  prior.forward(grids.data(), 1, labels.data());
+  const std::vector<float> base(prior.logits(), prior.logits() + c.K * HW);
+  prior.forward(grids.data(), 1, other.data());
+  EXPECT_GT(std::fabs(prior.logits()[labels[0] * HW] - base[labels[0] * HW]), 1.0f);
+}
 
 // Grids whose cells all copy the first cell's code (uniform over K): the ideal NLL is log K per grid.
 std::vector<int32_t> copy_first_grids(int n, int K, int HW, Rng& rng) {
@@ -266,11 +333,12 @@ TEST(PixelCnn, TwoStacksLearnAnAutoregressiveDistributionAndSampleIt) { check_le
 // sample_cell computes only the rows up to the cell's own: its draws must equal draws from the full
 // forward's softmax with the same random numbers, for every cell, both architectures.
 TEST(PixelCnn, CellSamplingOnTheTruncatedGridMatchesTheFullForward) {
-  for (int stacks : {1, 2}) {
+  for (int stacks : {1, 2, 3}) {  // 3: two stacks, class-conditional
     PixelCnnConfig c = tiny();
     c.H = 5;
     c.W = 4;
-    c.stacks = stacks;
+    c.stacks = std::min(stacks, 2);
+    c.classes = stacks == 3 ? 3 : 0;
     PixelCnnPrior prior(c);
     const int B = 6, HW = 20, K = c.K;
     prior.reserve(B);
@@ -278,11 +346,14 @@ TEST(PixelCnn, CellSamplingOnTheTruncatedGridMatchesTheFullForward) {
     prior.init(init);
     for (float& w : prior.params().params) w *= 3.0f;  // peaked distributions: wrong logits show
     prior.apply_masks();
-    std::vector<int32_t> fast(static_cast<size_t>(B) * HW, 0), slow = fast;
+    for (const TensorSlot& slot : prior.params().slots())
+      if (slot.name.rfind("cond_", 0) == 0)
+        for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = 2.0f * (init.uniform() - 0.5f);
+    std::vector<int32_t> fast(static_cast<size_t>(B) * HW, 0), slow = fast, labels = {0, 1, 2, 2, 1, 0};
     Rng r_fast(9), r_slow(9);
     for (int cell = 0; cell < HW; cell++) {
-      prior.sample_cell(fast.data(), B, cell, 0.8f, r_fast);
-      prior.forward(slow.data(), B);
+      prior.sample_cell(fast.data(), B, cell, 0.8f, r_fast, labels.data());
+      prior.forward(slow.data(), B, labels.data());
       for (int b = 0; b < B; b++) {
         const float* l = prior.logits() + static_cast<size_t>(b) * K * HW;
         std::vector<double> p(K);
@@ -326,26 +397,35 @@ TEST(PixelCnn, FileRoundTripAndRejections) {
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"depth":4})", &bad).ok());
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"stacks":3})", &bad).ok());
   EXPECT_FALSE(PixelCnnConfig::from_json(R"({"stacks":2,"kernel_b":1})", &bad).ok());
-  // A config from before "stacks" existed is the single stack.
+  EXPECT_FALSE(PixelCnnConfig::from_json(R"({"classes":-1})", &bad).ok());
+  EXPECT_FALSE(PixelCnnConfig::from_json(R"({"classes":2000})", &bad).ok());
+  // A config from before "stacks" and "classes" existed is the unconditional single stack.
   ASSERT_TRUE(PixelCnnConfig::from_json(R"({"K":8,"channels":4})", &bad).ok());
   EXPECT_EQ(bad.stacks, 1);
+  EXPECT_EQ(bad.classes, 0);
 }
 
 TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
   PixelCnnConfig c = tiny();
   c.stacks = 2;
+  c.classes = 3;
   PixelCnnPrior prior(c);
   Rng rng(6);
   prior.init(rng);
+  for (const TensorSlot& slot : prior.params().slots())
+    if (slot.name.rfind("cond_", 0) == 0)
+      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = rng.uniform() - 0.5f;
   std::vector<std::string> names;
   for (const TensorSlot& slot : prior.params().slots()) names.push_back(slot.name);
-  for (const char* n : {"input_vconv.weight", "input_v2h.weight", "vlayers.1.weight", "v2h.1.bias"})
+  for (const char* n : {"input_vconv.weight", "input_v2h.weight", "vlayers.1.weight", "v2h.1.bias", "cond_input_conv.weight",
+                        "cond_layers.1.weight", "cond_input_vconv.weight", "cond_vlayers.1.weight", "cond_output.weight"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   for (DType dt : {DType::kF32, DType::kF16}) {
     auto bytes = save_prior(prior, {}, dt);
     std::unique_ptr<PixelCnnPrior> back;
     ASSERT_TRUE(load_prior(bytes.data(), bytes.size(), &back).ok());
     EXPECT_EQ(back->config().stacks, 2);
+    EXPECT_EQ(back->config().classes, 3);
     const std::vector<float>& a = prior.params().params;
     const std::vector<float>& b = back->params().params;
     for (size_t i = 0; i < a.size(); i++) {
@@ -354,6 +434,38 @@ TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
       }
       EXPECT_NEAR(b[i], a[i], dt == DType::kF32 ? 0.0 : 1e-3 * std::fabs(a[i]) + 1e-7) << i;
     }
+  }
+  // The file holds each masked kernel at its true shape: the taps its mask allows, nothing else.
+  {
+    auto bytes = save_prior(prior, {});
+    SafetensorsFile file;
+    ASSERT_TRUE(parse_safetensors(bytes.data(), bytes.size(), &file).ok());
+    const int C = c.channels, K = c.K;
+    const std::vector<std::pair<const char*, std::vector<int64_t>>> shapes = {
+        {"input_conv.weight", {C, K, 1, 1}}, {"layers.1.weight", {C, C, 1, 2}}, {"input_vconv.weight", {C, K, 1, 3}},
+        {"vlayers.1.weight", {C, C, 2, 3}}, {"v2h.1.weight", {C, C, 1, 1}},   {"output.2.weight", {K, C, 1, 1}}};
+    for (const auto& [name, shape] : shapes) {
+      const SafetensorsTensor* t = file.find(name);
+      ASSERT_NE(t, nullptr) << name;
+      EXPECT_EQ(t->shape, shape) << name;
+    }
+    // A file from before (whole k x k kernels) loads to the same weights.
+    std::vector<TensorToWrite> full;
+    for (const TensorSlot& slot : prior.params().slots())
+      full.push_back({slot.name, slot.shape, prior.params().params.data() + slot.offset});
+    auto old = write_safetensors(full, {{"latentlab.model", "pixelcnn_prior"}, {"latentlab.config", c.to_json()}});
+    std::unique_ptr<PixelCnnPrior> back;
+    ASSERT_TRUE(load_prior(old.data(), old.size(), &back).ok());
+    EXPECT_EQ(back->params().params, prior.params().params);
+    EXPECT_LT(bytes.size() * 3, old.size() * 2);  // tiny: 60% of the bytes (embeddings, 1x1 convs, biases stay)
+    // Any other shape is refused, naming the one expected.
+    for (TensorToWrite& t : full)
+      if (t.name == "vlayers.1.weight") t.shape = {C, C, 3, 2};
+    auto bad = write_safetensors(full, {{"latentlab.model", "pixelcnn_prior"}, {"latentlab.config", c.to_json()}});
+    Status s = load_prior(bad.data(), bad.size(), &back);
+    EXPECT_NE(s.message().find("'vlayers.1.weight' has the wrong shape for the prior (expected [6, 6, 2, 3]"),
+              std::string::npos)
+        << s.message();
   }
   // Its tensors without the vertical stack are not a two-stack prior.
   std::vector<TensorToWrite> tensors;

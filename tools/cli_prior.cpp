@@ -51,14 +51,32 @@ std::vector<int32_t> encode_all(VqVae& vq, const Dataset& data) {
   return codes;
 }
 
-// Mean NLL (nats per grid) of code grids under the prior.
-double prior_nll(PixelCnnPrior& prior, const std::vector<int32_t>& codes, int G) {
+// The data set's labels as the class-conditional prior's input (empty when the prior is unconditional).
+std::vector<int32_t> class_labels(const PixelCnnPrior& prior, const Dataset& data) {
+  if (prior.config().classes == 0) return {};
+  return std::vector<int32_t>(data.labels.labels.begin(), data.labels.labels.end());
+}
+
+// Labels for n samples of a class-conditional prior: each class equally often (i % classes), so 1,000
+// samples hold 100 of each digit; empty when the prior is unconditional.
+std::vector<int32_t> balanced_labels(const PixelCnnPrior& prior, int n) {
+  std::vector<int32_t> labels;
+  for (int i = 0; prior.config().classes > 0 && i < n; i++) labels.push_back(i % prior.config().classes);
+  return labels;
+}
+
+const int32_t* at(const std::vector<int32_t>& labels, size_t first) {
+  return labels.empty() ? nullptr : labels.data() + first;
+}
+
+// Mean NLL (nats per grid) of code grids under the prior (given their labels if it is conditional).
+double prior_nll(PixelCnnPrior& prior, const std::vector<int32_t>& codes, const std::vector<int32_t>& labels, int G) {
   const int n = static_cast<int>(codes.size() / G), batch = 250;
   prior.reserve(batch);
   double sum = 0.0;
   for (int first = 0; first < n; first += batch) {
     const int B = std::min(batch, n - first);
-    prior.forward(codes.data() + static_cast<size_t>(first) * G, B);
+    prior.forward(codes.data() + static_cast<size_t>(first) * G, B, at(labels, first));
     for (int b = 0; b < B; b++) sum += prior.nll()[b];
   }
   return n ? sum / n : 0.0;
@@ -77,27 +95,32 @@ std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
   return out;
 }
 
-// Fraction of images the judge classifies with probability >= threshold (a "recognisable digit").
-double recognisable(Classifier& judge, std::vector<float> images, int P, float threshold) {
+// Fraction of images the judge classifies with probability >= threshold (a "recognisable digit"); with
+// `labels`, *matched gets the fraction recognised as their own label.
+double recognisable(Classifier& judge, std::vector<float> images, int P, float threshold,
+                    const std::vector<int32_t>& labels = {}, double* matched = nullptr) {
   const int n = static_cast<int>(images.size() / P), batch = 250;
   for (float& v : images) v = std::clamp(v, 0.0f, 1.0f);
   judge.reserve(batch);
-  int count = 0;
+  int count = 0, same = 0;
   for (int first = 0; first < n; first += batch) {
     const int B = std::min(batch, n - first);
     judge.forward(images.data() + static_cast<size_t>(first) * P, nullptr, B);
     for (int b = 0; b < B; b++) {
       const float* p = judge.probs() + static_cast<size_t>(b) * judge.classes();
-      count += *std::max_element(p, p + judge.classes()) >= threshold;
+      const float* top = std::max_element(p, p + judge.classes());
+      count += *top >= threshold;
+      same += *top >= threshold && !labels.empty() && top - p == labels[first + b];
     }
   }
+  if (matched) *matched = n ? static_cast<double>(same) / n : 0.0;
   return n ? static_cast<double>(count) / n : 0.0;
 }
 
 // ---- train-prior ----
 struct PriorOptions {
   std::string vqvae, data = "mnist", out, dtype = "f32", lr_schedule = "constant";
-  int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1, stacks = 2, kernel_a = 5, kernel_b = 3;
+  int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1, stacks = 2, kernel_a = 5, kernel_b = 3, classes = 0;
   double lr = 1e-3;
   uint64_t seed = 1;
 };
@@ -125,11 +148,18 @@ int run_train_prior(const PriorOptions& o) {
   pc.stacks = o.stacks;
   pc.kernel_a = o.kernel_a;
   pc.kernel_b = o.kernel_b;
+  pc.classes = o.classes;
   if (!(s = pc.validate()).ok()) return fail(s);
+  for (const Dataset* d : {&train, &test})
+    for (uint8_t y : d->labels.labels)
+      if (y >= o.classes && o.classes > 0)
+        return fail("--classes " + std::to_string(o.classes) + " but the data hold label " + std::to_string(y));
   PixelCnnPrior prior(pc);
   Rng rng(o.seed, 1);
   prior.init(rng);
   prior.reserve(o.batch);
+  const std::vector<int32_t> train_labels = class_labels(prior, train), test_labels = class_labels(prior, test);
+  std::vector<int32_t> batch_labels(static_cast<size_t>(o.batch));
   Adam adam;
   adam.config.lr = o.lr;
   std::vector<uint32_t> order(train.size());
@@ -148,9 +178,11 @@ int run_train_prior(const PriorOptions& o) {
     double sum = 0.0;
     for (int first = 0; first < train.size(); first += o.batch) {
       const int B = std::min(o.batch, train.size() - first);
-      for (int b = 0; b < B; b++)
+      for (int b = 0; b < B; b++) {
         std::copy_n(train_codes.begin() + static_cast<size_t>(order[first + b]) * G, G, batch.begin() + static_cast<size_t>(b) * G);
-      prior.forward(batch.data(), B);
+        if (!train_labels.empty()) batch_labels[b] = train_labels[order[first + b]];
+      }
+      prior.forward(batch.data(), B, train_labels.empty() ? nullptr : batch_labels.data());
       double batch_sum = 0.0;
       for (int b = 0; b < B; b++) batch_sum += prior.nll()[b];
       if (!std::isfinite(batch_sum)) return fail("prior training diverged (non-finite NLL) in epoch " + std::to_string(e));
@@ -164,7 +196,7 @@ int run_train_prior(const PriorOptions& o) {
     }
     const double secs = std::chrono::duration<double>(Clock::now() - te).count();
     seconds += secs;
-    test_nll = prior_nll(prior, test_codes, G);
+    test_nll = prior_nll(prior, test_codes, test_labels, G);
     std::printf("epoch %2d/%d  train nll %.3f  test nll %.3f nats per grid  %.0f grids/s  %.1f s\n", e, o.epochs,
                 sum / train.size(), test_nll, train.size() / secs, secs);
     std::fflush(stdout);
@@ -271,24 +303,30 @@ int run_eval_prior(const PriorEvalOptions& o) {
   const double judge_acc = classifier_accuracy(*judge, test);
 
   auto test_codes = encode_all(*vq, test);
-  const double nll = prior_nll(*prior, test_codes, G);
+  const double nll = prior_nll(*prior, test_codes, class_labels(*prior, test), G);
   const double uniform_nll = G * std::log(static_cast<double>(prior->config().K));
   // Samples from the prior, from uniformly random codes (contrast), and real test digits through the
   // VQ-VAE (what a perfect prior would approach).
   Rng rng(o.seed, 5);
   std::vector<int32_t> sampled(static_cast<size_t>(o.samples) * G), uniform(sampled.size());
+  const std::vector<int32_t> labels = balanced_labels(*prior, o.samples);
   const int chunk = 100;
   prior->reserve(chunk);
   for (int first = 0; first < o.samples; first += chunk)
-    prior->sample(sampled.data() + static_cast<size_t>(first) * G, std::min(chunk, o.samples - first), o.temperature, rng);
+    prior->sample(sampled.data() + static_cast<size_t>(first) * G, std::min(chunk, o.samples - first), o.temperature, rng,
+                  at(labels, first));
   for (int32_t& c : uniform) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(prior->config().K)));
   std::vector<int32_t> real(test_codes.begin(), test_codes.begin() + static_cast<size_t>(std::min(o.samples, test.size())) * G);
-  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P, o.threshold);
+  double matched = 0.0;
+  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P, o.threshold, labels, &matched);
   const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P, o.threshold);
   const double rec_real = recognisable(*judge, decode_codes(*vq, real), P, o.threshold);
   std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
   std::printf("  test NLL                %.3f nats per grid (uniform codes: %.3f)\n", nll, uniform_nll);
   std::printf("  recognisable digits     %.1f%% of %d prior samples at temperature %g\n", 100 * rec_prior, o.samples, o.temperature);
+  if (!labels.empty())
+    std::printf("                          %.1f%% recognised as the class they were sampled for (%d classes, equally often)\n",
+                100 * matched, prior->config().classes);
   std::printf("                          %.1f%% of uniformly random code grids\n", 100 * rec_uniform);
   std::printf("                          %.1f%% of real test digits through the VQ-VAE\n", 100 * rec_real);
   std::printf("  judge                   %s (%s), MNIST test accuracy %.4f; recognisable = probability >= %g\n",
@@ -296,9 +334,11 @@ int run_eval_prior(const PriorEvalOptions& o) {
   if (o.json) {
     std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
                 "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_arch\":\"%s\",\"judge_accuracy\":%.4f,\"samples\":%d,"
-                "\"temperature\":%g,\"threshold\":%g,\"images\":%d}\n",
+                "\"temperature\":%g,\"threshold\":%g,\"images\":%d,\"classes\":%d",
                 nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge->arch().c_str(), judge_acc, o.samples, o.temperature, o.threshold,
-                test.size());
+                test.size(), prior->config().classes);
+    if (!labels.empty()) std::printf(",\"recognisable_as_label\":%.4f", matched);
+    std::printf("}\n");
   }
   return 0;
 }
@@ -320,7 +360,9 @@ int run_sample_prior(const std::string& vqvae_file, const std::string& prior_fil
     if (prior->config().K != vq->K() || prior->config().H * prior->config().W != G)
       return fail(prior_file + " was not trained on codes of this VQ-VAE (codebook or grid size differ)");
     prior->reserve(count);
-    prior->sample(codes.data(), count, temperature, rng);
+    // A class-conditional prior draws the classes in turn (0, 1, ..., 9, 0, ...: one per column of a 10-wide grid).
+    const std::vector<int32_t> labels = balanced_labels(*prior, count);
+    prior->sample(codes.data(), count, temperature, rng, at(labels, 0));
   }
   std::vector<float> images = decode_codes(*vq, codes);
   if (!(s = write_png_grid(out, images.data(), count, side, side, cols, scale)).ok()) return fail(s);
@@ -346,6 +388,9 @@ Action add_train_prior(CLI::App& app) {
       ->check(CLI::IsMember({1, 2}))->capture_default_str();
   cmd->add_option("--kernel-a", o->kernel_a, "Kernel of the first (type A) masked convolution, odd")->check(CLI::Range(3, 15))->capture_default_str();
   cmd->add_option("--kernel-b", o->kernel_b, "Kernel of the residual (type B) masked convolutions, odd")->check(CLI::Range(1, 15))->capture_default_str();
+  cmd->add_option("--classes", o->classes,
+                  "Class-conditional prior over this many classes, trained on the images' labels (0: unconditional)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
   cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   add_threads_option(cmd, &o->threads);

@@ -12,6 +12,7 @@
 #include "core/file_io.h"
 #include "core/kernels.h"
 #include "core/model_file.h"
+#include "core/pixelcnn.h"
 #include "core/trainer.h"
 #include "tools/cli.h"
 
@@ -235,15 +236,24 @@ struct ExportOptions {
 
 // Re-save a model file with another dtype, keeping its metadata (e.g. F32 -> F16 halves the size).
 int run_export(const ExportOptions& o) {
-  std::vector<uint8_t> bytes;
-  Status s = read_file(o.model_file, &bytes);
-  if (!s.ok()) return fail(s);
-  std::unique_ptr<Model> model;
+  const DType dtype = o.dtype == "f16" ? DType::kF16 : DType::kF32;
   std::map<std::string, std::string> meta;
-  s = load_model(bytes.data(), bytes.size(), &model, &meta);
-  if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
-  for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
-  auto out = save_model(*model, meta, o.dtype == "f16" ? DType::kF16 : DType::kF32);
+  std::vector<uint8_t> out;
+  Status s;
+  if (is_prior_file(o.model_file)) {  // the PixelCNN prior has its own files (and kernel shapes)
+    std::unique_ptr<PixelCnnPrior> prior;
+    if (!(s = load_prior_file(o.model_file, &prior, &meta)).ok()) return fail(s);
+    for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
+    out = save_prior(*prior, meta, dtype);
+  } else {
+    std::vector<uint8_t> bytes;
+    if (!(s = read_file(o.model_file, &bytes)).ok()) return fail(s);
+    std::unique_ptr<Model> model;
+    s = load_model(bytes.data(), bytes.size(), &model, &meta);
+    if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
+    for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
+    out = save_model(*model, meta, dtype);
+  }
   s = write_file(o.out, out);
   if (!s.ok()) return fail(s);
   std::printf("wrote %s (%s, %zu bytes)\n", o.out.c_str(), o.dtype.c_str(), out.size());
@@ -253,7 +263,7 @@ int run_export(const ExportOptions& o) {
 
 Action add_export(CLI::App& app) {
   auto o = std::make_shared<ExportOptions>();
-  CLI::App* cmd = app.add_subcommand("export", "Re-save a model file with another dtype (metadata kept)");
+  CLI::App* cmd = app.add_subcommand("export", "Re-save a model or prior file with another dtype (metadata kept)");
   cmd->add_option("--model-file", o->model_file, "Model file (.safetensors)")->required();
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   cmd->add_option("--out", o->out, "Output file")->required();

@@ -597,6 +597,12 @@ class PriorCore {
     in_i32_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(in_i32_);
   }
+  // The class of each grid for the next sample, sampleCell or nll call of a class-conditional prior
+  // (n = 0: none, for an unconditional prior).
+  val bufferLabels(int n) {
+    labels_.assign(static_cast<size_t>(std::max(n, 0)), 0);
+    return view_of(labels_);
+  }
 
   val load() {
     if (prior_) return error_result("load: this object already holds a prior");
@@ -606,7 +612,7 @@ class PriorCore {
     return ok_result(val(true));
   }
 
-  // {"K", "H", "W", "channels", "layers", "stacks", "metadata": {...}} as JSON.
+  // {"K", "H", "W", "channels", "layers", "stacks", "classes", "metadata": {...}} as JSON.
   val info() const {
     if (!prior_) return not_loaded("info");
     const PixelCnnConfig& c = prior_->config();
@@ -615,7 +621,7 @@ class PriorCore {
     return ok_result(val("{\"K\":" + std::to_string(c.K) + ",\"H\":" + std::to_string(c.H) +
                          ",\"W\":" + std::to_string(c.W) + ",\"channels\":" + std::to_string(c.channels) +
                          ",\"layers\":" + std::to_string(c.layers) + ",\"stacks\":" + std::to_string(c.stacks) +
-                         ",\"metadata\":{" + meta + "}}"));
+                         ",\"classes\":" + std::to_string(c.classes) + ",\"metadata\":{" + meta + "}}"));
   }
 
   // `count` grids sampled ancestrally with `temperature`, drawn with `seed` -> Int32Array [count*H*W].
@@ -623,10 +629,11 @@ class PriorCore {
     if (!prior_) return not_loaded("sample");
     Rng rng;
     Status s = check_sampling("sample", count, temperature, seed_number, &rng);
+    if (s.ok()) s = check_labels("sample", count);
     if (!s.ok()) return error_result(s.message());
     out_i32_.assign(static_cast<size_t>(count) * cells(), 0);
     reserve(count);
-    prior_->sample(out_i32_.data(), count, static_cast<float>(temperature), rng);
+    prior_->sample(out_i32_.data(), count, static_cast<float>(temperature), rng, labels());
     return ok_result(view_of(out_i32_));
   }
 
@@ -642,10 +649,11 @@ class PriorCore {
     if (s.ok() && (cell < 0 || cell >= cells()))
       s = Status::error("sampleCell: cell " + std::to_string(cell) + " is out of range [0, " +
                         std::to_string(cells()) + ")");
+    if (s.ok()) s = check_labels("sampleCell", B);
     if (!s.ok()) return error_result(s.message());
     out_i32_ = in_i32_;
     reserve(B);
-    prior_->sample_cell(out_i32_.data(), B, cell, static_cast<float>(temperature), rng);
+    prior_->sample_cell(out_i32_.data(), B, cell, static_cast<float>(temperature), rng, labels());
     return ok_result(view_of(out_i32_));
   }
 
@@ -654,9 +662,10 @@ class PriorCore {
     if (!prior_) return not_loaded("nll");
     int B = 0;
     Status s = check_grids("nll", &B);
+    if (s.ok()) s = check_labels("nll", B);
     if (!s.ok()) return error_result(s.message());
     reserve(B);
-    prior_->forward(in_i32_.data(), B);
+    prior_->forward(in_i32_.data(), B, labels());
     out_f32_.assign(prior_->nll(), prior_->nll() + B);
     return ok_result(view_of(out_f32_));
   }
@@ -681,6 +690,25 @@ class PriorCore {
     *rng = Rng(seed, /*stream=*/5);
     return Status();
   }
+  const int32_t* labels() const { return labels_.empty() ? nullptr : labels_.data(); }
+  // A class-conditional prior needs one label in [0, classes) per grid; an unconditional one none.
+  Status check_labels(const char* what, int B) const {
+    const int classes = prior_->config().classes;
+    if (classes == 0) {
+      if (!labels_.empty())
+        return Status::error(std::string(what) + ": this prior is unconditional; it takes no class labels");
+      return Status();
+    }
+    if (labels_.size() != static_cast<size_t>(B))
+      return Status::error(std::string(what) + ": this prior is conditioned on " + std::to_string(classes) +
+                           " classes and needs one label per grid: " + std::to_string(B) + " grids but " +
+                           std::to_string(labels_.size()) + " labels");
+    for (size_t i = 0; i < labels_.size(); i++)
+      if (labels_[i] < 0 || labels_[i] >= classes)
+        return Status::error(std::string(what) + ": label " + std::to_string(labels_[i]) + " at index " +
+                             std::to_string(i) + " is outside [0, " + std::to_string(classes) + ")");
+    return Status();
+  }
   // The i32 buffer holds whole grids of codes in [0, K); at most 4096 of them.
   Status check_grids(const char* what, int* B) {
     const size_t n = in_i32_.size(), G = static_cast<size_t>(cells());
@@ -699,7 +727,7 @@ class PriorCore {
   std::unique_ptr<PixelCnnPrior> prior_;
   std::map<std::string, std::string> metadata_;
   std::vector<uint8_t> in_u8_;
-  std::vector<int32_t> in_i32_, out_i32_;
+  std::vector<int32_t> in_i32_, out_i32_, labels_;
   std::vector<float> out_f32_;
 };
 
@@ -782,6 +810,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .constructor<>()
       .function("bufferU8", &ll::PriorCore::bufferU8)
       .function("bufferI32", &ll::PriorCore::bufferI32)
+      .function("bufferLabels", &ll::PriorCore::bufferLabels)
       .function("load", &ll::PriorCore::load)
       .function("info", &ll::PriorCore::info)
       .function("sample", &ll::PriorCore::sample)

@@ -202,26 +202,43 @@ function makeApi(core) {
       const handle = new core.PriorCore();
       adopt(this, handle, () => loadBytes(handle, source, 'Prior'));
     }
-    // {K, H, W, channels, layers, metadata}
+    // {K, H, W, channels, layers, stacks, classes, metadata}; classes > 0: a class-conditional prior.
     info() { return { ...this._info }; }
     // count grids [count*H*W] (Int32Array of code indices), sampled ancestrally cell by cell.
-    sample(count, temperature = 1, seed = 1) {
-      return unwrap(live(this, 'sample').sample(count, temperature, seed)).slice();
+    // labels (class-conditional prior only): the class of each grid; by default the classes in turn
+    // (0, 1, ..., classes - 1, 0, ...).
+    sample(count, temperature = 1, seed = 1, labels = undefined) {
+      const h = live(this, 'sample');
+      this._setLabels(h, count, labels, 'sample');
+      return unwrap(h.sample(count, temperature, seed)).slice();
     }
     // Resamples cell `cell` (raster index) of each grid in codes given its earlier cells; returns the
-    // grids with that cell filled (the step a page animates: cell = 0, 1, ..., H*W - 1).
-    sampleCell(codes, cell, temperature = 1, seed = 1) {
+    // grids with that cell filled (the step a page animates: cell = 0, 1, ..., H*W - 1). labels as in sample.
+    sampleCell(codes, cell, temperature = 1, seed = 1, labels = undefined) {
       const h = live(this, 'sampleCell');
       const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
       h.bufferI32(c.length).set(c);
+      this._setLabels(h, Math.floor(c.length / (this._info.H * this._info.W)), labels, 'sampleCell');
       return unwrap(h.sampleCell(cell, temperature, seed)).slice();
     }
-    // Negative log-likelihood of each grid in nats -> Float32Array [B].
-    nll(codes) {
+    // Negative log-likelihood of each grid in nats (given its label if the prior is conditional) -> Float32Array [B].
+    nll(codes, labels = undefined) {
       const h = live(this, 'nll');
       const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
       h.bufferI32(c.length).set(c);
+      this._setLabels(h, Math.floor(c.length / (this._info.H * this._info.W)), labels, 'nll');
       return unwrap(h.nll()).slice();
+    }
+    _setLabels(h, count, labels, what) {
+      const classes = this._info.classes;
+      if (labels === undefined || labels === null) {
+        if (!classes) { h.bufferLabels(0); return; }
+        labels = Int32Array.from({ length: Math.max(count, 0) }, (_, i) => i % classes);
+      }
+      if (!ArrayBuffer.isView(labels) && !Array.isArray(labels)) throw new TypeError(`${what}: labels must be an array of class indices`);
+      for (const y of labels)
+        if (!Number.isInteger(y)) throw new TypeError(`${what}: label ${y} is not an integer`);
+      h.bufferLabels(labels.length).set(labels);
     }
     dispose() { release(this); }
   }

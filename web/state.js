@@ -24,6 +24,7 @@ export const schema = {
   // Sample
   temperature: { def: 1, ...T.num(0.05, 3), help: 'sampling temperature' },
   seed: { def: 1, ...T.int(0, 1e9), help: 'sampling seed' },
+  pclass: { def: -1, ...T.int(-1, 9), help: 'digit the VQ-VAE prior draws (-1: each in turn); a class-conditional prior only' },
   sampler: { def: 'vae_2d', ...T.oneOf('vae_2d', 'vae_mlp', 'conv_vae', 'beta_vae'), help: 'VAE sampled from N(0, I)' },
   // Train
   kind: { def: 'vae', ...T.oneOf('vae', 'ae', 'dae', 'beta_vae', 'sparse_ae', 'ksparse_ae', 'contractive_ae', 'conv_vae', 'vqvae'), help: 'model kind trained' },

@@ -314,21 +314,23 @@ const ops = {
   },
   // Prior samples drawn cell by cell; posts a 'priorFrame' event per `every` cells with the partial
   // grids (unsampled cells hold `fill`) and their decodings. Returns the final grids and images.
-  async priorSample({ name, count, temperature, seed, animate = true, every = 1, token }) {
+  // A class-conditional prior draws class `pclass` for every grid, or (pclass -1) the classes in turn.
+  async priorSample({ name, count, temperature, seed, animate = true, every = 1, token, pclass = -1 }) {
     const m = modelNamed(name);
     if (!prior) throw new Error('the VQ-VAE prior is not loaded');
-    const { H, W } = prior.info();
+    const { H, W, classes } = prior.info();
     const G = H * W;
     const fill = ops.backgroundCode(m);
+    const labels = classes ? Int32Array.from({ length: count }, (_, i) => (pclass >= 0 && pclass < classes ? pclass : i % classes)) : undefined;
     let codes = new Int32Array(count * G).fill(fill);
     for (let cell = 0; cell < G; cell++) {
-      codes = prior.sampleCell(codes, cell, temperature, seed * 1000 + cell);
+      codes = prior.sampleCell(codes, cell, temperature, seed * 1000 + cell, labels);
       if (animate && ((cell + 1) % every === 0 || cell === G - 1)) {
         post('priorFrame', { token, cell, codes, images: m.decode(Float32Array.from(codes)) });
         await yieldToMessages();
       }
     }
-    return { codes, images: m.decode(Float32Array.from(codes)) };
+    return { codes, labels: labels ? Array.from(labels) : null, images: m.decode(Float32Array.from(codes)) };
   },
   // The code an empty (black) image is assigned most often: the filler for cells not sampled yet.
   backgroundCode(m) {

@@ -117,6 +117,15 @@ test('the sample grids render: VAE, VQ-VAE with its prior, uniform codes', async
     assert.ok(s.distinct > 20 && s.sum > 0, `${id} is blank: ${JSON.stringify(s)}`);
   }
   await (await page.$('#sample')).screenshot({ path: path.join(shots, 'panel-sample.png') });
+  // The shipped prior is class-conditional: the digits in turn, or only the one chosen.
+  assert.deepEqual(await metric(page, 'priorLabels'), Array.from({ length: 16 }, (_, i) => i % 10));
+  assert.ok(await page.isVisible('[data-testid=prior-class]'));
+  await page.selectOption('[data-testid=prior-class]', '3');
+  await page.waitForFunction(() => window.latentlab.metrics.priorLabels?.every((y) => y === 3), null, { timeout: 60000, polling: 200 });
+  const s = await canvasStats(page, '[data-testid=prior-samples]');
+  assert.ok(s.distinct > 20 && s.sum > 0, `prior samples of digit 3 are blank: ${JSON.stringify(s)}`);
+  assert.match(page.url(), /pclass=3/);
+  await page.selectOption('[data-testid=prior-class]', '-1');
 });
 
 test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async () => {

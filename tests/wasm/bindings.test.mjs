@@ -318,6 +318,18 @@ test('PixelCNN prior: samples, one cell at a time, likelihoods, and bad input', 
   throwsWith(() => prior.sample(0), /^sample: count 0 is out of range/);
   throwsWith(() => new lab.Prior(new Uint8Array(10)), /^prior file: /);
   throwsWith(() => new lab.Prior(fs.readFileSync(path.join(root, 'models/vae_mlp.safetensors'))), /^prior file: /);
+  // The shipped prior is class-conditional: by default the classes in turn, or the labels given.
+  const { classes } = prior.info();
+  assert.equal(classes, 10);
+  assert.deepEqual(prior.sample(3, 1, 5, [0, 1, 2]), grids, 'default labels: 0, 1, 2, ...');
+  const sevens = prior.sample(3, 1, 5, [7, 7, 7]);
+  assert.notDeepEqual(sevens, grids);
+  const asSeven = prior.nll(sevens, [7, 7, 7]), asOne = prior.nll(sevens, [1, 1, 1]);
+  assert.ok(asSeven.reduce((a, b) => a + b) < asOne.reduce((a, b) => a + b), `${asSeven} vs ${asOne}`);
+  throwsWith(() => prior.sample(3, 1, 5, [7, 7]), /^sample: this prior is conditioned on 10 classes and needs one label per grid: 3 grids but 2 labels/);
+  throwsWith(() => prior.sample(2, 1, 5, [3, 10]), /^sample: label 10 at index 1 is outside \[0, 10\)/);
+  throwsWith(() => prior.nll(grids, [0, -1, 0]), /^nll: label -1 at index 1 is outside \[0, 10\)/);
+  throwsWith(() => prior.sampleCell(g, 0, 1, 1, [0.5, 1]), /^sampleCell: label 0.5 is not an integer/);
   assert.deepEqual(prior.sample(3, 1, 5), grids, 'still working after the errors');
   assert.ok(lab.memoryBytes() >= 32 * 2 ** 20);
   prior.dispose();

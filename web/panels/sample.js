@@ -25,6 +25,12 @@ export function initSample(app) {
   samplerSelect.value = state.sampler;
   samplerSelect.addEventListener('change', () => set({ sampler: samplerSelect.value }));
   const priorNote = h('div', { class: 'muted small' });
+  // A class-conditional prior: which digit it draws (hidden until the prior says it has classes).
+  const classSelect = h('select', { 'aria-label': 'digit the prior draws', 'data-testid': 'prior-class', hidden: true },
+    h('option', { value: -1 }, 'each digit in turn'),
+    ...Array.from({ length: 10 }, (_, d) => h('option', { value: d }, `digit ${d}`)));
+  classSelect.value = String(state.pclass);
+  classSelect.addEventListener('change', () => set({ pclass: Number(classSelect.value) }));
   const hasPrior = manifest.some((m) => m.name === 'vqvae_prior');
 
   root.append(
@@ -34,7 +40,7 @@ export function initSample(app) {
       h('span', { class: 'muted small' }, 'seed ', h('b', { id: 'seed-label' }, state.seed))),
     h('div', { class: 'row wrap' },
       h('div', {}, h('div', { class: 'label' }, 'VAE: z ~ N(0, T²I) ', samplerSelect), vaeGrid),
-      h('div', {}, h('div', { class: 'label' }, 'VQ-VAE + PixelCNN prior'), h('div', { class: 'row' }, priorGrid, h('div', {}, h('div', { class: 'muted small' }, 'codes'), priorCodes)), priorNote),
+      h('div', {}, h('div', { class: 'label' }, 'VQ-VAE + PixelCNN prior ', classSelect), h('div', { class: 'row' }, priorGrid, h('div', {}, h('div', { class: 'muted small' }, 'codes'), priorCodes)), priorNote),
       h('div', {}, h('div', { class: 'label' }, 'VQ-VAE, uniformly random codes'), uniformGrid)));
 
   async function sampleVae() {
@@ -64,7 +70,8 @@ export function initSample(app) {
     const my = ++token;
     try {
       await app.ensureModel('vqvae');
-      await lab.call('loadPrior', { name: 'vqvae_prior' });
+      const info = await lab.call('loadPrior', { name: 'vqvae_prior' });
+      classSelect.hidden = !info.classes;
       const t0 = performance.now();
       const off = lab.on('priorFrame', ({ token: t, cell, codes, images }) => {
         if (t !== my) return;
@@ -72,15 +79,17 @@ export function initSample(app) {
         drawCodes(codes);
         priorNote.textContent = `sampling cell ${cell + 1} of 49…`;
       });
-      const { images, codes } = await lab.call('priorSample', { name: 'vqvae', count: VQ_N, temperature: Math.max(0.05, state.temperature), seed: state.seed, animate: true, every: 1, token: my });
+      const { images, codes, labels } = await lab.call('priorSample', { name: 'vqvae', count: VQ_N, temperature: Math.max(0.05, state.temperature), seed: state.seed, animate: true, every: 1, token: my, pclass: state.pclass });
       off();
       if (my !== token) return;
       drawImages(priorGrid, clamp01(images), 4);
       drawCodes(codes);
       const ms = performance.now() - t0;  // 49 cell steps, each decoded and drawn
-      priorNote.textContent = `${VQ_N} grids, 49 cells each, sampled in ${(ms / 1000).toFixed(1)} s`;
+      const which = !labels ? '' : state.pclass >= 0 ? `, all of digit ${state.pclass}` : ', digits 0-9 in turn';
+      priorNote.textContent = `${VQ_N} grids${which}, 49 cells each, sampled in ${(ms / 1000).toFixed(1)} s`;
       app.metrics.priorSampleMs = ms;
       app.metrics.priorSamples = VQ_N;
+      app.metrics.priorLabels = labels;
     } catch (e) { app.error(e); }
   }
 
@@ -95,7 +104,9 @@ export function initSample(app) {
   app.onChange((keys) => {
     if (keys.includes('seed')) document.getElementById('seed-label').textContent = state.seed;
     if (keys.some((k) => ['seed', 'temperature', 'sampler'].includes(k))) sampleVae();
+    if (keys.includes('pclass')) classSelect.value = String(state.pclass);
     if (keys.some((k) => ['seed', 'temperature'].includes(k))) { samplePrior(); sampleUniform(); }
+    else if (keys.includes('pclass')) samplePrior();
   });
   sampleVae();
   sampleUniform();
