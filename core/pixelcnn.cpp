@@ -240,9 +240,6 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
       onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
     }
   const bool two = config_.stacks == 2;
-  const bool cond = labels_ != nullptr;
-  auto cond_h = [&](size_t i) { return cond ? cond_h_[i] : -1; };
-  auto cond_v = [&](size_t i) { return cond ? cond_v_[i] : -1; };
   auto conv = [&](float* out, const float* in, const Conv2d& l) {
     conv2d_forward(out, in, params_.param(l.weight), params_.param(l.bias), l.shape(B, H, W), workspace_.data());
   };
@@ -280,7 +277,7 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
   const std::vector<float>& top = h_[res_.size()];
   conv2d_forward(o_pre_.data(), top.data(), params_.param(out0_.weight), params_.param(out0_.bias),
                  out0_.shape(B, H, W), workspace_.data());
-  add_class_bias(o_pre_.data(), cond ? cond_out_ : -1, B, HW);
+  add_class_bias(o_pre_.data(), cond_out_, B, HW);
   relu_forward(o_.data(), o_pre_.data(), BCHW);
   conv2d_forward(logits_.data(), o_.data(), params_.param(out2_.weight), params_.param(out2_.bias),
                  out2_.shape(B, H, W), workspace_.data());
@@ -294,7 +291,6 @@ void PixelCnnPrior::backward(float scale) {
   std::fill(dlogits_.begin(), dlogits_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
   for (auto* v : {&do_pre_, &do_}) std::fill(v->begin(), v->begin() + BCHW, 0.0f);
   const bool two = config_.stacks == 2;
-  const bool cond = labels_ != nullptr;
   for (size_t i = 0; i <= res_.size(); i++) {
     std::fill(dh_[i].begin(), dh_[i].begin() + BCHW, 0.0f);
     std::fill(dpre_[i].begin(), dpre_[i].begin() + BCHW, 0.0f);
@@ -311,7 +307,7 @@ void PixelCnnPrior::backward(float scale) {
   conv2d_backward(do_.data(), params_.grad(out2_.weight), params_.grad(out2_.bias), dlogits_.data(), o_.data(),
                   params_.param(out2_.weight), out2_.shape(B, H, W), workspace_.data());
   relu_backward(do_pre_.data(), do_.data(), o_pre_.data(), BCHW);
-  class_bias_backward(do_pre_.data(), cond ? cond_out_ : -1, B, HW);
+  class_bias_backward(do_pre_.data(), cond_out_, B, HW);
   const size_t L = res_.size();
   conv2d_backward(dh_[L].data(), params_.grad(out0_.weight), params_.grad(out0_.bias), do_pre_.data(),
                   h_[L].data(), params_.param(out0_.weight), out0_.shape(B, H, W), workspace_.data());
@@ -321,22 +317,22 @@ void PixelCnnPrior::backward(float scale) {
   for (size_t i = L; i-- > 0;) {
     for (size_t j = 0; j < BCHW; j++) dh_[i][j] += dh_[i + 1][j];  // identity path
     relu_backward(dpre_[i + 1].data(), dh_[i + 1].data(), pre_[i + 1].data(), BCHW);
-    class_bias_backward(dpre_[i + 1].data(), cond ? cond_h_[i + 1] : -1, B, HW);
+    class_bias_backward(dpre_[i + 1].data(), cond_h(i + 1), B, HW);
     conv_back(dh_[i].data(), dpre_[i + 1].data(), h_[i].data(), res_[i]);
     if (!two) continue;
     conv_back(dv_[i + 1].data(), dpre_[i + 1].data(), v_[i + 1].data(), v2h_[i]);  // dv += link^T dpre
     for (size_t j = 0; j < BCHW; j++) dv_[i][j] += dv_[i + 1][j];                 // identity path
     relu_backward(dvpre_[i + 1].data(), dv_[i + 1].data(), vpre_[i + 1].data(), BCHW);
-    class_bias_backward(dvpre_[i + 1].data(), cond ? cond_v_[i + 1] : -1, B, HW);
+    class_bias_backward(dvpre_[i + 1].data(), cond_v(i + 1), B, HW);
     conv_back(dv_[i].data(), dvpre_[i + 1].data(), v_[i].data(), vres_[i]);
   }
   relu_backward(dpre_[0].data(), dh_[0].data(), pre_[0].data(), BCHW);
-  class_bias_backward(dpre_[0].data(), cond ? cond_h_[0] : -1, B, HW);
+  class_bias_backward(dpre_[0].data(), cond_h(0), B, HW);
   conv_back(nullptr, dpre_[0].data(), onehot_.data(), in_conv_);
   if (two) {
     conv_back(dv_[0].data(), dpre_[0].data(), v_[0].data(), in_v2h_);
     relu_backward(dvpre_[0].data(), dv_[0].data(), vpre_[0].data(), BCHW);
-    class_bias_backward(dvpre_[0].data(), cond ? cond_v_[0] : -1, B, HW);
+    class_bias_backward(dvpre_[0].data(), cond_v(0), B, HW);
     conv_back(nullptr, dvpre_[0].data(), onehot_.data(), in_vconv_);
   }
   // Masked connections do not exist: their gradient is zero, so they stay zero under Adam.

@@ -122,6 +122,8 @@ class PixelCnnPrior {
   // level (two stacks), output head.
   std::vector<int> cond_h_, cond_v_;
   int cond_out_ = -1;
+  int cond_h(size_t level) const { return cond_h_.empty() ? -1 : cond_h_[level]; }
+  int cond_v(size_t level) const { return cond_v_.empty() ? -1 : cond_v_[level]; }
   const int32_t* codes_ = nullptr;
   const int32_t* labels_ = nullptr;
   std::vector<float> workspace_;
