@@ -82,6 +82,32 @@ double prior_nll(PixelCnnPrior& prior, const std::vector<int32_t>& codes, const 
   return n ? sum / n : 0.0;
 }
 
+// A class-conditional prior's marginal NLL, -log sum_y p(y) p(grid | y) with p(y) uniform over the
+// classes, averaged over the grids (nats per grid): comparable with an unconditional prior's NLL.
+double prior_marginal_nll(PixelCnnPrior& prior, const std::vector<int32_t>& codes, int G) {
+  const int n = static_cast<int>(codes.size() / G), batch = 250, classes = prior.config().classes;
+  prior.reserve(batch);
+  std::vector<double> logp(static_cast<size_t>(batch) * classes);
+  std::vector<int32_t> labels(batch);
+  double sum = 0.0;
+  for (int first = 0; first < n; first += batch) {
+    const int B = std::min(batch, n - first);
+    for (int y = 0; y < classes; y++) {
+      std::fill(labels.begin(), labels.end(), y);
+      prior.forward(codes.data() + static_cast<size_t>(first) * G, B, labels.data());
+      for (int b = 0; b < B; b++) logp[static_cast<size_t>(b) * classes + y] = -prior.nll()[b];
+    }
+    for (int b = 0; b < B; b++) {
+      const double* l = logp.data() + static_cast<size_t>(b) * classes;
+      const double mx = *std::max_element(l, l + classes);
+      double e = 0.0;
+      for (int y = 0; y < classes; y++) e += std::exp(l[y] - mx);
+      sum += -(mx + std::log(e / classes));
+    }
+  }
+  return n ? sum / n : 0.0;
+}
+
 // Decodes code grids [n, G] to images [n, P] with the VQ-VAE.
 std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
   const int G = vq.code_size(), P = vq.config().input, n = static_cast<int>(codes.size() / G), batch = 250;
@@ -304,6 +330,7 @@ int run_eval_prior(const PriorEvalOptions& o) {
 
   auto test_codes = encode_all(*vq, test);
   const double nll = prior_nll(*prior, test_codes, class_labels(*prior, test), G);
+  const double marginal_nll = prior->config().classes > 0 ? prior_marginal_nll(*prior, test_codes, G) : nll;
   const double uniform_nll = G * std::log(static_cast<double>(prior->config().K));
   // Samples from the prior, from uniformly random codes (contrast), and real test digits through the
   // VQ-VAE (what a perfect prior would approach).
@@ -322,7 +349,11 @@ int run_eval_prior(const PriorEvalOptions& o) {
   const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P, o.threshold);
   const double rec_real = recognisable(*judge, decode_codes(*vq, real), P, o.threshold);
   std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
-  std::printf("  test NLL                %.3f nats per grid (uniform codes: %.3f)\n", nll, uniform_nll);
+  if (prior->config().classes > 0)
+    std::printf("  test NLL                %.3f nats per grid given the label; %.3f marginal over %d equally likely "
+                "classes (uniform codes: %.3f)\n", nll, marginal_nll, prior->config().classes, uniform_nll);
+  else
+    std::printf("  test NLL                %.3f nats per grid (uniform codes: %.3f)\n", nll, uniform_nll);
   std::printf("  recognisable digits     %.1f%% of %d prior samples at temperature %g\n", 100 * rec_prior, o.samples, o.temperature);
   if (!labels.empty())
     std::printf("                          %.1f%% recognised as the class they were sampled for (%d classes, equally often)\n",
@@ -334,9 +365,9 @@ int run_eval_prior(const PriorEvalOptions& o) {
   if (o.json) {
     std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
                 "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_arch\":\"%s\",\"judge_accuracy\":%.4f,\"samples\":%d,"
-                "\"temperature\":%g,\"threshold\":%g,\"images\":%d,\"classes\":%d",
+                "\"temperature\":%g,\"threshold\":%g,\"images\":%d,\"classes\":%d,\"nll_marginal\":%.6f",
                 nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge->arch().c_str(), judge_acc, o.samples, o.temperature, o.threshold,
-                test.size(), prior->config().classes);
+                test.size(), prior->config().classes, marginal_nll);
     if (!labels.empty()) std::printf(",\"recognisable_as_label\":%.4f", matched);
     std::printf("}\n");
   }
