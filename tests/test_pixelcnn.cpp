@@ -40,6 +40,32 @@ TEST(SoftmaxCrossEntropy, ValueAndGradient) {
   EXPECT_LT(r.norm_rel_error, 1e-3);
 }
 
+// Class embeddings start at zero; give them values scale * U(-0.5, 0.5).
+void randomise_class_embeddings(PixelCnnPrior& prior, Rng& rng, float scale) {
+  for (const TensorSlot& slot : prior.params().slots())
+    if (slot.name.rfind("cond_", 0) == 0)
+      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = scale * (rng.uniform() - 0.5f);
+}
+
+// `steps` Adam steps (lr 1e-2) on batches from make(grids, labels); returns the last batch's mean NLL.
+template <typename MakeBatch>
+double train(PixelCnnPrior& prior, int steps, int B, int HW, MakeBatch make) {
+  Adam adam;
+  adam.config.lr = 1e-2;
+  std::vector<int32_t> grids(static_cast<size_t>(B) * HW), labels(B);
+  double nll = 0.0;
+  for (int step = 0; step < steps; step++) {
+    make(grids, labels);
+    prior.forward(grids.data(), B, labels.data());
+    nll = 0.0;
+    for (int b = 0; b < B; b++) nll += prior.nll()[b] / B;
+    prior.params().zero_grad();
+    prior.backward(1.0f / B);
+    adam.step(prior.params());
+  }
+  return nll;
+}
+
 PixelCnnConfig tiny() {
   PixelCnnConfig c;
   c.K = 5;
@@ -61,9 +87,7 @@ void check_causality(int stacks, int classes = 0) {
   prior.reserve(1);
   Rng rng(2);
   prior.init(rng);
-  for (const TensorSlot& slot : prior.params().slots())
-    if (slot.name.rfind("cond_", 0) == 0)
-      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = rng.uniform() - 0.5f;
+  randomise_class_embeddings(prior, rng, 1.0f);
   const int32_t label[1] = {classes - 1};
   auto forward = [&](const std::vector<int32_t>& codes) { prior.forward(codes.data(), 1, label); };
   const int HW = 25;
@@ -165,10 +189,7 @@ void check_prior_gradients(int stacks, int classes = 0) {
         float& b = prior.params().params[slot.offset + i];
         b = b < 0 ? std::min(b, -0.05f) : std::max(b, 0.05f);
       }
-  // Class embeddings start at zero; give them values (the label's row gets a gradient, the others none).
-  for (const TensorSlot& slot : prior.params().slots())
-    if (slot.name.rfind("cond_", 0) == 0)
-      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = 0.3f * (rng.uniform() - 0.5f);
+  randomise_class_embeddings(prior, rng, 0.3f);  // the label's row gets a gradient, the others none
   std::vector<int32_t> codes(B * 9), labels = {classes > 1 ? 1 : 0};
   for (int& v : codes) v = static_cast<int32_t>(rng.below(5));
   auto f = [&] {
@@ -244,22 +265,15 @@ TEST(PixelCnn, ClassConditionalPriorLearnsItsClassesAndSamplesThem) {
   prior.reserve(B);
   Rng rng(4);
   prior.init(rng);
-  Adam adam;
-  adam.config.lr = 1e-2;
-  double nll = 0.0;
-  std::vector<int32_t> grids(static_cast<size_t>(B) * HW), labels(B);
-  for (int step = 0; step < 300; step++) {
+  std::vector<int32_t> grids, labels;
+  const double nll = train(prior, 300, B, HW, [&](std::vector<int32_t>& g, std::vector<int32_t>& y) {
     for (int b = 0; b < B; b++) {
-      labels[b] = static_cast<int32_t>(rng.below(5));
-      std::fill_n(grids.begin() + b * HW, HW, labels[b]);
+      y[b] = static_cast<int32_t>(rng.below(5));
+      std::fill_n(g.begin() + b * HW, HW, y[b]);
     }
-    prior.forward(grids.data(), B, labels.data());
-    nll = 0.0;
-    for (int b = 0; b < B; b++) nll += prior.nll()[b] / B;
-    prior.params().zero_grad();
-    prior.backward(1.0f / B);
-    adam.step(prior.params());
-  }
+    grids = g;
+    labels = y;
+  });
   // The unconditional ideal is log 5 = 1.609 nats (the first cell); the label determines every cell.
   EXPECT_LT(nll, 0.2);
   std::vector<int32_t> s(static_cast<size_t>(B) * HW);
@@ -295,18 +309,9 @@ void check_learns_and_samples(int stacks) {
   prior.reserve(B);
   Rng rng(4);
   prior.init(rng);
-  Adam adam;
-  adam.config.lr = 1e-2;
-  double nll = 0.0;
-  for (int step = 0; step < 400; step++) {
-    auto grids = copy_first_grids(B, 5, HW, rng);
-    prior.forward(grids.data(), B);
-    nll = 0.0;
-    for (int b = 0; b < B; b++) nll += prior.nll()[b] / B;
-    prior.params().zero_grad();
-    prior.backward(1.0f / B);
-    adam.step(prior.params());
-  }
+  const double nll = train(prior, 400, B, HW, [&](std::vector<int32_t>& g, std::vector<int32_t>&) {
+    g = copy_first_grids(B, 5, HW, rng);
+  });
   // log 5 = 1.609 nats: the first cell is uniform, the rest are determined.
   EXPECT_LT(nll, 1.609 + 0.25);
   EXPECT_GT(nll, 1.609 - 0.3);
@@ -346,9 +351,7 @@ TEST(PixelCnn, CellSamplingOnTheTruncatedGridMatchesTheFullForward) {
     prior.init(init);
     for (float& w : prior.params().params) w *= 3.0f;  // peaked distributions: wrong logits show
     prior.apply_masks();
-    for (const TensorSlot& slot : prior.params().slots())
-      if (slot.name.rfind("cond_", 0) == 0)
-        for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = 2.0f * (init.uniform() - 0.5f);
+    randomise_class_embeddings(prior, init, 2.0f);
     std::vector<int32_t> fast(static_cast<size_t>(B) * HW, 0), slow = fast, labels = {0, 1, 2, 2, 1, 0};
     Rng r_fast(9), r_slow(9);
     for (int cell = 0; cell < HW; cell++) {
@@ -412,9 +415,7 @@ TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
   PixelCnnPrior prior(c);
   Rng rng(6);
   prior.init(rng);
-  for (const TensorSlot& slot : prior.params().slots())
-    if (slot.name.rfind("cond_", 0) == 0)
-      for (size_t i = 0; i < slot.size; i++) prior.params().params[slot.offset + i] = rng.uniform() - 0.5f;
+  randomise_class_embeddings(prior, rng, 1.0f);
   std::vector<std::string> names;
   for (const TensorSlot& slot : prior.params().slots()) names.push_back(slot.name);
   for (const char* n : {"input_vconv.weight", "input_v2h.weight", "vlayers.1.weight", "v2h.1.bias", "cond_input_conv.weight",

@@ -159,6 +159,10 @@ int run_train_prior(const PriorOptions& o) {
   if (!s.ok()) return fail(s);
   Dataset train, test;
   if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  for (const Dataset* d : {&train, &test})  // before the encoding, which takes seconds
+    for (uint8_t y : d->labels.labels)
+      if (y >= o.classes && o.classes > 0)
+        return fail("--classes " + std::to_string(o.classes) + " but the data hold label " + std::to_string(y));
   const int G = vq->code_size();
   auto t0 = Clock::now();
   std::vector<int32_t> train_codes = encode_all(*vq, train), test_codes = encode_all(*vq, test);
@@ -176,10 +180,6 @@ int run_train_prior(const PriorOptions& o) {
   pc.kernel_b = o.kernel_b;
   pc.classes = o.classes;
   if (!(s = pc.validate()).ok()) return fail(s);
-  for (const Dataset* d : {&train, &test})
-    for (uint8_t y : d->labels.labels)
-      if (y >= o.classes && o.classes > 0)
-        return fail("--classes " + std::to_string(o.classes) + " but the data hold label " + std::to_string(y));
   PixelCnnPrior prior(pc);
   Rng rng(o.seed, 1);
   prior.init(rng);
