@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: sets everything up (scripts/setup.sh), builds, and runs every test:
 #   1. native release build (-O3, -march=native): the whole GoogleTest suite + the CLI checks;
-#   2. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
-#   3. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
+#   2. native portable build (-O3, baseline x86-64 instruction set, no -march=native): the same suite,
+#      so the numerical tests hold on a CPU without AVX2/AVX-512 as on this one;
+#   3. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
+#   4. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
 #      module's JavaScript API (tests/wasm/bindings.test.mjs).
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
@@ -58,8 +60,11 @@ run_preset() {  # run_preset NAME
 }
 
 run_preset native-release
+run_preset native-portable
 run_preset native-debug
 run_preset wasm-release
 
+# The worst error/bound ratio of the gradient checks and tolerance tests of each build (5x margin: <= 0.2).
+scripts/gradcheck_ratios.sh native-release native-portable native-debug wasm-release || true
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

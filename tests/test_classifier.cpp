@@ -32,8 +32,7 @@ void check_gradients(Classifier& c, const std::vector<float>& x, const std::vect
   for (const TensorSlot& slot : c.params().slots()) {
     auto r = test::grad_check(f, c.params().params.data() + slot.offset, c.params().grads.data() + slot.offset,
                               slot.size, 1e-3f, 1e-2, 80);
-    EXPECT_LT(r.norm_rel_error, 1e-2) << c.arch() << " " << slot.name << " worst " << r.worst_index
-                                      << " analytic " << r.analytic << " numeric " << r.numeric;
+    test::expect_gradients_match(c.arch() + " " + slot.name, r, 1e-2);
   }
 }
 

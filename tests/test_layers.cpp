@@ -35,9 +35,11 @@ TEST(Linear, GradientsMatchFiniteDifferences) {
   };
   loss();
   linear_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), B, C, OC);
-  EXPECT_LT(test::grad_check(loss, x.data(), dx.data(), dx.size()).max_rel_error, 1e-3);
-  EXPECT_LT(test::grad_check(loss, w.data(), dw.data(), dw.size()).max_rel_error, 1e-3);
-  EXPECT_LT(test::grad_check(loss, bias.data(), db.data(), db.size()).max_rel_error, 1e-3);
+  // The loss is linear in each argument: the differences are exact up to float32 rounding (noise
+  // ~1e-5 of the entries here), so both bounds can be tight (1e-3) and still leave a wide margin.
+  test::expect_gradients_match("x", test::grad_check(loss, x.data(), dx.data(), dx.size()), 1e-3, 1e-3);
+  test::expect_gradients_match("weight", test::grad_check(loss, w.data(), dw.data(), dw.size()), 1e-3, 1e-3);
+  test::expect_gradients_match("bias", test::grad_check(loss, bias.data(), db.data(), db.size()), 1e-3, 1e-3);
 }
 
 TEST(Linear, BackwardAccumulatesAndSkipsNull) {
@@ -108,9 +110,10 @@ TEST(Activations, GradientsMatchFiniteDifferences) {
     };
     loss();
     c.backward(dx.data(), r.data(), x.data(), y.data(), n);
-    auto res = test::grad_check(loss, x.data(), dx.data(), n, 1e-3f);
-    EXPECT_LT(res.max_rel_error, 1e-2) << c.name << " worst at " << res.worst_index
-                                       << " analytic " << res.analytic << " numeric " << res.numeric;
+    // Inputs are >= 0.05 from ReLU's kink, beyond h; Richardson removes the curvature of sigmoid and
+    // tanh, so a 1e-2 bound per entry (a dropped y(1-y) factor is off by 4x or more) has wide margin.
+    auto res = test::grad_check(loss, x.data(), dx.data(), n, 1e-2f);
+    test::expect_gradients_match(c.name, res, 1e-2, 1e-2);
   }
 }
 

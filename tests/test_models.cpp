@@ -45,9 +45,7 @@ void check_model_gradients(const std::string& kind, ZMode mode) {
     // Would fail if a ReLU pre-activation crossed 0 within +-h (a kink); these seeds avoid that.
     auto r = test::grad_check(f, a.params.data() + slot.offset, a.grads.data() + slot.offset,
                               slot.size, 1e-2f, 1e-2, 80);
-    EXPECT_LT(r.norm_rel_error, 5e-3) << kind << " " << slot.name << " worst " << r.worst_index
-                                      << " analytic " << r.analytic << " numeric " << r.numeric;
-    EXPECT_LT(r.max_rel_error, 5e-2) << kind << " " << slot.name;
+    test::expect_gradients_match(kind + " " + slot.name, r, 5e-3, 5e-2);
   }
 }
 

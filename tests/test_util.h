@@ -1,4 +1,5 @@
-// Shared test helpers: finite-difference gradient checks and random data.
+// Shared test helpers: finite-difference gradient checks with a margin, tolerance reporting, random
+// data.
 #pragma once
 #include <cstddef>
 #include <functional>
@@ -11,21 +12,96 @@
 
 namespace ll::test {
 
+// Finite-difference gradient checks with a margin that holds on every target (x86-64 with or without
+// AVX-512, wasm). Three things make the float32 differences trustworthy:
+//  - the estimator: central differences D(h) and D(h/2); where their difference is larger than
+//    float32 noise explains (curvature: a sigmoid, an exp), Richardson extrapolation
+//    R = (4 D(h/2) - D(h)) / 3, whose truncation error is O(h^4) instead of O(h^2); where it is not,
+//    D(h) itself, which carries 2.7x less noise than R. The steps stay the caller's kink-free h;
+//  - the noise estimate: the forward runs in float32, so L(x) carries a rounding error (standard
+//    deviation sigma_L) that differs between the perturbed points. The fourth difference
+//    nu = L(-h) - 4 L(-h/2) + 6 L(0) - 4 L(h/2) + L(h) cancels every polynomial up to degree 3 (its
+//    smooth part is ~h^4 times the fourth derivative), so it is rounding noise of variance about
+//    70 sigma_L^2; the lower quartile of nu^2 over the checked entries gives sigma_L (robust to
+//    the large nu of a few kinks), and the estimate's own noise is sigma_R = sqrt(65/18) sigma_L / h ~ 1.9 sigma_L / h for
+//    R, sigma_L / (sqrt(2) h) for D(h);
+//  - the criterion (expect_gradients_match): the norm-wise relative error ||a - n|| / (||a|| + ||n||)
+//    is the main one (per-entry noise averages out), against norm_tol plus five times what the
+//    estimated noise alone gives (sigma_R / (2 rms)), that allowance capped at norm_tol; the per-entry
+//    one uses a floor of at least 25 sigma_R / entry_tol (so float32 noise, even at a 5-sigma extreme,
+//    uses at most 1/5 of an entry's bound) but never more than the mean |a| + |n| of the tensor (so
+//    the noise floor cannot hide an error of the size of a typical entry).
+// A bug (a dropped derivative factor, a missing term, a wrong sign) gives relative errors of 0.1 to 1,
+// far above the bounds used (<= 2e-2 norm-wise with the allowance); a correct gradient must sit at
+// <= 1/5 of them on every target (the printed ratio).
 struct GradCheckResult {
-  double max_rel_error = 0.0;  // max over checked entries of |a - n| / max(|a| + |n|, floor)
+  // Per-entry figures with the plain floor (no noise term): max over checked entries of
+  // |a - n| / max(|a| + |n|, floor), where it is, and the two values there.
+  double max_rel_error = 0.0;
   size_t worst_index = 0;
-  double analytic = 0.0, numeric = 0.0;  // at the worst index
-  size_t checked = 0;
+  double analytic = 0.0, numeric = 0.0;
+  size_t checked = 0, skipped = 0;
   // ||a - n|| / (||a|| + ||n||) over the checked entries: robust to per-entry float32 noise.
   double norm_rel_error = 0.0;
+  // Estimated standard deviation of one numeric entry's float32 noise (sigma_R), and the RMS of the
+  // numeric gradient over the checked entries.
+  double noise = 0.0, rms = 0.0;
+  double floor = 0.0;
+  bool richardson = false;  // the estimator chosen (else the central difference at h)
+  double max_skipped_fraction = 0.1;
+  // Per checked entry: its index, the analytic value, the numeric value (Richardson), its noise.
+  std::vector<size_t> index;
+  std::vector<double> a, n, entry_noise;
 };
 
-// Central differences of `loss` (a scalar computed from *x, e.g. sum(out * r) in double) with respect
-// to x[i], compared with analytic[i]. Checks every entry when n <= max_checks, otherwise max_checks
-// entries chosen by `rng`. `x` is restored. floor keeps tiny gradients from dominating the ratio.
+struct GradCheckOptions {
+  float h = 1e-2f;      // the larger step; h/2 is the other one. Keep kinks farther than h.
+  double floor = 1e-3;  // per-entry floor on |a| + |n| (besides the noise floor)
+  size_t max_checks = 200;
+  uint64_t seed = 1;
+  // Skip entries whose differences show a kink within +-h (a ReLU input crossing 0): D(h) and D(h/2),
+  // or the fourth difference over h, then disagree by more than 0.5% of the entry's size plus 50
+  // sigma_L / h (a smooth function's disagreement is O(h^2); noise alone gives ~8.5 sigma_L / h). They are counted in `skipped`.
+  bool skip_kinks = false;
+  // expect_gradients_match fails when more than this fraction of the entries were skipped (kinks,
+  // changed discrete choices): they must stay rare for the check to mean something.
+  double max_skipped_fraction = 0.1;
+  // When > 0: an entry whose loss reports a changed discrete choice at step h is retried at this
+  // smaller step, then at a tenth of it (its noise then scales up by h / step), before being skipped.
+  float retry_h = 0.0f;
+  // When non-empty, exactly these entries are checked (e.g. only the live connections of a masked conv).
+  std::vector<size_t> indices;
+};
+
+// Numeric gradient of `loss` (a scalar computed from *x, e.g. sum(out * r) in double) with respect to
+// x[i], compared with analytic[i]. Checks every entry when n <= max_checks, otherwise max_checks
+// entries chosen by a generator seeded with `seed`. `x` is restored. `loss` may set *changed when a
+// discrete choice inside it moved with the step (an argmin, a ReLU pattern): that entry is skipped. The
+// loss must give the same value at the same x (fix its random draws).
+GradCheckResult grad_check(const std::function<double(bool* changed)>& loss, float* x,
+                           const float* analytic, size_t n, const GradCheckOptions& options);
 GradCheckResult grad_check(const std::function<double()>& loss, float* x, const float* analytic,
                            size_t n, float h = 1e-2f, double floor = 1e-3, size_t max_checks = 200,
                            uint64_t seed = 1);
+
+// The verdict of one check: ratio = max(norm_rel_error / norm_tol, max over entries of
+// |a - n| / (entry_tol * max(|a| + |n|, floor'))), the entry part only when entry_tol > 0 (floor' as
+// described above). Prints one line "[gradcheck] Suite.Test what: worst R of bound (...)" to stdout,
+// records the process's worst ratio, and fails the current test (EXPECT) when the ratio exceeds 1 or
+// more than options.max_skipped_fraction of the entries were skipped. Returns the ratio. scripts/gradcheck_ratios.sh collects
+// these lines from a ctest run.
+double expect_gradients_match(const std::string& what, const GradCheckResult& r, double norm_tol,
+                              double entry_tol = 0.0);
+
+// The worst ratio of every check run so far in this process.
+double worst_gradcheck_ratio();
+
+// The same reporting for the other tolerance-based comparisons (parity with XNNPACK, golden files,
+// fast against scalar kernels): ratio = err / bound, one line "[tolerance] Suite.Test what: worst R of
+// bound (err E, bound B)", and an EXPECT that the ratio is <= 1. Returns the ratio.
+// tag "gradcheck" for a hand-rolled finite-difference comparison (e.g. a Jacobian), so that it is
+// collected with the gradient checks.
+double expect_within(const std::string& what, double err, double bound, const char* tag = "tolerance");
 
 std::vector<float> random_vector(Rng& rng, size_t n, float lo = -1.0f, float hi = 1.0f);
 
