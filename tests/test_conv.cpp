@@ -96,36 +96,62 @@ struct Problem {
                                         weight.data(), s);
     }
   }
+  // The same problem with every input replaced by its absolute value: its scalar results are, entry
+  // by entry, the sums of |term| that float32 rounding errors scale with.
+  Problem absolute() const {
+    Problem a = *this;
+    for (std::vector<float>* v : {&a.inp, &a.weight, &a.bias, &a.dout})
+      for (float& x : *v) x = std::fabs(x);
+    return a;
+  }
+  // The most terms any output, input-gradient, weight-gradient or bias-gradient entry sums, plus two
+  // (the bias or an accumulation, and the scaling).
+  int max_terms() const {
+    const int oh = out_h(kind, s), ow = out_w(kind, s);
+    return std::max({s.C * s.KH * s.KW, s.OC * s.KH * s.KW, s.B * oh * ow, s.B * s.H * s.W}) + 2;
+  }
 };
 
-// |got - want| <= rel * max(1, max |want|), entry by entry; the message names the first offender. The
-// bound used throughout, rel = 1e-5 of the largest entry, is ~170 u (u = 2^-24): the reductions here
-// sum at most a few hundred terms of random sign (C * KH * KW <= 125 in the odd shapes, B * OH * OW
-// for a weight gradient), whose rounding differs by ~u sqrt(K) <= 25 u of the largest entry between
-// two summation orders, and an accumulation onto g0 adds one more rounding. A wrong index, a dropped
-// or repeated term gives errors of the size of an entry. Every comparison records its worst
-// |got - want| / bound; CloseReport prints the test's worst ratio (test::expect_within).
+// The rounding bound of two float32 evaluations of the same sums in any order (Higham 3.1):
+// |a - b| <= 2 gamma_n sum |terms|, gamma_n = n u / (1 - n u), u = 2^-24; `abs_sum` per entry.
+std::vector<double> rounding_bound(const std::vector<float>& abs_sum, int n) {
+  const double u = std::ldexp(1.0, -24), gamma = n * u / (1.0 - n * u);
+  std::vector<double> b(abs_sum.size());
+  for (size_t i = 0; i < b.size(); i++) b[i] = 2.0 * gamma * abs_sum[i] + 1e-30;
+  return b;
+}
+
+std::vector<float> abs_plus(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<float> r(a.size());
+  for (size_t i = 0; i < a.size(); i++) r[i] = std::fabs(a[i]) + b[i];
+  return r;
+}
+
+// Every comparison of two float32 computations of the same sums (fast against scalar, accumulated
+// against summed, against PyTorch) uses the rounding bound derived from the absolute problem
+// (rounding_bound): no tuned tolerance, and a wrong index, a dropped or repeated term gives errors of
+// the size of a term, far above it. Every comparison records its worst |got - want| / bound;
+// CloseReport prints the test's worst ratio (test::expect_within).
 double g_close_worst = 0.0;
 
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want,
-                                 double rel, const std::string& what) {
-  if (got.size() != want.size()) return ::testing::AssertionFailure() << what << ": size differs";
-  double scale = 1.0;
-  for (float v : want) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+// |got - want| <= bound[i] entry by entry (a derived rounding bound), recording the worst ratio.
+::testing::AssertionResult within(const std::vector<float>& got, const std::vector<float>& want,
+                                  const std::vector<double>& bound, const std::string& what) {
+  if (got.size() != want.size() || bound.size() != want.size())
+    return ::testing::AssertionFailure() << what << ": size differs";
   for (size_t i = 0; i < got.size(); i++) {
-    double d = std::fabs(static_cast<double>(got[i]) - want[i]);
-    if (!(d <= rel * scale)) {
+    const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(d <= bound[i])) {
       g_close_worst = INFINITY;
-      return ::testing::AssertionFailure()
-             << what << ": entry " << i << " got " << got[i] << " want " << want[i] << " (max diff "
-             << test::max_abs_diff(got.data(), want.data(), got.size()) << ", scale " << scale << ")";
+      return ::testing::AssertionFailure() << what << ": entry " << i << " got " << got[i] << " want "
+                                           << want[i] << ", rounding bound " << bound[i];
     }
-    g_close_worst = std::max(g_close_worst, d / (rel * scale));
+    g_close_worst = std::max(g_close_worst, d / bound[i]);
   }
   return ::testing::AssertionSuccess();
 }
 
-// Prints (and checks) the worst ratio of the close() calls made during its lifetime.
+// Prints (and checks) the worst ratio of the within() calls made during its lifetime.
 struct CloseReport {
   std::string what;
   explicit CloseReport(std::string w) : what(std::move(w)) { g_close_worst = 0.0; }
@@ -177,13 +203,18 @@ void check_parity(Kind kind, GemmBackend backend) {
     Problem p(kind, s, rng);
     const size_t no = out_size(kind, s);
     const float nan = std::numeric_limits<float>::quiet_NaN();
+    // Per-entry bounds from the absolute problem (derived, not tuned: see rounding_bound).
+    Problem ap = p.absolute();
+    const int n = p.max_terms();
 
     // Forward overwrites out, with and without bias.
-    for (const float* b : {static_cast<const float*>(p.bias.data()), static_cast<const float*>(nullptr)}) {
-      std::vector<float> fast(no, nan), ref(no, nan);
+    for (bool with_bias : {true, false}) {
+      const float* b = with_bias ? p.bias.data() : nullptr;
+      std::vector<float> fast(no, nan), ref(no, nan), abs_out(no);
       p.forward(fast.data(), b);
       p.forward_scalar(ref.data(), b);
-      ASSERT_TRUE(close(fast, ref, 1e-5, b ? "out" : "out (no bias)"));
+      ap.forward_scalar(abs_out.data(), with_bias ? ap.bias.data() : nullptr);
+      ASSERT_TRUE(within(fast, ref, rounding_bound(abs_out, n), b ? "out" : "out (no bias)"));
     }
 
     // Backward: fast accumulates onto random gradients g0; scalar starts from zero.
@@ -194,9 +225,11 @@ void check_parity(Kind kind, GemmBackend backend) {
     p.backward(dinp.data(), dw.data(), db.data());
     std::vector<float> rinp(p.inp.size(), 0.0f), rw(p.weight.size(), 0.0f), rb(p.bias.size(), 0.0f);
     p.backward_scalar(rinp.data(), rw.data(), rb.data());
-    ASSERT_TRUE(close(dinp, plus(g0_inp, rinp), 1e-5, "dinp"));
-    ASSERT_TRUE(close(dw, plus(g0_w, rw), 1e-5, "dweight"));
-    ASSERT_TRUE(close(db, plus(g0_b, rb), 1e-5, "dbias"));
+    std::vector<float> ainp(p.inp.size(), 0.0f), aw(p.weight.size(), 0.0f), ab(p.bias.size(), 0.0f);
+    ap.backward_scalar(ainp.data(), aw.data(), ab.data());
+    ASSERT_TRUE(within(dinp, plus(g0_inp, rinp), rounding_bound(abs_plus(g0_inp, ainp), n), "dinp"));
+    ASSERT_TRUE(within(dw, plus(g0_w, rw), rounding_bound(abs_plus(g0_w, aw), n), "dweight"));
+    ASSERT_TRUE(within(db, plus(g0_b, rb), rounding_bound(abs_plus(g0_b, ab), n), "dbias"));
   }
 }
 
@@ -252,20 +285,25 @@ void check_accumulate_and_null(Kind kind, bool scalar) {
     };
     std::vector<float> dinp(p.inp.size(), 0.0f), dw(p.weight.size(), 0.0f), db(s.OC, 0.0f);
     bwd(dinp.data(), dw.data(), db.data());
+    // Rounding bounds from the absolute problem; twice the sums for the accumulation twice.
+    Problem ap = p.absolute();
+    const int n = p.max_terms();
+    std::vector<float> ainp(dinp.size(), 0.0f), aw(dw.size(), 0.0f), ab(db.size(), 0.0f);
+    ap.backward_scalar(ainp.data(), aw.data(), ab.data());
     std::vector<float> dinp2(dinp.size(), 0.0f), dw2(dw.size(), 0.0f), db2(db.size(), 0.0f);
     bwd(dinp2.data(), dw2.data(), db2.data());
     bwd(dinp2.data(), dw2.data(), db2.data());
-    ASSERT_TRUE(close(dinp2, plus(dinp, dinp), 1e-5, "dinp twice"));
-    ASSERT_TRUE(close(dw2, plus(dw, dw), 1e-5, "dweight twice"));
-    ASSERT_TRUE(close(db2, plus(db, db), 1e-5, "dbias twice"));
+    ASSERT_TRUE(within(dinp2, plus(dinp, dinp), rounding_bound(plus(ainp, ainp), n), "dinp twice"));
+    ASSERT_TRUE(within(dw2, plus(dw, dw), rounding_bound(plus(aw, aw), n), "dweight twice"));
+    ASSERT_TRUE(within(db2, plus(db, db), rounding_bound(plus(ab, ab), n), "dbias twice"));
 
     std::vector<float> only_inp(dinp.size(), 0.0f), only_w(dw.size(), 0.0f), only_b(db.size(), 0.0f);
     bwd(only_inp.data(), nullptr, nullptr);
     bwd(nullptr, only_w.data(), nullptr);
     bwd(nullptr, nullptr, only_b.data());
-    ASSERT_TRUE(close(only_inp, dinp, 1e-5, "dinp alone"));
-    ASSERT_TRUE(close(only_w, dw, 1e-5, "dweight alone"));
-    ASSERT_TRUE(close(only_b, db, 1e-5, "dbias alone"));
+    ASSERT_TRUE(within(only_inp, dinp, rounding_bound(ainp, n), "dinp alone"));
+    ASSERT_TRUE(within(only_w, dw, rounding_bound(aw, n), "dweight alone"));
+    ASSERT_TRUE(within(only_b, db, rounding_bound(ab, n), "dbias alone"));
     bwd(nullptr, nullptr, nullptr);  // must not touch anything (ASan would see a bad write)
   }
 }
@@ -503,6 +541,18 @@ TEST(Conv, MatchesPyTorchGolden) {
     const std::vector<float> want_out = floats(c, "out"), want_dinp = floats(c, "dinp"),
                              want_dw = floats(c, "dweight"), want_db = floats(c, "dbias");
 
+    // PyTorch's float32 results, printed to 9 significant digits: the rounding bound of two float32
+    // evaluations in different orders, plus 1e-8 of each value for the printing.
+    Problem ap = p.absolute();
+    const int n = p.max_terms();
+    std::vector<float> aout(want_out.size()), ainp(p.inp.size(), 0.0f), aw(p.weight.size(), 0.0f), ab(s.OC, 0.0f);
+    ap.forward_scalar(aout.data(), ap.bias.data());
+    ap.backward_scalar(ainp.data(), aw.data(), ab.data());
+    auto bound = [&](const std::vector<float>& abs_sum, const std::vector<float>& want) {
+      std::vector<double> b = rounding_bound(abs_sum, n);
+      for (size_t i = 0; i < b.size(); i++) b[i] += 1e-8 * std::fabs(want[i]);
+      return b;
+    };
     for (bool scalar : {false, true}) {
       SCOPED_TRACE(scalar ? "scalar" : "fast");
       std::vector<float> out(out_size(kind, s));
@@ -514,10 +564,10 @@ TEST(Conv, MatchesPyTorchGolden) {
         p.forward(out.data(), p.bias.data());
         p.backward(dinp.data(), dw.data(), db.data());
       }
-      EXPECT_TRUE(close(out, want_out, 1e-5, "out"));
-      EXPECT_TRUE(close(dinp, want_dinp, 1e-5, "dinp"));
-      EXPECT_TRUE(close(dw, want_dw, 1e-5, "dweight"));
-      EXPECT_TRUE(close(db, want_db, 1e-5, "dbias"));
+      EXPECT_TRUE(within(out, want_out, bound(aout, want_out), "out"));
+      EXPECT_TRUE(within(dinp, want_dinp, bound(ainp, want_dinp), "dinp"));
+      EXPECT_TRUE(within(dw, want_dw, bound(aw, want_dw), "dweight"));
+      EXPECT_TRUE(within(db, want_db, bound(ab, want_db), "dbias"));
     }
   }
   EXPECT_GT(seen[0], 0);

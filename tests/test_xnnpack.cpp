@@ -35,7 +35,10 @@ namespace {
 // a 5x margin over that, and a wrong layout or index is off by the size of an output. Each
 // comparison prints its ratio (test::expect_within); the worst per build is collected by
 // scripts/gradcheck_ratios.sh.
-constexpr double kProbTol = 1e-5;
+// Pixel probabilities p = sigmoid(l): |dp| <= p (1 - p) |dl| <= |dl| / 4, and the logits of two float32
+// evaluations differ by up to ~u sqrt(K) |l| per layer with every layer's errors aligned: K <= 784,
+// L = 4 layers, |l| <= 30 for the trained models: u sqrt(784) 4 30 / 4 = 5e-5 (measured: <= 3e-6).
+constexpr double kProbTol = 5e-5;
 constexpr double kRawRelTol = 1e-5;
 constexpr double kOpRelTol = 1e-5;  // single operators
 
