@@ -127,10 +127,8 @@ Status read_file_maybe_gzip(const std::string& path, std::vector<uint8_t>* out) 
   if (declared > kMaxFileBytes)
     return Status::error(path + ": its IDX header declares " + std::to_string(declared) +
                          " bytes, more than the limit of " + std::to_string(kMaxFileBytes));
-  if (declared == 0) {  // not IDX: the parser will say what is wrong with these bytes
-    *out = std::move(head);
-    return Status();
-  }
+  if (declared == 0)  // not IDX: bounded by the file-size limit
+    return gunzip(raw.data(), raw.size(), out, static_cast<size_t>(kMaxFileBytes)).with_context(path + ": ");
   st = gunzip(raw.data(), raw.size(), out, static_cast<size_t>(declared));
   if (!st.ok() && st.message().find("exceeds the limit") != std::string::npos)
     return Status::error(path + ": decompresses to more than the " + std::to_string(declared) +

@@ -122,7 +122,7 @@ safetensors() {
 safetensors "$tmp/huge_config.safetensors" \
   '{"latentlab.model":"vae","latentlab.config":"{\"kind\":\"vae\",\"input\":4096,\"hidden\":16384,\"latent\":4096}"}' \
   'fc1.weight:[4,4]:16:00000000'
-expect_error_bounded "small file whose config asks for gigabytes" "missing tensor" eval --model-file "$tmp/huge_config.safetensors"
+expect_error_bounded "small file whose config asks for gigabytes" "has shape [4, 4] but the vae model" eval --model-file "$tmp/huge_config.safetensors"
 # The same with every tensor named but small: the shapes disagree with the config.
 safetensors "$tmp/huge_config2.safetensors" \
   '{"latentlab.model":"ae","latentlab.config":"{\"kind\":\"ae\",\"input\":65536,\"hidden\":16384,\"latent\":4096}"}' \
@@ -134,7 +134,7 @@ expect_error_bounded "config larger than its tensors" "has shape [1, 1] but the 
 safetensors "$tmp/huge_prior.safetensors" \
   '{"latentlab.model":"pixelcnn_prior","latentlab.config":"{\"K\":512,\"H\":7,\"W\":7,\"channels\":1024,\"layers\":64,\"kernel_a\":15,\"kernel_b\":15,\"stacks\":2}"}' \
   'input_conv.weight:[1]:1:00000000'
-expect_error_bounded "prior file whose config asks for gigabytes" "required by the prior" sample --model-file "$repo/models/vqvae.safetensors" --prior "$tmp/huge_prior.safetensors" --out "$tmp/p.png"
+expect_error_bounded "prior file whose config asks for gigabytes" "input_conv.weight' has the wrong shape for the prior" sample --model-file "$repo/models/vqvae.safetensors" --prior "$tmp/huge_prior.safetensors" --out "$tmp/p.png"
 # A model within every check but beyond the memory there is: std::bad_alloc becomes one error line.
 if [[ $limit_kb != unlimited ]]; then
   expect_error_bounded "allocation failure" "out of memory" train --model vae --hidden 16384 --epochs 1 --limit 256 --quiet
