@@ -53,6 +53,12 @@ class DenoisingAutoencoder : public MlpAutoencoder {
 // dec0.weight is -1 (no tensor) and the decoder uses enc0.weight transposed; dec0.bias is still its own.
 class ShallowAutoencoder : public Model {
  public:
+  // What reserve allocates here and in the subclasses: 4 code-width and 3 image-width vectors per
+  // example, k-sparse's mask, a few per-example scalars, and two code-width vectors in all.
+  uint64_t activation_floats(int B) const override {
+    const uint64_t H = static_cast<uint64_t>(config_.hidden), I = static_cast<uint64_t>(config_.input);
+    return static_cast<uint64_t>(B) * (5 * H + 3 * I + 3) + 2 * H;
+  }
   void reserve(int max_batch) override;
   void init(Rng& rng) override;
   const float* reconstruction() const override { return probs_.data(); }

@@ -23,8 +23,20 @@ int ParamArena::add(const std::string& name, std::vector<int64_t> shape) {
   return static_cast<int>(slots_.size()) - 1;
 }
 
+namespace {
+thread_local bool shapes_only = false;
+}  // namespace
+
+ShapesOnly::ShapesOnly() : previous_(shapes_only) { shapes_only = true; }
+ShapesOnly::~ShapesOnly() { shapes_only = previous_; }
+bool ShapesOnly::active() { return shapes_only; }
+
 void ParamArena::finalize() {
   assert(!finalized_);
+  if (shapes_only) {
+    finalized_ = true;
+    return;
+  }
   params.assign(total_, 0.0f);
   grads.assign(total_, 0.0f);
   adam_m.assign(total_, 0.0f);

@@ -23,6 +23,8 @@ class ParamArena {
   int add(const std::string& name, std::vector<int64_t> shape);
   void finalize();
   bool finalized() const { return finalized_; }
+  // False when finalize() ran under a ShapesOnly scope: the layout is known, nothing was allocated.
+  bool allocated() const { return finalized_ && params.size() == total_; }
 
   float* param(int id) { return params.data() + slots_[id].offset; }
   const float* param(int id) const { return params.data() + slots_[id].offset; }
@@ -41,6 +43,21 @@ class ParamArena {
   std::vector<TensorSlot> slots_;
   size_t total_ = 0;
   bool finalized_ = false;
+};
+
+// While one of these lives, finalize() on this thread records the layout but allocates nothing, so a
+// model can be constructed only to learn its tensors' names and shapes (e.g. to check a file or a
+// memory budget before committing memory: model_file.cpp). Such a model must not be used otherwise.
+class ShapesOnly {
+ public:
+  ShapesOnly();
+  ~ShapesOnly();
+  ShapesOnly(const ShapesOnly&) = delete;
+  ShapesOnly& operator=(const ShapesOnly&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
 };
 
 }  // namespace ll

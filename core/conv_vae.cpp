@@ -52,6 +52,17 @@ bool ConvVae::infer(const std::map<std::string, std::vector<int64_t>>& shapes, M
   return true;
 }
 
+// What reserve allocates: the activations and the one-image workspace.
+uint64_t ConvVae::activation_floats(int B) const {
+  const uint64_t b = static_cast<uint64_t>(B), Z = static_cast<uint64_t>(config_.latent);
+  const uint64_t n1 = uint64_t(kC1) * S2_ * S2_, n2 = static_cast<uint64_t>(F_), nx = uint64_t(S_) * S_;
+  const uint64_t ws = std::max({conv2d_workspace_floats(enc0.shape(1, S_, S_)),
+                                conv2d_workspace_floats(enc2.shape(1, S2_, S2_)),
+                                conv_transpose2d_workspace_floats(dec0.shape(1, S4_, S4_)),
+                                conv_transpose2d_workspace_floats(dec2.shape(1, S2_, S2_))});
+  return b * (8 * n1 + 8 * n2 + 8 * Z + 3 * nx + 2) + ws;
+}
+
 void ConvVae::reserve(int max_batch) {
   if (max_batch <= max_batch_) return;
   max_batch_ = max_batch;

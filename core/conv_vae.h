@@ -37,6 +37,7 @@ class ConvVae : public Model {
  public:
   explicit ConvVae(const ModelConfig& config);
   void reserve(int max_batch) override;
+  uint64_t activation_floats(int B) const override;
   void init(Rng& rng) override;
   void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;
   void backward(float scale) override;

@@ -47,9 +47,10 @@ int write_all(int fd, const uint8_t* bytes, size_t size) {
 
 }  // namespace
 
-Status read_file(const std::string& path, std::vector<uint8_t>* out) {
+Status read_file(const std::string& path, std::vector<uint8_t>* out, uint64_t max_bytes) {
   out->clear();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (path.empty()) return Status::error("empty file name");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return os_error(path, "cannot open", errno);
   struct stat sb;
   if (::fstat(fd, &sb) != 0) {
@@ -61,12 +62,21 @@ Status read_file(const std::string& path, std::vector<uint8_t>* out) {
     ::close(fd);
     return Status::error(path + ": is a directory, expected a file");
   }
-  std::vector<uint8_t> buf;
-  // st_size is a hint (pipes and /proc report 0); read until end of file regardless.
-  buf.resize(S_ISREG(sb.st_mode) && sb.st_size > 0 ? static_cast<size_t>(sb.st_size) + 1 : 65536);
+  // Devices (/dev/zero never ends), pipes and sockets have no size to check: only regular files.
+  if (!S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    return Status::error(path + ": is not a regular file (a device, pipe or socket); expected a file");
+  }
+  if (static_cast<uint64_t>(sb.st_size) > max_bytes) {
+    ::close(fd);
+    return Status::error(path + ": is " + std::to_string(sb.st_size) + " bytes, more than the limit of " +
+                         std::to_string(max_bytes));
+  }
+  // Read exactly the size fstat reported, plus one byte to notice a file that grew meanwhile.
+  const size_t want = static_cast<size_t>(sb.st_size);
+  std::vector<uint8_t> buf(want + 1);
   size_t used = 0;
-  for (;;) {
-    if (used == buf.size()) buf.resize(buf.size() * 2);
+  while (used < buf.size()) {
     ssize_t n = ::read(fd, buf.data() + used, buf.size() - used);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -78,10 +88,24 @@ Status read_file(const std::string& path, std::vector<uint8_t>* out) {
     used += static_cast<size_t>(n);
   }
   ::close(fd);
+  if (used > want) return Status::error(path + ": the file grew while it was read");
   buf.resize(used);
   *out = std::move(buf);
   return Status();
 }
+
+namespace {
+// The size an IDX file declares in its header (images: 16 + count * rows * cols; labels: 8 + count),
+// or 0 when `head` does not start like an IDX file.
+uint64_t idx_declared_size(const std::vector<uint8_t>& head) {
+  auto be32 = [&](size_t i) {
+    return uint64_t(head[i]) << 24 | uint64_t(head[i + 1]) << 16 | uint64_t(head[i + 2]) << 8 | head[i + 3];
+  };
+  if (head.size() >= 16 && be32(0) == 0x00000803) return 16 + be32(4) * be32(8) * be32(12);
+  if (head.size() >= 8 && be32(0) == 0x00000801) return 8 + be32(4);
+  return 0;
+}
+}  // namespace
 
 Status read_file_maybe_gzip(const std::string& path, std::vector<uint8_t>* out) {
   std::vector<uint8_t> raw;
@@ -94,7 +118,35 @@ Status read_file_maybe_gzip(const std::string& path, std::vector<uint8_t>* out) 
     *out = std::move(raw);
     return Status();
   }
-  return gunzip(raw.data(), raw.size(), out).with_context(path + ": ");
+  // Bound the output by the IDX header inside (decompressing only its first 16 bytes to read it): a
+  // stream that inflates beyond what its header declares stops there.
+  std::vector<uint8_t> head;
+  st = gunzip_prefix(raw.data(), raw.size(), 16, &head);
+  if (!st.ok()) return st.with_context(path + ": ");
+  const uint64_t declared = idx_declared_size(head);
+  if (declared > kMaxFileBytes)
+    return Status::error(path + ": its IDX header declares " + std::to_string(declared) +
+                         " bytes, more than the limit of " + std::to_string(kMaxFileBytes));
+  if (declared == 0)  // not IDX: bounded by the file-size limit
+    return gunzip(raw.data(), raw.size(), out, static_cast<size_t>(kMaxFileBytes)).with_context(path + ": ");
+  st = gunzip(raw.data(), raw.size(), out, static_cast<size_t>(declared));
+  if (!st.ok() && st.message().find("exceeds the limit") != std::string::npos)
+    return Status::error(path + ": decompresses to more than the " + std::to_string(declared) +
+                         " bytes its IDX header declares");
+  return st.with_context(path + ": ");
+}
+
+Status check_writable(const std::string& path) {
+  if (path.empty()) return Status::error("the output file name is empty");
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode))
+    return Status::error(path + ": is a directory; expected a file name to write");
+  std::string probe = path + ".tmp.check." + std::to_string(::getpid());
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) return os_error(path, "cannot write there", errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return Status();
 }
 
 Status write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -26,6 +26,10 @@ Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size
                        "decompress the file first");
 }
 
+Status gunzip_prefix(const uint8_t* bytes, size_t size, size_t n, std::vector<uint8_t>* out) {
+  return gunzip(bytes, size, out, n);
+}
+
 #else
 
 Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size_t max_output) {
@@ -101,6 +105,27 @@ Status gunzip(const uint8_t* bytes, size_t size, std::vector<uint8_t>* out, size
     return Status::error("gzip: decompressed data exceeds the limit of " + std::to_string(max_output) +
                          " bytes");
   }
+  buf.resize(produced);
+  *out = std::move(buf);
+  return Status();
+}
+
+Status gunzip_prefix(const uint8_t* bytes, size_t size, size_t n, std::vector<uint8_t>* out) {
+  out->clear();
+  if (!is_gzip(bytes, size)) return Status::error("gzip: not a gzip stream (no 1f 8b magic)");
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return Status::error("gzip: inflateInit2 failed");
+  std::vector<uint8_t> buf(n);
+  zs.next_in = const_cast<Bytef*>(bytes);
+  zs.avail_in = static_cast<uInt>(std::min<size_t>(size, UINT_MAX));
+  zs.next_out = buf.data();
+  zs.avail_out = static_cast<uInt>(std::min<size_t>(n, UINT_MAX));
+  int ret = Z_OK;
+  while (ret == Z_OK && zs.avail_out > 0) ret = inflate(&zs, Z_NO_FLUSH);
+  const size_t produced = static_cast<size_t>(zs.next_out - buf.data());
+  inflateEnd(&zs);
+  if (ret != Z_OK && ret != Z_STREAM_END && !(ret == Z_BUF_ERROR && produced > 0))
+    return Status::error("gzip: corrupt or truncated stream at its start");
   buf.resize(produced);
   *out = std::move(buf);
   return Status();

@@ -113,9 +113,54 @@ Status ModelConfig::validate() const {
   return Status();
 }
 
+uint64_t Model::memory_floats(int B) const {
+  uint64_t params = 0;  // from the shapes, in 64 bits (the arena's size_t may be 32-bit in wasm)
+  for (const TensorSlot& slot : params_.slots()) {
+    uint64_t n = 1;
+    for (int64_t d : slot.shape) n *= static_cast<uint64_t>(d);
+    params += n + 15;  // each slice is 16-float aligned
+  }
+  return 4 * params + activation_floats(B);
+}
+
+namespace {
+std::string mib(uint64_t floats) { return std::to_string((floats * 4 + (1 << 20) - 1) >> 20) + " MiB"; }
+
+Status budget_status(uint64_t floats, const std::string& what, int batch) {
+  if (floats <= kMaxModelFloats) return Status();
+  return Status::error(what + (batch > 0 ? " with a batch of " + std::to_string(batch) : std::string()) +
+                       " needs " + mib(floats) + " (parameters, gradients, optimiser state" +
+                       (batch > 0 ? ", activations" : "") + "), beyond the budget of " + mib(kMaxModelFloats) +
+                       (batch > 0 ? ": use a smaller batch or model" : ": use a smaller model"));
+}
+}  // namespace
+
+Status check_memory_budget(const ModelConfig& config, int batch, uint64_t* floats) {
+  Status s = config.validate();
+  if (!s.ok()) return s;
+  std::unique_ptr<Model> plan;
+  {
+    ShapesOnly shapes_only;
+    plan = find_model_kind(config.kind)->create(config);
+  }
+  const uint64_t n = plan->memory_floats(batch);
+  if (floats) *floats = n;
+  return budget_status(n, "the " + config.kind + " model " + config.to_json(), batch);
+}
+
+Status check_memory_budget(const Model& model, int batch, uint64_t* floats) {
+  const uint64_t n = model.memory_floats(batch);
+  if (floats) *floats = n;
+  return budget_status(n, "the " + model.config().kind + " model", batch);
+}
+
 Status create_model(const ModelConfig& config, std::unique_ptr<Model>* out) {
   Status s = config.validate();
   if (!s.ok()) return s;
+  if (!ShapesOnly::active()) {
+    s = check_memory_budget(config, 0);
+    if (!s.ok()) return s;
+  }
   *out = find_model_kind(config.kind)->create(config);
   return Status();
 }

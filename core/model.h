@@ -56,6 +56,16 @@ class Model {
 
   // Allocate activations for batches of up to max_batch examples (may be called again to grow).
   virtual void reserve(int max_batch) = 0;
+  // An upper bound on the floats reserve(B) allocates. The default bounds every MLP kind (each keeps at
+  // most 12 vectors of hidden or latent width and 4 of input width per example); conv kinds override.
+  // 64-bit, so that a budget check cannot wrap in wasm32.
+  virtual uint64_t activation_floats(int B) const {
+    const uint64_t H = static_cast<uint64_t>(config_.hidden), Z = static_cast<uint64_t>(config_.latent);
+    return static_cast<uint64_t>(B) * (12 * (H + Z) + 4 * static_cast<uint64_t>(config_.input) + 16);
+  }
+  // Floats the model holds with activations for B examples: its four parameter arenas (weights,
+  // gradients, two Adam moments) and activation_floats(B). Valid on a shapes-only model (arena.h).
+  uint64_t memory_floats(int B) const;
   int max_batch() const { return max_batch_; }
   // PyTorch's default initialisation of every layer (plus any kind-specific state, e.g. a codebook).
   virtual void init(Rng& rng) = 0;
@@ -126,8 +136,21 @@ struct ModelKind {
 const std::vector<ModelKind>& model_kinds();
 const ModelKind* find_model_kind(const std::string& name);
 
+// The memory budget of one model: parameters (four arenas) plus the activations of a batch, in floats.
+// 2^28 floats (1 GiB) is far beyond every model LatentLab ships or the page trains (the MLP VAE with a
+// batch of 128: 11 M floats; the conv VQ-VAE: 29 M) and within what a wasm32 module (2 GB) can hold.
+// Configs or batches beyond it are refused before anything is allocated.
+constexpr uint64_t kMaxModelFloats = uint64_t(1) << 28;
+// Whether a model of `config` with activations for `batch` examples (0: none yet) fits kMaxModelFloats.
+// Allocates nothing of the model's size (its layout is computed under ShapesOnly). `floats` (optional)
+// gets the figure.
+Status check_memory_budget(const ModelConfig& config, int batch, uint64_t* floats = nullptr);
+// The same for an existing model (e.g. before a trainer reserves a batch for it).
+Status check_memory_budget(const Model& model, int batch, uint64_t* floats = nullptr);
+
 // Creates a model of config.kind with its arena finalised (weights zero: call init or load) and no
-// activations.
+// activations. Refuses configs beyond the memory budget (check_memory_budget) before allocating.
+// Under a ShapesOnly scope the model has its layout but no memory: only for reading shapes and sizes.
 Status create_model(const ModelConfig& config, std::unique_ptr<Model>* out);
 
 }  // namespace ll

@@ -66,13 +66,18 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
     if (!s.ok()) return s;
   }
 
-  std::unique_ptr<Model> model;
-  s = create_model(config, &model);
+  // The config's tensors are checked against the file's before the model's memory is allocated (a
+  // shapes-only model has the layout and no arenas): a small file whose config asks for gigabytes is
+  // refused here, so what a load allocates stays bounded by the file's real size.
+  std::unique_ptr<Model> plan;
+  {
+    ShapesOnly shapes_only;
+    s = create_model(config, &plan);
+  }
   if (!s.ok()) return s;
-
   // Every tensor of the model must be present with the right shape; nothing else may be.
-  ParamArena& arena = model->params();
-  for (const TensorSlot& slot : arena.slots()) {
+  const ParamArena& layout = plan->params();
+  for (const TensorSlot& slot : layout.slots()) {
     const SafetensorsTensor* t = file.find(slot.name);
     if (!t)
       return Status::error("missing tensor '" + slot.name + "' (shape " + shape_str(slot.shape) +
@@ -83,14 +88,20 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
                            shape_str(slot.shape));
   }
   for (const SafetensorsTensor& t : file.tensors)
-    if (arena.find(t.name) < 0)
+    if (layout.find(t.name) < 0)
       return Status::error("unexpected tensor '" + t.name + "' for the " + config.kind +
                            " model (expected only: " + [&] {
                              std::string names;
-                             for (const auto& slot : arena.slots())
+                             for (const auto& slot : layout.slots())
                                names += (names.empty() ? "" : ", ") + slot.name;
                              return names;
                            }() + ")");
+  plan.reset();
+
+  std::unique_ptr<Model> model;
+  s = create_model(config, &model);  // also checks the memory budget
+  if (!s.ok()) return s;
+  ParamArena& arena = model->params();
   for (const TensorSlot& slot : arena.slots()) {
     s = file.read_f32(*file.find(slot.name), arena.params.data() + slot.offset, slot.size);
     if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");

@@ -419,24 +419,45 @@ Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPri
   PixelCnnConfig config;
   s = PixelCnnConfig::from_json(cfg->second, &config);
   if (!s.ok()) return s;
+  // The config's tensors are checked against the file's before any memory of the prior's size is
+  // allocated (a shapes-only prior has the layout and masks, no arenas), so a small file whose config
+  // asks for gigabytes is refused and what a load allocates stays bounded by the file's real size.
+  {
+    ShapesOnly shapes_only;
+    const PixelCnnPrior plan(config);
+    const ParamArena& layout = plan.params();
+    for (size_t id = 0; id < layout.slots().size(); id++) {
+      const TensorSlot& slot = layout.slots()[id];
+      const SafetensorsTensor* t = file.find(slot.name);
+      if (!t) return Status::error("missing tensor '" + slot.name + "' required by the prior");
+      const std::vector<float>* mask = plan.mask_of(static_cast<int>(id));
+      // A masked convolution's kernel is stored at its true shape (the mask's box); files from before
+      // that hold the whole k x k kernel, which loads as it is.
+      if (mask && t->shape != slot.shape) {
+        const MaskBox box = mask_box(*mask);
+        const std::vector<int64_t> want = {slot.shape[0], slot.shape[1], box.rows(), box.cols()};
+        if (t->shape != want)
+          return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior (expected [" +
+                               std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " +
+                               std::to_string(want[2]) + ", " + std::to_string(want[3]) +
+                               "], the masked kernel's taps)");
+      } else if (t->shape != slot.shape) {
+        return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
+      }
+    }
+    for (const SafetensorsTensor& t : file.tensors)
+      if (layout.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
+  }
   std::unique_ptr<PixelCnnPrior> prior(new PixelCnnPrior(config));
   ParamArena& arena = prior->params();
   std::vector<float> kernel;
   for (size_t id = 0; id < arena.slots().size(); id++) {
     const TensorSlot& slot = arena.slots()[id];
     const SafetensorsTensor* t = file.find(slot.name);
-    if (!t) return Status::error("missing tensor '" + slot.name + "' required by the prior");
     float* w = arena.params.data() + slot.offset;
     const std::vector<float>* mask = prior->mask_of(static_cast<int>(id));
-    // A masked convolution's kernel is stored at its true shape (the mask's box); files from before
-    // that hold the whole k x k kernel, which loads as it is.
-    if (mask && t->shape != slot.shape) {
+    if (mask && t->shape != slot.shape) {  // the masked kernel's taps (shape checked above)
       const MaskBox box = mask_box(*mask);
-      const std::vector<int64_t> want = {slot.shape[0], slot.shape[1], box.rows(), box.cols()};
-      if (t->shape != want)
-        return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior (expected [" +
-                             std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " + std::to_string(want[2]) +
-                             ", " + std::to_string(want[3]) + "], the masked kernel's taps)");
       const int k = static_cast<int>(slot.shape[3]);
       const size_t planes = static_cast<size_t>(slot.shape[0] * slot.shape[1]);
       kernel.resize(planes * box.rows() * box.cols());

@@ -2,6 +2,8 @@
 #include "core/trainer.h"
 
 #include <algorithm>
+#include <cassert>
+#include <cstdio>
 #include <cmath>
 #include <numeric>
 
@@ -61,8 +63,12 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
     return Status::error("the data set has " + std::to_string(train->images.pixels_per_image()) +
                          " pixels per image but the model expects " +
                          std::to_string(model->config().input));
+  // Before anything of the batch's size is allocated: the model's activations for it fit the budget.
+  s = check_memory_budget(*model, settings.batch);
+  if (!s.ok()) return s;
   model_ = model;
   data_ = train;
+  reference_loss_ = -1.0;
   settings_ = settings;
   adam_ = Adam();
   adam_.config = settings.adam;
@@ -101,6 +107,18 @@ Status Trainer::step(LossTotals* batch_totals) {
                            " term is not finite; the update was skipped and the weights are "
                            "unchanged (try a lower learning rate)");
   }
+  const double loss = totals.loss();
+  if (reference_loss_ < 0.0) reference_loss_ = loss;
+  const double limit = kDivergenceFactor * std::max(reference_loss_, 1.0);
+  if (loss > limit) {
+    char buf[240];
+    std::snprintf(buf, sizeof buf,
+                  "training diverged at step %lld: the loss %.4g per image is more than %g times the "
+                  "initial %.4g; the update was skipped and the weights are unchanged (try a lower "
+                  "learning rate)",
+                  static_cast<long long>(step_number), loss, kDivergenceFactor, reference_loss_);
+    return Status::error(buf);
+  }
   ParamArena& arena = model_->params();
   arena.zero_grad();
   model_->backward(1.0f);
@@ -127,13 +145,15 @@ Status Trainer::step(LossTotals* batch_totals) {
 
 LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch, int limit,
                     const NoiseSpec& noise) {
+  LossTotals totals;
+  assert(data.images.pixels_per_image() == model.config().input && "evaluate: image size != model input");
+  if (data.images.pixels_per_image() != model.config().input) return totals;
   const int n = limit > 0 && limit < data.size() ? limit : data.size();
   const size_t P = static_cast<size_t>(model.config().input);
   std::vector<float> x(static_cast<size_t>(batch) * P), input;
   if (noise.type != NoiseType::kNone) input.resize(x.size());
   model.reserve(batch);
   model.metrics_reset();
-  LossTotals totals;
   for (int first = 0; first < n; first += batch) {
     const int B = std::min(batch, n - first);
     data.to_float(nullptr, first, B, x.data());

@@ -42,9 +42,18 @@ class Trainer {
  public:
   // `model` must be initialised; `train` must outlive the trainer. Validates settings and shapes.
   Status setup(Model* model, const Dataset* train, const TrainSettings& settings);
-  // One optimisation step on the next batch. On a non-finite loss or gradient the update is skipped,
-  // the parameters are unchanged, and the error says which term went bad at which step.
+  // One optimisation step on the next batch. On a non-finite loss or gradient, or a batch loss beyond
+  // kDivergenceFactor times the reference loss (below), the update is skipped, the parameters are
+  // unchanged, and the error says what went bad at which step.
   Status step(LossTotals* batch_totals);
+  // Divergence: a batch's mean loss per image above kDivergenceFactor * max(reference, 1), where the
+  // reference is the loss of the model as it was set up, on the first training batch. Training lowers
+  // the loss well below its start (MNIST AE: 543 -> 70, VAE: 550 -> 105), and warm-up bumps stay within
+  // a few times it; a run whose loss is 100 times its start (an AE at lr 10 reaches 1.6e12) has blown
+  // up and would only save a broken model. The floor of 1 keeps a near-zero start from making every
+  // later fluctuation look like divergence.
+  static constexpr double kDivergenceFactor = 100.0;
+  double reference_loss() const { return reference_loss_; }
   int64_t steps_done() const { return adam_.step_count; }
   int epoch() const { return epoch_; }                       // completed epochs
   int steps_per_epoch() const;
@@ -62,10 +71,13 @@ class Trainer {
   std::vector<float> input_;  // what the model sees (corrupted for denoising models)
   int cursor_ = 0;
   int epoch_ = 0;
+  double reference_loss_ = -1.0;  // < 0 until the first step
 };
 
 // Mean loss terms over the first `limit` images of `data` (all if limit <= 0), in batches of `batch`,
-// plus the model's own metrics. mode kMean gives the deterministic figure (z = posterior mean);
+// plus the model's own metrics. The data's images must have model.config().input pixels (callers check
+// it; a mismatch asserts and, in release builds, gives empty totals rather than reading out of bounds),
+// mode kMean gives the deterministic figure (z = posterior mean);
 // kSample draws z with rng. With `noise`, inputs are corrupted (with rng) and the targets stay clean.
 LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch = 500,
                     int limit = 0, const NoiseSpec& noise = NoiseSpec());

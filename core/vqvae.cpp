@@ -135,6 +135,7 @@ VqVae::VqVae(const ModelConfig& config) {
   dec2.add_to(params_, "decoder.2", 64, 32, 4, 2, 1);
   dec4.add_to(params_, "decoder.4", 32, 1, 4, 2, 1);
   params_.finalize();
+  if (!params_.allocated()) return;  // a shapes-only model (arena.h): layout only
   const size_t ws = std::max({conv2d_workspace_floats(enc0.shape(1, S_, S_)),
                               conv2d_workspace_floats(enc2.shape(1, S_ / 2, S_ / 2)),
                               conv2d_workspace_floats(enc4.shape(1, g_, g_)),
@@ -149,6 +150,12 @@ VqVae::VqVae(const ModelConfig& config) {
   batch_sum_.assign(static_cast<size_t>(K_) * D_, 0.0f);
   since_used_.assign(K_, 0);
   eval_counts_.assign(K_, 0);
+}
+
+uint64_t VqVae::activation_floats(int B) const {
+  const uint64_t half = uint64_t(S_ / 2) * (S_ / 2), G = static_cast<uint64_t>(G_);
+  const uint64_t D = static_cast<uint64_t>(D_), P = static_cast<uint64_t>(P_);
+  return static_cast<uint64_t>(B) * (3 * 32 * half + 3 * 64 * G + 5 * D * G + 2 * G + 2 * P + 3);
 }
 
 void VqVae::reserve(int max_batch) {

@@ -74,6 +74,7 @@ class VqVae : public Model {
  public:
   explicit VqVae(const ModelConfig& config);
   void reserve(int max_batch) override;
+  uint64_t activation_floats(int B) const override;
   // PyTorch's default conv init; codebook ~ U(-1/K, 1/K). Resets the EMA and usage state.
   void init(Rng& rng) override;
   void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;

@@ -17,19 +17,38 @@ const TYPES = {
   '.svg': 'image/svg+xml', '.gz': 'application/gzip', '.safetensors': 'application/octet-stream',
 };
 
+// Any request path the server cannot read as a file name (not percent-decodable, a NUL or other control
+// character, not absolute) gets 400 and the server stays up: one bad request from any open page must not
+// end it.
+function badRequest(res, why) {
+  res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad request: ${why}`);
+}
+
 export function createServer(base = dir) {
   return http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1');
-    let rel = decodeURIComponent(url.pathname);
-    if (rel.endsWith('/')) rel += 'index.html';
-    const file = path.join(base, path.normalize(rel));
-    if (!file.startsWith(base + path.sep)) { res.writeHead(403).end('forbidden'); return; }
-    fs.stat(file, (err, st) => {
-      if (err || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${rel}`); return; }
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': st.size, 'cache-control': 'no-cache' });
-      if (req.method === 'HEAD') { res.end(); return; }
-      fs.createReadStream(file).pipe(res);
-    });
+    try {
+      if (!req.url.startsWith('/')) { badRequest(res, 'the path must be absolute'); return; }
+      let url;
+      try { url = new URL(req.url, 'http://127.0.0.1'); } catch { badRequest(res, 'unparsable URL'); return; }
+      let rel;
+      try { rel = decodeURIComponent(url.pathname); } catch { badRequest(res, 'the path is not valid percent-encoded UTF-8'); return; }
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u001f\u007f]/.test(rel)) { badRequest(res, 'control character in the path'); return; }
+      if (rel.endsWith('/')) rel += 'index.html';
+      const file = path.join(base, path.normalize(rel));
+      if (!file.startsWith(base + path.sep)) { res.writeHead(403).end('forbidden'); return; }
+      fs.stat(file, (err, st) => {
+        if (err || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${rel}`); return; }
+        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': st.size, 'cache-control': 'no-cache' });
+        if (req.method === 'HEAD') { res.end(); return; }
+        // A file that vanishes or cannot be read after the stat ends this response only.
+        fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+      });
+    } catch (e) {
+      // Nothing above should throw; if something does, this request fails, not the server.
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad request: ${e.message}`);
+      else res.destroy();
+    }
   });
 }
 

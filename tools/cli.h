@@ -32,6 +32,7 @@ Action add_bench(CLI::App& app);  // cli_bench.cpp
 struct PriorEvalOptions {
   std::string prior_file, vqvae, data = "mnist", judge;
   int samples = 1000;
+  int limit = 0;  // only the first N test images (0: all)
   float temperature = 1.0f;
   float threshold = 0.9f;  // the judge's probability that counts as "recognisable"
   uint64_t seed = 1;
@@ -41,6 +42,12 @@ bool is_prior_file(const std::string& path);
 int run_eval_prior(const PriorEvalOptions& o);
 int run_sample_prior(const std::string& vqvae_file, const std::string& prior_file, bool uniform_codes, int count,
                      int cols, int scale, float temperature, uint64_t seed, const std::string& out);
+
+// An output option checked before any long work: when the option was given (or has a default), its path
+// must be writable now (not empty, its directory takes a new file). An absent optional --out is fine.
+Status check_out(const CLI::Option* option, const std::string& path);
+// The data set's images must have the model's pixel count (train and test sets alike).
+Status check_image_size(const Dataset& data, int model_input, const std::string& what);
 
 // "latentlab: error: <message>" on stderr; returns 1 so callers can `return fail(s)`.
 int fail(const std::string& message);

@@ -40,6 +40,7 @@ int run_eval(const EvalOptions& o) {
     p.threshold = o.judge_threshold;
     p.seed = o.seed;
     p.json = o.json;
+    p.limit = o.limit;
     return run_eval_prior(p);
   }
   std::unique_ptr<Model> model;
@@ -59,9 +60,16 @@ int run_eval(const EvalOptions& o) {
   const double pixels = model->config().input;
   const bool stochastic = model->has_gaussian_prior();
   std::string json = "{\"model\":\"" + model->config().kind + "\"";
-  auto add = [&json](const std::string& key, double v) {
+  // JSON has no NaN or infinity: such a figure is written as null, named in the error that ends the run.
+  std::string non_finite;
+  auto add = [&json, &non_finite](const std::string& key, double v) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, ",\"%s\":%.6f", key.c_str(), v);
+    if (std::isfinite(v)) {
+      std::snprintf(buf, sizeof buf, ",\"%s\":%.6f", key.c_str(), v);
+    } else {
+      std::snprintf(buf, sizeof buf, ",\"%s\":null", key.c_str());
+      non_finite += (non_finite.empty() ? "" : ", ") + key;
+    }
     json += buf;
   };
   std::printf("%s on %s %s, %s %s%s\n", o.model_file.c_str(), o.data.c_str(), o.split.c_str(),
@@ -137,6 +145,9 @@ int run_eval(const EvalOptions& o) {
   if (noise.type != NoiseType::kNone) json += ",\"corrupt\":\"" + noise.to_string() + "\"";
   json += "}";
   if (o.json) std::printf("%s\n", json.c_str());
+  std::fflush(stdout);
+  if (!non_finite.empty())
+    return fail("figures that are not finite (" + non_finite + "): the model's outputs overflow on this data");
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_io.h"
 #include "core/trainer.h"
 #include "core/xnnpack_infer.h"
 #include "tools/cli.h"
@@ -27,8 +28,10 @@ struct ImageOptions {
 
 // Grids are laid out in pairs of rows: `cols` originals, then their reconstructions under them.
 int run_reconstruct(const ImageOptions& o) {
+  Status s = check_writable(o.out).with_context("--out: ");
+  if (!s.ok()) return fail(s);
   std::unique_ptr<Model> model;
-  Status s = load_model_file(o.model_file, &model);
+  s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
   Dataset test;
   s = load_data(o.data, "test", &test);
@@ -83,8 +86,10 @@ int run_reconstruct(const ImageOptions& o) {
 }
 
 int run_sample(const ImageOptions& o) {
+  Status s = check_writable(o.out).with_context("--out: ");
+  if (!s.ok()) return fail(s);
   std::unique_ptr<Model> model;
-  Status s = load_model_file(o.model_file, &model);
+  s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
   if (model->config().kind == "vqvae") {
     if (o.prior.empty() && !o.uniform_codes)

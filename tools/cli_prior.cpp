@@ -149,16 +149,21 @@ struct PriorOptions {
   int epochs = 10, batch = 64, channels = 64, layers = 5, threads = 1, stacks = 2, kernel_a = 5, kernel_b = 3, classes = 0;
   double lr = 1e-3;
   uint64_t seed = 1;
+  const CLI::Option* out_option = nullptr;
 };
 
 int run_train_prior(const PriorOptions& o) {
   set_num_threads(o.threads);
+  Status s = check_out(o.out_option, o.out);
+  if (!s.ok()) return fail(s);
   std::unique_ptr<Model> holder;
   VqVae* vq = nullptr;
-  Status s = load_vqvae(o.vqvae, &holder, &vq);
-  if (!s.ok()) return fail(s);
+  if (!(s = load_vqvae(o.vqvae, &holder, &vq)).ok()) return fail(s);
   Dataset train, test;
   if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  if (!(s = check_image_size(train, vq->config().input, o.data + " training set")).ok() ||
+      !(s = check_image_size(test, vq->config().input, o.data + " test set")).ok())
+    return fail(s);
   for (const Dataset* d : {&train, &test})  // before the encoding, which takes seconds
     for (uint8_t y : d->labels.labels)
       if (y >= o.classes && o.classes > 0)
@@ -247,11 +252,13 @@ struct ClassifierOptions {
   int epochs = 5, hidden = 256, channels = 16, negatives = 128;
   float negative_weight = 0.5f;
   uint64_t seed = 1;
+  const CLI::Option* out_option = nullptr;
 };
 
 int run_train_classifier(const ClassifierOptions& o) {
   Dataset train, test;
-  Status s;
+  Status s = check_out(o.out_option, o.out);
+  if (!s.ok()) return fail(s);
   if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
   const int P = train.images.pixels_per_image(), side = static_cast<int>(std::lround(std::sqrt(double(P))));
   std::unique_ptr<Classifier> c;
@@ -325,6 +332,12 @@ int run_eval_prior(const PriorEvalOptions& o) {
     return fail(s.with_context(o.judge + ": "));
   Dataset test;
   if (!(s = load_data(o.data, "test", &test)).ok()) return fail(s);
+  if (!(s = check_image_size(test, vq->config().input, o.data + " test set")).ok()) return fail(s);
+  if (o.limit > 0 && o.limit < test.size()) {  // only the first `limit` test images
+    test.images.count = test.labels.count = o.limit;
+    test.images.pixels.resize(static_cast<size_t>(o.limit) * test.images.pixels_per_image());
+    test.labels.labels.resize(o.limit);
+  }
   const int G = vq->code_size(), P = vq->config().input;
   const double judge_acc = classifier_accuracy(*judge, test);
 
@@ -332,6 +345,8 @@ int run_eval_prior(const PriorEvalOptions& o) {
   const double nll = prior_nll(*prior, test_codes, class_labels(*prior, test), G);
   const double marginal_nll = prior->config().classes > 0 ? prior_marginal_nll(*prior, test_codes, G) : nll;
   const double uniform_nll = G * std::log(static_cast<double>(prior->config().K));
+  if (!std::isfinite(nll) || !std::isfinite(marginal_nll))
+    return fail("the prior's test NLL is not finite: its outputs overflow on these codes");
   // Samples from the prior, from uniformly random codes (contrast), and real test digits through the
   // VQ-VAE (what a perfect prior would approach).
   Rng rng(o.seed, 5);
@@ -422,7 +437,7 @@ Action add_train_prior(CLI::App& app) {
   cmd->add_option("--classes", o->classes,
                   "Class-conditional prior over this many classes, trained on the images' labels (0: unconditional)")
       ->check(CLI::Range(0, 1024))->capture_default_str();
-  cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
+  o->out_option = cmd->add_option("--out", o->out, "Where to save the prior (.safetensors)");
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   add_threads_option(cmd, &o->threads);
   return [o] { return run_train_prior(*o); };
@@ -444,7 +459,7 @@ Action add_train_classifier(CLI::App& app) {
   cmd->add_option("--negative-weight", o->negative_weight, "Outlier exposure: weight of the non-digits' mean loss")
       ->check(CLI::Range(0.0, 100.0))->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
-  cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
+  o->out_option = cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
   return [o] { return run_train_classifier(*o); };
 }
 

@@ -26,6 +26,7 @@ struct TrainOptions {
   double lr = 1e-3;
   uint64_t seed = 1;
   bool quiet = false;
+  const CLI::Option* out_option = nullptr;
   std::map<std::string, double> hyper;  // kind-specific settings given on the command line
 };
 
@@ -72,8 +73,11 @@ class ProgressBar {
 
 int run_train(const TrainOptions& o) {
   set_num_threads(o.threads);
+  // The output is checked before training, so an unwritable or empty --out loses no work.
+  Status s = check_out(o.out_option, o.out);
+  if (!s.ok()) return fail(s);
   Dataset train, test;
-  Status s = load_data(o.data, "train", &train);
+  s = load_data(o.data, "train", &train);
   if (!s.ok()) return fail(s);
   s = load_data(o.data, "test", &test);
   if (!s.ok()) return fail(s);
@@ -104,6 +108,9 @@ int run_train(const TrainOptions& o) {
     }
     config.hyper[name] = value;
   }
+  // The test set is evaluated after every epoch: its images must be the model's size too.
+  s = check_image_size(test, config.input, o.data + " test set");
+  if (!s.ok()) return fail(s);
   std::unique_ptr<Model> model;
   s = create_model(config, &model);
   if (!s.ok()) return fail(s);
@@ -194,7 +201,7 @@ Action add_train(CLI::App& app) {
   cmd->add_option("--latent", o->latent, "Latent size")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--limit", o->limit, "Use only the first N training images (0 = all)")->check(CLI::Range(0, 100000000));
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
-  cmd->add_option("--out", o->out, "Where to save the trained model (.safetensors)");
+  o->out_option = cmd->add_option("--out", o->out, "Where to save the trained model (.safetensors)");
   cmd->add_flag("--quiet", o->quiet, "No progress bar");
   add_threads_option(cmd, &o->threads);
   // One flag per kind-specific hyperparameter in the registry (--beta, --rho, ...); each is checked
@@ -239,7 +246,8 @@ int run_export(const ExportOptions& o) {
   const DType dtype = o.dtype == "f16" ? DType::kF16 : DType::kF32;
   std::map<std::string, std::string> meta;
   std::vector<uint8_t> out;
-  Status s;
+  Status s = check_writable(o.out).with_context("--out: ");
+  if (!s.ok()) return fail(s);
   if (is_prior_file(o.model_file)) {  // the PixelCNN prior has its own files (and kernel shapes)
     std::unique_ptr<PixelCnnPrior> prior;
     if (!(s = load_prior_file(o.model_file, &prior, &meta)).ok()) return fail(s);

@@ -3,9 +3,12 @@
 // non-zero exit status: 2 for usage errors, 1 for everything else.
 #include <cstdio>
 #include <iostream>
+#include <new>
+#include <stdexcept>
 
 #include "core/file_io.h"
 #include "core/model_file.h"
+#include "core/safetensors.h"
 #include "tools/cli.h"
 #include "tools/data_paths.h"
 
@@ -39,6 +42,18 @@ void add_threads_option(CLI::App* cmd, int* threads) {
       ->check(CLI::Range(1, 256));
 }
 
+Status check_out(const CLI::Option* option, const std::string& path) {
+  if (path.empty() && option->count() == 0) return Status();
+  return check_writable(path).with_context(option->get_name() + ": ");
+}
+
+Status check_image_size(const Dataset& data, int model_input, const std::string& what) {
+  if (data.images.pixels_per_image() == model_input) return Status();
+  return Status::error(what + " has " + std::to_string(data.images.rows) + "x" + std::to_string(data.images.cols) +
+                       " images (" + std::to_string(data.images.pixels_per_image()) + " pixels) but the model takes " +
+                       std::to_string(model_input) + " pixels per image");
+}
+
 Status load_data(const std::string& data, const std::string& split, Dataset* out) {
   std::string dir;
   Status s = data_dir(data, &dir);
@@ -50,6 +65,13 @@ Status load_model_file(const std::string& path, std::unique_ptr<Model>* out) {
   std::vector<uint8_t> bytes;
   Status s = read_file(path, &bytes);
   if (!s.ok()) return s;
+  SafetensorsFile file;
+  if (parse_safetensors(bytes.data(), bytes.size(), &file).ok()) {
+    auto kind = file.metadata.find("latentlab.model");
+    if (kind != file.metadata.end() && kind->second == "pixelcnn_prior")
+      return Status::error(path + " is a PixelCNN prior; pass it with --prior (latentlab sample "
+                           "--model-file VQVAE --prior " + path + "), or evaluate it with eval --vqvae VQVAE");
+  }
   return load_model(bytes.data(), bytes.size(), out).with_context(path + ": ");
 }
 
@@ -97,7 +119,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string name = app.get_subcommands()[0]->get_name();
-  for (int i = 0; i < n_commands; i++)
-    if (name == names[i]) return actions[i]();
+  // The core never throws, but the memory it asks for may not be there: an allocation failure anywhere
+  // (std::bad_alloc, or a length_error from an absurd size) ends in one error line, not an abort.
+  try {
+    for (int i = 0; i < n_commands; i++)
+      if (name == names[i]) return actions[i]();
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory (an allocation failed); try a smaller model, batch or data set");
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
   return fail("unknown subcommand " + name);
 }

@@ -11,6 +11,13 @@
 // or by the core, and errors come back as messages (the wrapper turns them into Error objects). The
 // module keeps working after any error.
 //
+// Memory: the module grows up to 2 GB (-sMAXIMUM_MEMORY). When it cannot grow, malloc returns null but
+// operator new (without exceptions) aborts the whole module, so nothing of a size chosen from JS (a
+// model, a batch, an array) is allocated before ensure_memory has reserved its bytes with malloc and
+// given them back: when that fails, the call answers with an "out of memory" Error, nothing is kept,
+// and the module keeps working (dispose() other objects to free their memory). Absurd sizes are refused
+// earlier still, by the core's budget (core/model.h) and its checks of a file's tensors.
+//
 // Models are bound through the generic Model interface (core/model.h) and the registry, so new kinds
 // need no change here.
 #include <emscripten/bind.h>
@@ -21,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -52,6 +60,23 @@ constexpr int kChunk = 256;
 constexpr int kMaxSamples = 65536;
 constexpr int kMaxStepsPerCall = 100000;
 constexpr double kMaxSeed = 9007199254740992.0;  // 2^53: integers JS numbers hold exactly
+
+// Room for the small allocations a call makes besides the big ones it reserves.
+constexpr uint64_t kSlackBytes = uint64_t(4) << 20;
+
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+// Whether `bytes` (plus slack) can be allocated now: malloc grows memory if it must (up to its maximum)
+// and returns null if it cannot; the block is freed at once, so the caller's allocations reuse it.
+Status ensure_memory(uint64_t bytes, const std::string& what) {
+  void* p = bytes + kSlackBytes < (uint64_t(1) << 32) ? std::malloc(static_cast<size_t>(bytes + kSlackBytes)) : nullptr;
+  if (!p)
+    return Status::error(what + ": out of memory: this needs " + mib(bytes) +
+                         " more than the module can allocate now (its memory is limited to " +
+                         mib(emscripten_get_heap_max()) + "; dispose() models and trainers no longer in use)");
+  std::free(p);
+  return Status();
+}
 
 val ok_result(const val& value) {
   val r = val::object();
@@ -128,6 +153,11 @@ const float* posterior_logvar(const Model& m) {
   return m.posterior(&mu, &logvar, &z) ? logvar : nullptr;
 }
 
+// Bytes that m.reserve(B) would add (0 when it already holds activations for B examples).
+uint64_t reserve_bytes(const Model& m, int B) {
+  return B > m.max_batch() ? m.activation_floats(B) * sizeof(float) : 0;
+}
+
 // Buffers above this size are freed when the next call starts rather than kept at their peak (wasm
 // memory never shrinks, but malloc can then reuse the space, e.g. for training data).
 constexpr size_t kKeepBytes = size_t(8) << 20;
@@ -139,13 +169,18 @@ void trim(std::vector<T>* v) {
 
 class ModelCore {
  public:
+  // Input buffers of n elements; null when memory for them cannot be had (the wrapper throws).
   val bufferF32(int n) {
     trim_all();
+    std::vector<float>().swap(in_f32_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)) * sizeof(float), "buffer").ok()) return val::null();
     in_f32_.assign(static_cast<size_t>(std::max(n, 0)), 0.0f);
     return view_of(in_f32_);
   }
   val bufferU8(int n) {
     trim_all();
+    std::vector<uint8_t>().swap(in_u8_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)), "buffer").ok()) return val::null();
     in_u8_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(in_u8_);
   }
@@ -154,7 +189,11 @@ class ModelCore {
   val load() {
     if (state_) return error_result("load: this object already holds a model");
     auto st = std::make_shared<ModelState>();
-    Status s = load_model(in_u8_.data(), in_u8_.size(), &st->model, &st->metadata);
+    // The core allocates only after checking the file's tensors against its config, so the model is at
+    // most 4 arenas of the file's floats (F16: 2 bytes each): 8 times the file's size.
+    Status s = ensure_memory(uint64_t(in_u8_.size()) * 8, "load");
+    if (!s.ok()) return error_result(s.message());
+    s = load_model(in_u8_.data(), in_u8_.size(), &st->model, &st->metadata);
     std::vector<uint8_t>().swap(in_u8_);
     if (!s.ok()) return error_result("model file: " + s.message());
     state_ = std::move(st);
@@ -170,6 +209,9 @@ class ModelCore {
     uint64_t seed = 0;
     if (s.ok()) s = seed_from_number(seed_number, &seed);
     auto st = std::make_shared<ModelState>();
+    uint64_t floats = 0;
+    if (s.ok()) s = check_memory_budget(config, 0, &floats);  // absurd configs, before any allocation
+    if (s.ok()) s = ensure_memory(floats * sizeof(float), "create");
     if (s.ok()) s = create_model(config, &st->model);
     if (!s.ok()) return error_result(s.message());
     Rng init_rng(seed, /*stream=*/1);
@@ -226,6 +268,11 @@ class ModelCore {
     Model& m = *state_->model;
     int B = 0;
     Status s = check_rows(in_f32_, m.code_size(), "codes", "code", 1.0f, 0.0f, &B);
+    if (s.ok()) {
+      std::vector<float>().swap(out_f32_);
+      s = ensure_memory(uint64_t(B) * m.config().input * sizeof(float) + reserve_bytes(m, std::min(B, kChunk)),
+                        "memory");
+    }
     if (!s.ok()) return error_result("decode: " + s.message());
     decode_rows(in_f32_.data(), B);
     return ok_result(view_of(out_f32_));
@@ -247,6 +294,9 @@ class ModelCore {
     uint64_t seed = 0;
     Status s = seed_from_number(seed_number, &seed);
     if (!s.ok()) return error_result("sample: " + s.message());
+    s = ensure_memory(uint64_t(count) * (m.code_size() + m.config().input) * sizeof(float) +
+                          reserve_bytes(m, std::min(count, kChunk)), "sample");
+    if (!s.ok()) return error_result(s.message());
     std::vector<float> z(static_cast<size_t>(count) * m.code_size());
     Rng rng(seed);
     rng.fill_normal(z.data(), z.size(), 0.0f, static_cast<float>(temperature));
@@ -266,6 +316,7 @@ class ModelCore {
     Status s = seed_from_number(seed_number, &seed);
     int B = 0;
     if (s.ok()) s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
+    if (s.ok()) s = ensure_memory(reserve_bytes(m, std::min(B, kChunk)), "memory");
     if (!s.ok()) return error_result("evaluate: " + s.message());
     const ZMode zmode = mode == "mean" ? ZMode::kMean : ZMode::kSample;
     Rng rng(seed, /*stream=*/3);
@@ -324,6 +375,9 @@ class ModelCore {
     if (!state_) return not_loaded("save");
     if (dtype != "f32" && dtype != "f16")
       return error_result("save: dtype '" + dtype + "' is not 'f32' or 'f16'");
+    std::vector<uint8_t>().swap(out_u8_);
+    Status s = ensure_memory(uint64_t(state_->model->params().count()) * 2 * sizeof(float), "save");
+    if (!s.ok()) return error_result(s.message());
     out_u8_ = save_model(*state_->model, state_->metadata, dtype == "f16" ? DType::kF16 : DType::kF32);
     return ok_result(view_of(out_u8_));
   }
@@ -367,8 +421,12 @@ class ModelCore {
     Model& m = *state_->model;
     int B = 0;
     Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
-    if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
     const size_t P = static_cast<size_t>(m.config().input), W = static_cast<size_t>(width_of(m));
+    if (s.ok()) {
+      std::vector<float>().swap(out_f32_);
+      s = ensure_memory(uint64_t(B) * W * sizeof(float) + reserve_bytes(m, std::min(B, kChunk)), "memory");
+    }
+    if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
     out_f32_.resize(static_cast<size_t>(B) * W);
     Rng rng(0);  // unused with ZMode::kMean
     for (int first = 0; first < B; first += kChunk) {
@@ -402,11 +460,16 @@ class TrainerCore {
  public:
   explicit TrainerCore(ModelCore& model) : state_(model.state()) {}
 
+  // Null when memory for the buffer cannot be had (the wrapper throws).
   val bufferImages(int n) {
+    std::vector<uint8_t>().swap(images_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)), "buffer").ok()) return val::null();
     images_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(images_);
   }
   val bufferLabels(int n) {
+    std::vector<uint8_t>().swap(labels_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)), "buffer").ok()) return val::null();
     labels_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(labels_);
   }
@@ -421,6 +484,15 @@ class TrainerCore {
     TrainSettings settings;
     Status s = parse_settings(settings_json, &settings);
     if (!s.ok()) return error_result("training settings: " + s.message());
+    // The batch's activations within the core's budget, then within what memory can still hold: the
+    // activations, the trainer's two batch buffers, and a copy of IDX images.
+    s = check_memory_budget(m, settings.batch);
+    if (!s.ok()) return error_result("trainer: " + s.message());
+    s = ensure_memory(reserve_bytes(m, settings.batch) +
+                          uint64_t(settings.batch) * m.config().input * 2 * sizeof(float) + images_.size() +
+                          uint64_t(images_.size() / std::max(m.config().input, 1)) * sizeof(uint32_t),
+                      "trainer");
+    if (!s.ok()) return error_result(s.message());
     s = make_data(format, m.config().input);
     if (!s.ok()) return error_result("training data: " + s.message());
     trainer_ = std::make_unique<Trainer>();
@@ -436,11 +508,12 @@ class TrainerCore {
   // Runs n optimisation steps. value: {steps: [{step, epoch, loss, terms: {name: value}, mse}], and
   // progress (see progress())}. Values are per image (batch means). On an error (divergence) the
   // result carries the message and, in `value`, the steps that did complete.
-  val step(int n) {
+  val step(double count) {
     if (!trainer_) return error_result("step: the trainer is not set up");
-    if (n < 1 || n > kMaxStepsPerCall)
-      return error_result("step: count " + std::to_string(n) + " is out of range [1, " +
+    if (!(count >= 1 && count <= kMaxStepsPerCall) || count != std::floor(count))
+      return error_result("step: count " + number_str(count) + " must be an integer in [1, " +
                           std::to_string(kMaxStepsPerCall) + "]");
+    const int n = static_cast<int>(count);
     const std::vector<std::string> names = state_->model->loss_terms();
     const VqVae* vq = dynamic_cast<const VqVae*>(state_->model.get());
     std::vector<int64_t> counts(vq ? static_cast<size_t>(vq->K()) : 0, 0);
@@ -501,10 +574,9 @@ class TrainerCore {
     for (const auto& [key, val] : v.object) {
       if (val.type != JsonValue::Type::kNumber)
         return Status::error("'" + key + "' must be a number");
-      if (key == "batch" || key == "epochs") {
-        if (!val.is_integer || val.integer < (key == "batch" ? 1 : 0) || val.integer > 1000000)
-          return Status::error("'" + key + "' must be an integer in [" + (key == "batch" ? "1" : "0") +
-                               ", 1000000]");
+      if (key == "batch" || key == "epochs") {  // epochs: the planned length, for schedules
+        if (!val.is_integer || val.integer < 1 || val.integer > 1000000)
+          return Status::error("'" + key + "' must be an integer in [1, 1000000]");
         (key == "batch" ? t.batch : t.epochs) = static_cast<int>(val.integer);
       } else if (key == "lr") {
         t.adam.lr = val.number;
@@ -589,11 +661,16 @@ class TrainerCore {
 // one cell at a time (the page animates ancestral sampling), and score grids. Codes cross as Int32Array.
 class PriorCore {
  public:
+  // Null when memory for the buffer cannot be had (the wrapper throws).
   val bufferU8(int n) {
+    std::vector<uint8_t>().swap(in_u8_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)), "buffer").ok()) return val::null();
     in_u8_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(in_u8_);
   }
   val bufferI32(int n) {
+    std::vector<int32_t>().swap(in_i32_);
+    if (!ensure_memory(uint64_t(std::max(n, 0)) * sizeof(int32_t), "buffer").ok()) return val::null();
     in_i32_.assign(static_cast<size_t>(std::max(n, 0)), 0);
     return view_of(in_i32_);
   }
@@ -606,7 +683,10 @@ class PriorCore {
 
   val load() {
     if (prior_) return error_result("load: this object already holds a prior");
-    Status s = load_prior(in_u8_.data(), in_u8_.size(), &prior_, &metadata_);
+    // At most 4 arenas of the file's floats (F16; masked kernels stored at about half their k x k).
+    Status s = ensure_memory(uint64_t(in_u8_.size()) * 16, "load");
+    if (!s.ok()) return error_result(s.message());
+    s = load_prior(in_u8_.data(), in_u8_.size(), &prior_, &metadata_);
     std::vector<uint8_t>().swap(in_u8_);
     if (!s.ok()) return error_result("prior file: " + s.message());
     return ok_result(val(true));
@@ -631,8 +711,9 @@ class PriorCore {
     Status s = check_sampling("sample", count, temperature, seed_number, &rng);
     if (s.ok()) s = check_labels("sample", count);
     if (!s.ok()) return error_result(s.message());
+    if (s.ok()) s = reserve(count);
+    if (!s.ok()) return error_result("sample: " + s.message());
     out_i32_.assign(static_cast<size_t>(count) * cells(), 0);
-    reserve(count);
     prior_->sample(out_i32_.data(), count, static_cast<float>(temperature), rng, labels());
     return ok_result(view_of(out_i32_));
   }
@@ -651,8 +732,9 @@ class PriorCore {
                         std::to_string(cells()) + ")");
     if (s.ok()) s = check_labels("sampleCell", B);
     if (!s.ok()) return error_result(s.message());
+    if (s.ok()) s = reserve(B);
+    if (!s.ok()) return error_result("sampleCell: " + s.message());
     out_i32_ = in_i32_;
-    reserve(B);
     prior_->sample_cell(out_i32_.data(), B, cell, static_cast<float>(temperature), rng, labels());
     return ok_result(view_of(out_i32_));
   }
@@ -663,8 +745,8 @@ class PriorCore {
     int B = 0;
     Status s = check_grids("nll", &B);
     if (s.ok()) s = check_labels("nll", B);
+    if (s.ok()) s = reserve(B);
     if (!s.ok()) return error_result(s.message());
-    reserve(B);
     prior_->forward(in_i32_.data(), B, labels());
     out_f32_.assign(prior_->nll(), prior_->nll() + B);
     return ok_result(view_of(out_f32_));
@@ -675,8 +757,19 @@ class PriorCore {
     return error_result(std::string(what) + ": the prior was not loaded");
   }
   int cells() const { return prior_->config().H * prior_->config().W; }
-  void reserve(int B) {
-    if (B > prior_->max_batch()) prior_->reserve(B);
+  // Grows the activations to B grids, after checking memory for them (an upper bound of what
+  // PixelCnnPrior::reserve allocates: per grid cell, 8 feature maps per layer and stack, the logits,
+  // and the convolutions' patch workspace).
+  Status reserve(int B) {
+    if (B <= prior_->max_batch()) return Status();
+    const PixelCnnConfig& c = prior_->config();
+    const uint64_t kmax = static_cast<uint64_t>(std::max(c.kernel_a, c.kernel_b));
+    const uint64_t per_cell = uint64_t(c.channels) * (8 * (uint64_t(c.layers) + 1) + 6) + 4 * uint64_t(c.K) +
+                              uint64_t(std::max(c.K, c.channels)) * kmax * kmax;
+    Status s = ensure_memory(uint64_t(B) * cells() * per_cell * sizeof(float), "memory");
+    if (!s.ok()) return s;
+    prior_->reserve(B);
+    return Status();
   }
   Status check_sampling(const char* what, int count, double temperature, double seed_number, Rng* rng) {
     if (count < 1 || count > 4096)

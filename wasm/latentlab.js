@@ -43,6 +43,13 @@ function makeApi(core) {
     throw error;
   }
 
+  // A C++ input buffer of n elements filled with data; the buffer is null when memory for it could not
+  // be had.
+  function fill(buffer, data, what) {
+    if (buffer === null) throw new Error(`${what}: out of memory: no room for ${data.length} values (dispose() models and trainers no longer in use)`);
+    if (data.length) buffer.set(data);
+  }
+
   function own(wrapper, handle) {
     wrapper._handle = handle;
     if (registry) registry.register(wrapper, handle, wrapper);
@@ -71,7 +78,7 @@ function makeApi(core) {
   // A file's bytes into the object's buffer, then parsed by its load().
   function loadBytes(handle, source, what) {
     const bytes = toBytes(source, what);
-    handle.bufferU8(bytes.length).set(bytes);
+    fill(handle.bufferU8(bytes.length), bytes, what);
     unwrap(handle.load());
   }
 
@@ -94,7 +101,7 @@ function makeApi(core) {
 
   // Fills the C++ object's input buffer (one copy in), calls `method`, copies a typed-array result out.
   function callWithF32(handle, values, method, ...args) {
-    handle.bufferF32(values.length).set(values);
+    fill(handle.bufferF32(values.length), values, method);
     const value = unwrap(handle[method](...args));
     return ArrayBuffer.isView(value) ? value.slice() : value;
   }
@@ -173,8 +180,8 @@ function makeApi(core) {
       const labels = toBytes(data.labels, 'Trainer labels');
       const handle = new core.TrainerCore(live(model, 'Trainer'));
       try {
-        handle.bufferImages(images.length).set(images);
-        handle.bufferLabels(labels.length).set(labels);
+        fill(handle.bufferImages(images.length), images, 'Trainer');
+        fill(handle.bufferLabels(labels.length), labels, 'Trainer');
         unwrap(handle.setup(data.format ?? 'auto', JSON.stringify(settings)));
       } catch (e) {
         handle.delete();
@@ -217,7 +224,7 @@ function makeApi(core) {
     sampleCell(codes, cell, temperature = 1, seed = 1, labels = undefined) {
       const h = live(this, 'sampleCell');
       const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
-      h.bufferI32(c.length).set(c);
+      fill(h.bufferI32(c.length), c, 'Prior');
       this._setLabels(h, Math.floor(c.length / (this._info.H * this._info.W)), labels, 'sampleCell');
       return unwrap(h.sampleCell(cell, temperature, seed)).slice();
     }
@@ -225,7 +232,7 @@ function makeApi(core) {
     nll(codes, labels = undefined) {
       const h = live(this, 'nll');
       const c = codes instanceof Int32Array ? codes : Int32Array.from(codes);
-      h.bufferI32(c.length).set(c);
+      fill(h.bufferI32(c.length), c, 'Prior');
       this._setLabels(h, Math.floor(c.length / (this._info.H * this._info.W)), labels, 'nll');
       return unwrap(h.nll()).slice();
     }
@@ -238,7 +245,7 @@ function makeApi(core) {
       if (!ArrayBuffer.isView(labels) && !Array.isArray(labels)) throw new TypeError(`${what}: labels must be an array of class indices`);
       for (const y of labels)
         if (!Number.isInteger(y)) throw new TypeError(`${what}: label ${y} is not an integer`);
-      h.bufferLabels(labels.length).set(labels);
+      fill(h.bufferLabels(labels.length), labels, what);
     }
     dispose() { release(this); }
   }

@@ -49,6 +49,10 @@ const app = {
     const box = document.getElementById('errors');
     box.replaceChildren(h('div', { class: 'error' }, String(e.message || e), h('button', { class: 'icon', onclick: () => box.replaceChildren() }, '×')));
   },
+  // A message concerns the last action: the next one that succeeds clears it.
+  clearError() {
+    document.getElementById('errors').replaceChildren();
+  },
 };
 window.latentlab = app;
 

@@ -3,8 +3,9 @@
 // (the tensorflow/playground way). Panels read `state.x`, change it with `set({x: ...})`, and
 // subscribe to changes with `onChange`.
 const T = {
-  int: (lo, hi) => ({ parse: (s) => { const v = Number(s); return Number.isInteger(v) && v >= lo && v <= hi ? v : undefined; } }),
-  num: (lo, hi) => ({ parse: (s) => { const v = Number(s); return Number.isFinite(v) && v >= lo && v <= hi ? v : undefined; } }),
+  // An empty field is no number (Number('') would be 0: a cleared seed must not silently become seed 0).
+  int: (lo, hi) => ({ parse: (s) => { const v = String(s).trim() === '' ? NaN : Number(s); return Number.isInteger(v) && v >= lo && v <= hi ? v : undefined; } }),
+  num: (lo, hi) => ({ parse: (s) => { const v = String(s).trim() === '' ? NaN : Number(s); return Number.isFinite(v) && v >= lo && v <= hi ? v : undefined; } }),
   oneOf: (...values) => ({ parse: (s) => (values.includes(s) ? s : undefined) }),
   list: (pattern) => ({ parse: (s) => (s.split(',').every((x) => pattern.test(x)) ? s.split(',').filter(Boolean) : undefined), format: (v) => v.join(',') }),
   bool: () => ({ parse: (s) => (s === '1' ? true : s === '0' ? false : undefined), format: (v) => (v ? '1' : '0') }),

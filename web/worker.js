@@ -351,7 +351,8 @@ const ops = {
   // Training: a fresh model of `config` ({kind, latent, ...hyperparameters}) or a model file's bytes,
   // trained on the data set's training images with settings {batch, lr, seed}.
   async trainCreate({ config, bytes, settings, data = 'mnist' }) {
-    ops.trainReset();
+    // The new model and trainer are made first: a bad file or setting throws here and the session that
+    // was running stays as it was.
     const set = await dataset(data, 'train');
     const model = bytes ? new lab.Model(bytes) : new lab.Model(config, settings.seed ?? 1);
     let trainer;
@@ -362,6 +363,7 @@ const ops = {
       model.dispose();
       throw e;
     }
+    ops.trainReset();
     training = { model, trainer, running: false, usageWindow: [], usage: false, data, stopAt: 0 };
     return { info: model.info(), progress: trainer.progress() };
   },

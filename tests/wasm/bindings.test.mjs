@@ -334,3 +334,69 @@ test('PixelCNN prior: samples, one cell at a time, likelihoods, and bad input', 
   assert.ok(lab.memoryBytes() >= 32 * 2 ** 20);
   prior.dispose();
 });
+
+// A safetensors file of a few hundred bytes whose config asks for a 4096-16384-4096 VAE.
+function hugeConfigFile() {
+  const config = JSON.stringify({ kind: 'vae', input: 4096, hidden: 16384, latent: 4096 });
+  const header = JSON.stringify({
+    __metadata__: { 'latentlab.model': 'vae', 'latentlab.config': config },
+    'fc1.weight': { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] },
+  });
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
+  return Buffer.concat([head, Buffer.from(header), Buffer.alloc(16)]);
+}
+
+test('bad input at any size: an Error, not Aborted(), and memory bounded by the input', () => {
+  const x = haveMnist ? testPixels.subarray(0, P) : new Float32Array(P).fill(0.5);
+  const before = vae.reconstruct(x);
+  const memory0 = lab.memoryBytes();
+  // A small file whose config asks for gigabytes: refused from its tensors before allocating.
+  throwsWith(() => new lab.Model(hugeConfigFile()), /^model file: tensor 'fc1\.weight' has shape \[2, 2\] but the vae model/);
+  // The same config given directly: beyond the budget, refused before allocating.
+  throwsWith(() => new lab.Model({ kind: 'vae', input: 4096, hidden: 16384, latent: 4096 }), /beyond the budget of 1024 MiB/);
+  assert.ok(lab.memoryBytes() - memory0 < 64 * 2 ** 20, `memory grew by ${lab.memoryBytes() - memory0} bytes`);
+  // A conv VAE trainer with a batch of 8192 (2.6 GB of activations); settings beyond the batch limit.
+  const conv = new lab.Model({ kind: 'conv_vae' }, 1);
+  const images = new Uint8Array(16 * P), labels = new Uint8Array(16);
+  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 8192 }), /^trainer: the conv_vae model with a batch of 8192 needs \d+ MiB .*beyond the budget/);
+  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 1000000 }), /batch size 1000000 is out of range \[1, 65536\]/);
+  // Settings and step counts that are not what they claim.
+  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { epochs: 0 }), /'epochs' must be an integer in \[1, 1000000\]/);
+  const t = new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 4, epochs: 1 });
+  throwsWith(() => t.step(2.5), /^step: count 2\.5 must be an integer in \[1, 100000\]/);
+  throwsWith(() => t.step(NaN), /^step: count nan must be an integer/i);
+  assert.equal(t.step(2).steps.length, 2);
+  t.dispose();
+  conv.dispose();
+  assert.ok(lab.memoryBytes() - memory0 < 64 * 2 ** 20, `memory grew by ${lab.memoryBytes() - memory0} bytes`);
+  assert.deepEqual(vae.reconstruct(x), before);
+});
+
+// Models created and never disposed fill the module's memory (2 GB at most): the one that no longer
+// fits is an Error, not an abort, and disposing the others gives their memory back to later calls.
+test('undisposed models end in an out-of-memory Error; disposing them gives the memory back', () => {
+  const x = haveMnist ? testPixels.subarray(0, P) : new Float32Array(P).fill(0.5);
+  const before = vae.reconstruct(x);
+  const kept = [];
+  let error = null;
+  for (let i = 0; i < 1000 && !error; i++) {
+    try {
+      const m = new lab.Model({ kind: 'vae' }, i);
+      m.reconstruct(x);  // activations too
+      kept.push(m);
+    } catch (e) {
+      error = e;
+    }
+  }
+  console.log(`# ${kept.length} undisposed VAEs, then: ${error?.message}; module memory ${(lab.memoryBytes() / 2 ** 20).toFixed(0)} MiB`);
+  assert.ok(error instanceof Error, 'no error after 1000 undisposed models');
+  assert.match(error.message, /out of memory/);
+  assert.ok(kept.length >= 100, `only ${kept.length} models fit`);
+  for (const m of kept) m.dispose();
+  // The module works again, with room for new models.
+  assert.deepEqual(vae.reconstruct(x), before);
+  const again = [];
+  for (let i = 0; i < 20; i++) again.push(new lab.Model({ kind: 'vae' }, i));
+  for (const m of again) m.dispose();
+});

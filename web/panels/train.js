@@ -68,8 +68,15 @@ export function initTrain(app) {
         ? h('input', { type: 'checkbox', checked: state.ema })
         : h('input', { type: 'number', value: state[f], step: f === 'lr' ? 0.0001 : f === 'commitment' || f === 'beta' ? 0.05 : 1, 'aria-label': FIELD_LABELS[f] });
       input.addEventListener('change', () => {
-        const v = f === 'ema' ? input.checked : spec.parse(input.value);
-        if (v === undefined) { input.value = state[f]; app.error(new Error(`${FIELD_LABELS[f]}: ${input.value} is out of range`)); return; }
+        const typed = input.value;  // what was typed, before it is put back to the valid value
+        const v = f === 'ema' ? input.checked : spec.parse(typed);
+        if (v === undefined) {
+          input.value = state[f];
+          app.error(new Error(typed.trim() === '' ? `${FIELD_LABELS[f]}: a value is required (it stays ${state[f]})`
+                                                  : `${FIELD_LABELS[f]}: ${typed} is out of range (it stays ${state[f]})`));
+          return;
+        }
+        app.clearError();
         set({ [f]: v });
       });
       return h('label', { title: spec.help }, `${FIELD_LABELS[f]} `, input);
@@ -116,12 +123,14 @@ export function initTrain(app) {
       await ensureSession();
       await lab.call('trainRun', {});
       setRunning(true);
+      app.clearError();
     } catch (e) { app.error(e); progressText.textContent = 'not started'; }
   }
   async function singleStep() {
     try {
       await ensureSession();
       await lab.call('trainStep');
+      app.clearError();
     } catch (e) { app.error(e); }
   }
   async function reset() {
@@ -158,6 +167,7 @@ export function initTrain(app) {
       newSession(r.info, r.progress);
       summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${thousands(r.info.parameters)} parameters. Train it further, or see it in the Draw panel.`;
       app.metrics.loadedModel = r.info;
+      app.clearError();
       if (!state.models.includes('training')) set({ models: [...state.models, 'training'] });
     } catch (e) { app.error(e); progressText.textContent = session ? progressText.textContent : 'not started'; }
     fileInput.value = '';
