@@ -6,7 +6,7 @@
 // (__builtin_cpu_supports) says the CPU has it. Layout (BLIS/GotoBLAS): C is cut into NC-column blocks,
 // K into KC-deep slices; each slice of op(B) is packed into NR-wide panels (zero-padded), each MC-row
 // block of op(A) into MR-tall panels, and the microkernel multiplies one MR x kc panel by one kc x NR
-// panel in registers. Tiles at the right or bottom edge go through a small buffer. All four transposes
+// panel in registers; edge tiles use a microkernel of their own size (fewer rows, one vector). All four transposes
 // are handled by the packing alone; alpha and beta at the store (beta only on the first K slice;
 // beta == 0 never reads C). No allocation after the first call per thread (thread-local pack buffers).
 // Only x86-64 compilers see this code; elsewhere the file is empty.
@@ -17,7 +17,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #if defined(LATENTLAB_HAVE_OPENMP)
@@ -95,95 +97,115 @@ void store_edge(const float* T, int mr, int nr, float alpha, float beta, float* 
     }
 }
 
+// The microkernels: C[mr, nr] = alpha * A_panel * B_panel + beta * C over kc steps, for MRT rows and NV
+// vectors of W columns held in registers (the panels are packed MR and NR wide whatever MRT and NV are).
+// Each tile size has its own instantiation (a table indexed by rows and vectors), so a tile at the
+// bottom or right edge computes only the rows and vectors it needs; columns past nr in the last vector
+// go through a small buffer.
+using MicroFn = void (*)(int kc, const float* a, const float* b, float* C, int ldc, float alpha, float beta, int nr);
+
 // ---- AVX2 + FMA: 6 x 16 (12 accumulators, 2 B vectors, 1 broadcast) ----
 constexpr int kMR2 = 6, kNR2 = 16, kMC2 = 120, kNC2 = 2048;
 
-LL_AVX2 void micro_avx2(int kc, const float* a, const float* b, float* C, int ldc, float alpha, float beta, int mr,
-                        int nr) {
-  __m256 acc[kMR2][2];
+template <int MRT, int NV>
+LL_AVX2 void micro_avx2(int kc, const float* a, const float* b, float* C, int ldc, float alpha, float beta, int nr) {
+  __m256 acc[MRT][NV];
 #pragma GCC unroll 6
-  for (int i = 0; i < kMR2; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < MRT; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
   for (int k = 0; k < kc; k++) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) bv[v] = _mm256_load_ps(b + 8 * v);
 #pragma GCC unroll 6
-    for (int i = 0; i < kMR2; i++) {
+    for (int i = 0; i < MRT; i++) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
-      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     a += kMR2;
     b += kNR2;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  if (mr == kMR2 && nr == kNR2) {
+  if (nr == 8 * NV) {
 #pragma GCC unroll 6
-    for (int i = 0; i < kMR2; i++) {
+    for (int i = 0; i < MRT; i++) {
       float* c = C + static_cast<size_t>(i) * ldc;
-      __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
-      if (beta != 0.0f) {
-        r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), r0);
-        r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8), r1);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) {
+        __m256 r = _mm256_mul_ps(va, acc[i][v]);
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8 * v), r);
+        _mm256_storeu_ps(c + 8 * v, r);
       }
-      _mm256_storeu_ps(c, r0);
-      _mm256_storeu_ps(c + 8, r1);
     }
     return;
   }
-  alignas(32) float T[kMR2 * kNR2];
-  for (int i = 0; i < kMR2; i++) {
-    _mm256_store_ps(T + i * kNR2, acc[i][0]);
-    _mm256_store_ps(T + i * kNR2 + 8, acc[i][1]);
-  }
-  store_edge<kNR2>(T, mr, nr, alpha, beta, C, ldc);
+  alignas(32) float T[MRT * kNR2];
+  for (int i = 0; i < MRT; i++)
+    for (int v = 0; v < NV; v++) _mm256_store_ps(T + i * kNR2 + 8 * v, acc[i][v]);
+  store_edge<kNR2>(T, MRT, nr, alpha, beta, C, ldc);
 }
 
 // ---- AVX-512F: 14 x 32 (28 accumulators, 2 B vectors, 1 broadcast: 31 of 32 zmm registers) ----
 constexpr int kMR5 = 14, kNR5 = 32, kMC5 = 112, kNC5 = 2048;
 
+template <int MRT, int NV>
 LL_AVX512 void micro_avx512(int kc, const float* a, const float* b, float* C, int ldc, float alpha, float beta,
-                            int mr, int nr) {
-  __m512 acc[kMR5][2];
+                            int nr) {
+  __m512 acc[MRT][NV];
 #pragma GCC unroll 14
-  for (int i = 0; i < kMR5; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < MRT; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
   for (int k = 0; k < kc; k++) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
 #pragma GCC unroll 14
-    for (int i = 0; i < kMR5; i++) {
+    for (int i = 0; i < MRT; i++) {
       const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     a += kMR5;
     b += kNR5;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  if (mr == kMR5 && nr == kNR5) {
+  if (nr == 16 * NV) {
 #pragma GCC unroll 14
-    for (int i = 0; i < kMR5; i++) {
+    for (int i = 0; i < MRT; i++) {
       float* c = C + static_cast<size_t>(i) * ldc;
-      __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
-      if (beta != 0.0f) {
-        r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c), r0);
-        r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16), r1);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) {
+        __m512 r = _mm512_mul_ps(va, acc[i][v]);
+        if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16 * v), r);
+        _mm512_storeu_ps(c + 16 * v, r);
       }
-      _mm512_storeu_ps(c, r0);
-      _mm512_storeu_ps(c + 16, r1);
     }
     return;
   }
-  alignas(64) float T[kMR5 * kNR5];
-  for (int i = 0; i < kMR5; i++) {
-    _mm512_store_ps(T + i * kNR5, acc[i][0]);
-    _mm512_store_ps(T + i * kNR5 + 16, acc[i][1]);
-  }
-  store_edge<kNR5>(T, mr, nr, alpha, beta, C, ldc);
+  alignas(64) float T[MRT * kNR5];
+  for (int i = 0; i < MRT; i++)
+    for (int v = 0; v < NV; v++) _mm512_store_ps(T + i * kNR5 + 16 * v, acc[i][v]);
+  store_edge<kNR5>(T, MRT, nr, alpha, beta, C, ldc);
 }
 
-using MicroFn = void (*)(int, const float*, const float*, float*, int, float, float, int, int);
+// Tables of the instantiations: entry (v - 1) * MR + (m - 1) computes m rows and v vectors.
+template <int... I>
+constexpr std::array<MicroFn, 2 * sizeof...(I)> avx2_table(std::integer_sequence<int, I...>) {
+  return {micro_avx2<I + 1, 1>..., micro_avx2<I + 1, 2>...};
+}
+template <int... I>
+constexpr std::array<MicroFn, 2 * sizeof...(I)> avx512_table(std::integer_sequence<int, I...>) {
+  return {micro_avx512<I + 1, 1>..., micro_avx512<I + 1, 2>...};
+}
+constexpr auto kAvx2Micro = avx2_table(std::make_integer_sequence<int, kMR2>());
+constexpr auto kAvx512Micro = avx512_table(std::make_integer_sequence<int, kMR5>());
 
 // One thread's GEMM with the blocking of a microkernel (M, N, K > 0).
 template <int MR, int NR, int MC, int NC>
-void blocked_gemm(MicroFn micro, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+void blocked_gemm(const MicroFn* micro, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
                   const float* B, int ldb, float beta, float* C, int ldc) {
   static thread_local std::vector<float> a_buf, b_buf;
   const int nc_max = std::min(NC, (N + NR - 1) / NR * NR), kc_max = std::min(kKC, K);
@@ -199,11 +221,15 @@ void blocked_gemm(MicroFn micro, bool ta, bool tb, int M, int N, int K, float al
       for (int ic = 0; ic < M; ic += MC) {
         const int mc = std::min(MC, M - ic);
         pack_a<MR>(ta, A, lda, ic, mc, pc, kc, ap);
-        for (int jr = 0; jr < nc; jr += NR)
-          for (int ir = 0; ir < mc; ir += MR)
-            micro(kc, ap + static_cast<size_t>(ir) * kc, bp + static_cast<size_t>(jr) * kc,
-                  C + static_cast<size_t>(ic + ir) * ldc + jc + jr, ldc, alpha, beta_slice,
-                  std::min(MR, mc - ir), std::min(NR, nc - jr));
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr), vectors = nr > NR / 2 ? 2 : 1;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = std::min(MR, mc - ir);
+            micro[(vectors - 1) * MR + mr - 1](kc, ap + static_cast<size_t>(ir) * kc, bp + static_cast<size_t>(jr) * kc,
+                                               C + static_cast<size_t>(ic + ir) * ldc + jc + jr, ldc, alpha,
+                                               beta_slice, nr);
+          }
+        }
       }
     }
   }
@@ -213,7 +239,7 @@ void blocked_gemm(MicroFn micro, bool ta, bool tb, int M, int N, int K, float al
 // contiguous part per thread, each a GEMM of its own; the parts are fixed by the sizes alone, so the
 // result does not depend on timing.
 template <int MR, int NR, int MC, int NC>
-void x86_gemm(MicroFn micro, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
+void x86_gemm(const MicroFn* micro, bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda,
               const float* B, int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return gemm_f32_scale_c(M, N, beta, C, ldc);
@@ -256,12 +282,12 @@ bool cpu_has_avx512f() {
 
 void gemm_f32__avx2(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc) {
-  x86_gemm<kMR2, kNR2, kMC2, kNC2>(micro_avx2, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  x86_gemm<kMR2, kNR2, kMC2, kNC2>(kAvx2Micro.data(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void gemm_f32__avx512(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc) {
-  x86_gemm<kMR5, kNR5, kMC5, kNC5>(micro_avx512, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  x86_gemm<kMR5, kNR5, kMC5, kNC5>(kAvx512Micro.data(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace ll

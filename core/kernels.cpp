@@ -237,9 +237,9 @@ void forget_choices() {
   g_choices.clear();
 }
 
-// Times each candidate on scratch operands of this shape: one warm-up call, then one timed call, and up to
-// two more while the candidate has taken less than 1 ms and is within 1.5x of the fastest; keeps each
-// one's fastest call. The candidates take turns call by call, so a change in the
+// Times each candidate on scratch operands of this shape: one warm-up call, then two timed calls (one call
+// stalled by other work on the machine does not decide), and a third while the candidate has taken less
+// than 1 ms and is within 1.5x of the fastest; keeps each one's fastest call. The candidates take turns call by call, so a change in the
 // machine's load hits them alike.
 GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
   GemmChoice choice;
@@ -259,7 +259,7 @@ GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
   double fastest = 1e30;
   for (int rep = 0; rep < 3; rep++)
     for (size_t i = 0; i < candidates.size(); i++) {
-      if (rep > 0 && (spent[i] > 1e-3 || best[i] > 1.5 * fastest)) continue;
+      if (rep > 1 && (spent[i] > 1e-3 || best[i] > 1.5 * fastest)) continue;
       const auto t0 = Clock::now();
       run_backend(candidates[i], ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), N);
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -69,7 +69,7 @@ bool all_finite(const float* x, size_t n);
 //
 // kAuto: gemm_f32 sorts each call into a shape class (transposes, M, N and K rounded up to a power of
 // two, the GEMM thread count); the first call of a class times every available backend but the scalar
-// one on that call's shape (scratch operands, one warm-up and one to three timed calls each: a few ms for
+// one on that call's shape (scratch operands, one warm-up and two or three timed calls each: a few ms for
 // a large class, reported as measure_ms) and the class keeps the fastest from then on. Thread-safe (one class is measured at a
 // time; lookups take no lock); results are deterministic given the choices, which set_gemm_backend
 // forgets (the next kAuto call measures again).
