@@ -2,7 +2,8 @@
 // measurement runs natively and compiled to wasm under node:
 //   node --no-experimental-fetch build/wasm-release/bench/bench_wasm.js [--seconds S] [--batch B]
 // Prints, in one run:
-//   - GFLOP/s of every available GEMM backend (scalar, eigen, wasmsimd) on the shapes the models use,
+//   - GFLOP/s of every available GEMM backend (scalar, eigen, wasmsimd; natively openblas, avx2, avx512
+//     and auto) on the shapes the models use,
 //     and each as a ratio to the scalar kernel (the in-run baseline);
 //   - training images/s (forward, backward, Adam, the model's after-step update; Trainer on real MNIST
 //     when found, else synthetic images) for the MLP VAE and the conv VQ-VAE at batch B, with each
@@ -33,8 +34,14 @@ double seconds_since(Clock::time_point t0) {
 
 std::vector<GemmBackend> backends() {
   std::vector<GemmBackend> out;
-  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kOpenBlas, GemmBackend::kWasmSimd})
+  // Natively also the own AVX2 / AVX-512 kernels where the CPU has them, and last the choice by
+  // measurement (auto: the native default).
+  for (GemmBackend b : {GemmBackend::kScalar, GemmBackend::kEigen, GemmBackend::kOpenBlas, GemmBackend::kAvx2,
+                        GemmBackend::kAvx512, GemmBackend::kWasmSimd})
     if (gemm_backend_available(b)) out.push_back(b);
+#if !defined(__wasm_simd128__)
+  out.push_back(GemmBackend::kAuto);
+#endif
   return out;
 }
 

@@ -7,8 +7,9 @@
 //     in-run baseline the VAE figure is divided by;
 //   - the demo page: drawing to updated reconstructions of every model on screen (median per stroke
 //     event), and the longest main-thread task while training and sampling run.
-// Prints one JSON object (and writes it to --out FILE if given).
-//   node bench/browser_bench.mjs [--seconds 10] [--wasm build/wasm-release] [--out file.json]
+// The VAE and TensorFlow.js take turns, --rounds runs each (default 5): medians, min-max and quartiles.
+// Prints one JSON object (and writes it to --out FILE if given), naming the CPU and its instruction set.
+//   node bench/browser_bench.mjs [--seconds 10] [--rounds 5] [--wasm build/wasm-release] [--out file.json]
 //   node bench/browser_bench.mjs --memory-seconds 600      (the conv VQ-VAE's wasm memory over 10 minutes)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -66,7 +67,10 @@ async function measure(url) {
   return r;
 }
 
-const result = { date: new Date().toISOString(), chromium: browser.browser()?.version(), seconds };
+// The machine, named in every result: CPU model and the widest x86 vector instruction set it has.
+const cpuFlags = (() => { try { return (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m) || ['', ''])[1].split(' '); } catch { return []; } })();
+const isa = cpuFlags.includes('avx512f') ? 'avx512f' : cpuFlags.includes('avx2') && cpuFlags.includes('fma') ? 'avx2+fma' : cpuFlags.length ? 'x86-64 baseline' : 'unknown';
+const result = { date: new Date().toISOString(), chromium: browser.browser()?.version(), seconds, cpu: os.cpus()[0]?.model, isa, cores: os.cpus().length };
 // Closes the browser and the server, writes --out, prints the JSON object.
 async function finish() {
   await browser.close();
@@ -83,10 +87,31 @@ if (memorySeconds > 0) {
   console.log(`\nconv VQ-VAE trained ${m.seconds.toFixed(0)} s (${m.steps} steps, ${Math.round(m.images_per_s)} images/s): wasm memory ${m.wasm_memory_start_mb} MB before, ${m.wasm_memory_after_10s_mb} MB at 10 s, peak ${m.wasm_memory_peak_mb} MB; per minute: ${m.wasm_memory_per_minute_mb.join(', ')}`);
   process.exit(0);
 }
-result.tfjs_vae = await measure(`/bench/tfjs_vae.html?batch=128&seconds=${seconds}`);
-result.vae = await measure(`/bench.html?model=vae&batch=128&seconds=${seconds}`);
+// LatentLab's MLP VAE and TensorFlow.js's take turns, --rounds times each (the side that starts
+// alternates), so a change in the machine's load hits both alike; the figures are the medians, with the
+// spread and every run. result.vae and result.tfjs_vae are each side's median run in full.
+const rounds = Math.max(1, Number(arg('--rounds', 5)));
+const spread = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const at = (q) => v[Math.round(q * (v.length - 1))];
+  return { median: v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2, min: v[0], max: v[v.length - 1], q1: at(0.25), q3: at(0.75), runs: xs };
+};
+const medianRun = (runs) => [...runs].sort((a, b) => a.images_per_s - b.images_per_s)[(runs.length - 1) >> 1];
+const tfjsRuns = [], vaeRuns = [];
+for (let r = 0; r < rounds; r++) {
+  for (const side of r % 2 ? ['latentlab', 'tfjs'] : ['tfjs', 'latentlab']) {
+    if (side === 'tfjs') tfjsRuns.push(await measure(`/bench/tfjs_vae.html?batch=128&seconds=${seconds}`));
+    else vaeRuns.push(await measure(`/bench.html?model=vae&batch=128&seconds=${seconds}`));
+  }
+}
+result.rounds = rounds;
+result.vae_images_per_s = spread(vaeRuns.map((r) => r.images_per_s));
+result.tfjs_vae_images_per_s = spread(tfjsRuns.map((r) => r.images_per_s));
+result.vae_over_tfjs_per_round = vaeRuns.map((r, i) => r.images_per_s / tfjsRuns[i].images_per_s);
+result.vae = medianRun(vaeRuns);
+result.tfjs_vae = medianRun(tfjsRuns);
+result.vae_over_tfjs = result.vae_images_per_s.median / result.tfjs_vae_images_per_s.median;
 result.vqvae = await measure(`/bench.html?model=vqvae&batch=128&seconds=${seconds}`);
-result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
 
 // The demo page: drawing latency and main-thread long tasks while training and sampling.
 {
@@ -133,7 +158,8 @@ result.vae_over_tfjs = result.vae.images_per_s / result.tfjs_vae.images_per_s;
   await p.close();
 }
 await finish();
-console.log(`\nMLP VAE training, batch 128: LatentLab ${Math.round(result.vae.images_per_s)} images/s, TensorFlow.js-wasm ${Math.round(result.tfjs_vae.images_per_s)} (${result.vae_over_tfjs.toFixed(1)}x)`);
+const range = (s) => `${Math.round(s.median)} (min ${Math.round(s.min)}, max ${Math.round(s.max)})`;
+console.log(`\nMLP VAE training, batch 128, medians of ${rounds} interleaved runs each: LatentLab ${range(result.vae_images_per_s)} images/s, TensorFlow.js-wasm ${range(result.tfjs_vae_images_per_s)} (${result.vae_over_tfjs.toFixed(1)}x; per round ${result.vae_over_tfjs_per_round.map((x) => x.toFixed(1)).join(', ')})`);
 console.log(`conv VQ-VAE training, batch 128: ${Math.round(result.vqvae.images_per_s)} images/s; single-image reconstruction: VAE ${result.vae.latency_ms.toFixed(3)} ms, VQ-VAE ${result.vqvae.latency_ms.toFixed(3)} ms`);
 console.log(`drawing -> ${result.draw.models} reconstructions drawn (shown at the next frame): median ${result.draw.median_ms.toFixed(1)} ms from the pointer handler over ${result.draw.events} updates (from the event time stamp to the next frame: ${result.draw.from_event_timestamp_median_ms.next_frame_started} ms); longest main-thread task while training + sampling: ${result.main_thread.longest_ms} ms`);
 console.log(`GEMM ${result.vae.batch}x784 * (400x784)^T: LatentLab ${result.vae.gemm[0].gflops[result.vae.gemm_backend].toFixed(1)} GFLOP/s (scalar ${result.vae.gemm[0].gflops.scalar.toFixed(1)}), TensorFlow.js XNNPACK matMul ${result.tfjs_vae.matmul_gflops.gflops.toFixed(1)} (${(100 * result.vae.gemm[0].gflops[result.vae.gemm_backend] / result.tfjs_vae.matmul_gflops.gflops).toFixed(0)}%)`);

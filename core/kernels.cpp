@@ -1,8 +1,11 @@
-// GEMM: scalar reference, Eigen variant, and the dispatch point (the wasm SIMD kernel is in
-// kernels_wasmsimd.cpp). See kernels.h.
+// GEMM: scalar reference, Eigen variant, the dispatch point and its choice by measurement (kAuto); the
+// wasm SIMD kernel is in kernels_wasmsimd.cpp, the own x86 ones in gemm_x86.cpp. See kernels.h.
 #include "core/kernels.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -14,6 +17,9 @@
 
 #if defined(LATENTLAB_HAVE_OPENMP)
 #include <omp.h>
+#endif
+#if defined(LATENTLAB_HAVE_X86_KERNELS)
+#include <cpuid.h>
 #endif
 
 namespace ll {
@@ -97,22 +103,59 @@ void gemm_f32__openblas(bool trans_a, bool trans_b, int M, int N, int K, float a
 namespace {
 #if defined(__wasm_simd128__)
 GemmBackend g_backend = GemmBackend::kWasmSimd;
-#elif defined(LATENTLAB_HAVE_OPENBLAS)
-GemmBackend g_backend = GemmBackend::kOpenBlas;
 #else
-GemmBackend g_backend = GemmBackend::kEigen;
+GemmBackend g_backend = GemmBackend::kAuto;
 #endif
+
+constexpr GemmBackend kAllBackends[] = {GemmBackend::kScalar,   GemmBackend::kEigen, GemmBackend::kWasmSimd,
+                                        GemmBackend::kOpenBlas, GemmBackend::kAvx2,  GemmBackend::kAvx512,
+                                        GemmBackend::kAuto};
+
+void run_backend(GemmBackend backend, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                 int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  switch (backend) {
+    case GemmBackend::kScalar:
+      gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#if defined(__wasm_simd128__)
+    case GemmBackend::kWasmSimd:
+      gemm_f32__wasmsimd(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#endif
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+    case GemmBackend::kOpenBlas:
+      gemm_f32__openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#endif
+#if defined(LATENTLAB_HAVE_X86_KERNELS)
+    case GemmBackend::kAvx2:
+      gemm_f32__avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    case GemmBackend::kAvx512:
+      gemm_f32__avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+#endif
+    default:
+      gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+  }
+}
 }  // namespace
 
 bool gemm_backend_available(GemmBackend backend) {
   switch (backend) {
     case GemmBackend::kScalar:
-    case GemmBackend::kEigen: return true;
+    case GemmBackend::kEigen:
+    case GemmBackend::kAuto: return true;
 #if defined(__wasm_simd128__)
     case GemmBackend::kWasmSimd: return true;
 #endif
 #if defined(LATENTLAB_HAVE_OPENBLAS)
     case GemmBackend::kOpenBlas: return true;
+#endif
+#if defined(LATENTLAB_HAVE_X86_KERNELS)
+    case GemmBackend::kAvx2: return cpu_has_avx2_fma();
+    case GemmBackend::kAvx512: return cpu_has_avx512f();
 #endif
     default: return false;
   }
@@ -124,13 +167,180 @@ const char* gemm_backend_name(GemmBackend backend) {
     case GemmBackend::kEigen: return "eigen";
     case GemmBackend::kWasmSimd: return "wasmsimd";
     case GemmBackend::kOpenBlas: return "openblas";
+    case GemmBackend::kAvx2: return "avx2";
+    case GemmBackend::kAvx512: return "avx512";
+    case GemmBackend::kAuto: return "auto";
   }
   return "?";
+}
+
+bool gemm_backend_from_name(const std::string& name, GemmBackend* out) {
+  for (GemmBackend b : kAllBackends)
+    if (name == gemm_backend_name(b)) {
+      *out = b;
+      return true;
+    }
+  return false;
+}
+
+// ---- kAuto: one measured choice per shape class ----
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Bits needed for x - 1: the exponent of the smallest power of two >= x (0 for x <= 1).
+int ceil_log2(int x) {
+  int e = 0;
+  while (e < 31 && (1 << e) < x) e++;
+  return e;
+}
+
+// A class key: 1 (so that 0 means empty) | ta | tb | log2 bounds of M, N, K (5 bits each) | threads.
+uint32_t class_key(bool ta, bool tb, int M, int N, int K, int threads) {
+  return 1u | (static_cast<uint32_t>(ta) << 1) | (static_cast<uint32_t>(tb) << 2) |
+         (static_cast<uint32_t>(ceil_log2(M)) << 3) | (static_cast<uint32_t>(ceil_log2(N)) << 8) |
+         (static_cast<uint32_t>(ceil_log2(K)) << 13) | (static_cast<uint32_t>(std::min(threads, 255)) << 18);
+}
+
+// Open-addressed table of key << 8 | backend, written under g_auto_mutex, read without a lock. Full
+// (more classes than slots, which no model comes near), new classes run Eigen unmeasured.
+constexpr int kSlots = 512;
+std::atomic<uint64_t> g_slots[kSlots];
+std::mutex g_auto_mutex;
+std::vector<GemmChoice> g_choices;  // guarded by g_auto_mutex
+
+bool find_choice(uint32_t key, GemmBackend* out) {
+  for (int probe = 0; probe < kSlots; probe++) {
+    const uint64_t v = g_slots[(key * 2654435761u + probe) % kSlots].load(std::memory_order_acquire);
+    if (v == 0) return false;
+    if (static_cast<uint32_t>(v >> 8) == key) {
+      *out = static_cast<GemmBackend>(v & 0xff);
+      return true;
+    }
+  }
+  return false;
+}
+
+void store_choice(uint32_t key, GemmBackend backend) {
+  for (int probe = 0; probe < kSlots; probe++) {
+    std::atomic<uint64_t>& slot = g_slots[(key * 2654435761u + probe) % kSlots];
+    if (slot.load(std::memory_order_relaxed) == 0) {
+      slot.store((static_cast<uint64_t>(key) << 8) | static_cast<uint64_t>(backend), std::memory_order_release);
+      return;
+    }
+  }
+}
+
+void forget_choices() {
+  std::lock_guard<std::mutex> lock(g_auto_mutex);
+  for (auto& slot : g_slots) slot.store(0, std::memory_order_relaxed);
+  g_choices.clear();
+}
+
+// Times each candidate on scratch operands of this shape: one warm-up call, then two timed calls (one call
+// stalled by other work on the machine does not decide), and a third while the candidate has taken less
+// than 1 ms and is within 1.5x of the fastest; keeps each one's fastest call. The candidates take turns call by call, so a change in the
+// machine's load hits them alike.
+GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
+  GemmChoice choice;
+  choice.trans_a = ta, choice.trans_b = tb, choice.threads = threads;
+  choice.m_max = 1 << ceil_log2(M), choice.n_max = 1 << ceil_log2(N), choice.k_max = 1 << ceil_log2(K);
+  choice.M = M, choice.N = N, choice.K = K;
+  const auto t_start = Clock::now();
+  std::vector<GemmBackend> candidates;
+  for (GemmBackend b : kAllBackends)
+    if (b != GemmBackend::kScalar && b != GemmBackend::kAuto && gemm_backend_available(b)) candidates.push_back(b);
+  const int lda = ta ? M : K, ldb = tb ? K : N;
+  std::vector<float> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(K) * N), c(static_cast<size_t>(M) * N);
+  for (size_t i = 0; i < a.size(); i++) a[i] = static_cast<float>(i % 7) * 0.125f - 0.375f;
+  for (size_t i = 0; i < b.size(); i++) b[i] = static_cast<float>(i % 5) * 0.25f - 0.5f;
+  std::vector<double> best(candidates.size(), 1e30), spent(candidates.size(), 0.0);
+  for (GemmBackend cand : candidates) run_backend(cand, ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+  double fastest = 1e30;
+  for (int rep = 0; rep < 3; rep++)
+    for (size_t i = 0; i < candidates.size(); i++) {
+      if (rep > 1 && (spent[i] > 1e-3 || best[i] > 1.5 * fastest)) continue;
+      const auto t0 = Clock::now();
+      run_backend(candidates[i], ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), N);
+      const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+      best[i] = std::min(best[i], t);
+      fastest = std::min(fastest, t);
+      spent[i] += t;
+    }
+  size_t pick = 0;
+  for (size_t i = 0; i < candidates.size(); i++) {
+    choice.gflops.emplace_back(candidates[i], 2.0 * M * N * K / std::max(best[i], 1e-9) / 1e9);
+    if (best[i] < best[pick]) pick = i;
+  }
+  choice.backend = candidates[pick];
+  choice.measure_ms = 1e3 * std::chrono::duration<double>(Clock::now() - t_start).count();
+  return choice;
+}
+
+}  // namespace
+
+GemmBackend gemm_backend_for(bool trans_a, bool trans_b, int M, int N, int K) {
+  if (g_backend != GemmBackend::kAuto) return g_backend;
+  if (M <= 0 || N <= 0 || K <= 0) return GemmBackend::kEigen;  // nothing to multiply: any will do
+  const int threads = gemm_threads();
+  const uint32_t key = class_key(trans_a, trans_b, M, N, K, threads);
+  GemmBackend chosen;
+  if (find_choice(key, &chosen)) return chosen;
+  std::lock_guard<std::mutex> lock(g_auto_mutex);
+  if (find_choice(key, &chosen)) return chosen;  // another thread measured it meanwhile
+  if (g_choices.size() >= kSlots / 2) return GemmBackend::kEigen;
+  GemmChoice choice = measure_class(trans_a, trans_b, M, N, K, threads);
+  g_choices.push_back(choice);
+  store_choice(key, choice.backend);
+  return choice.backend;
+}
+
+std::vector<GemmChoice> gemm_auto_choices() {
+  std::lock_guard<std::mutex> lock(g_auto_mutex);
+  return g_choices;
+}
+
+std::string openblas_core_name() {
+#if defined(LATENTLAB_HAVE_OPENBLAS)
+  const char* name = openblas_get_corename();
+  return name ? name : "";
+#else
+  return "";
+#endif
+}
+
+std::string cpu_model_name() {
+#if defined(LATENTLAB_HAVE_X86_KERNELS)
+  unsigned regs[12] = {};
+  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "";
+  for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+  char brand[49] = {};
+  std::memcpy(brand, regs, 48);
+  std::string s(brand);
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  size_t first = s.find_first_not_of(' ');
+  return first == std::string::npos ? "" : s.substr(first);
+#else
+  return "";
+#endif
+}
+
+const char* cpu_isa_name() {
+#if defined(LATENTLAB_HAVE_X86_KERNELS)
+  if (cpu_has_avx512f()) return "avx512f";
+  if (cpu_has_avx2_fma()) return "avx2+fma";
+  return "x86-64 baseline";
+#elif defined(__wasm_simd128__)
+  return "wasm simd128";
+#else
+  return "unknown";
+#endif
 }
 
 void set_gemm_backend(GemmBackend backend) {
   assert(gemm_backend_available(backend));
   g_backend = backend;
+  forget_choices();
 }
 GemmBackend gemm_backend() { return g_backend; }
 
@@ -152,28 +362,13 @@ void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
     std::lock_guard<std::mutex> lock(g_trace_mutex);
     g_trace(g_trace_ctx, trans_a, trans_b, M, N, K, beta);
   }
-  switch (g_backend) {
-    case GemmBackend::kScalar:
-      gemm_f32__scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      return;
-#if defined(__wasm_simd128__)
-    case GemmBackend::kWasmSimd:
-      gemm_f32__wasmsimd(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      return;
-#endif
-#if defined(LATENTLAB_HAVE_OPENBLAS)
-    case GemmBackend::kOpenBlas:
-      gemm_f32__openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      return;
-#endif
-    default:
-      gemm_f32__eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      return;
-  }
+  run_backend(gemm_backend_for(trans_a, trans_b, M, N, K), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+              ldc);
 }
 
 namespace {
 int g_threads = 1;
+int g_gemm_threads = 1;
 
 void set_gemm_threads(int n) {
 #if defined(LATENTLAB_HAVE_OPENMP)
@@ -182,7 +377,7 @@ void set_gemm_threads(int n) {
 #if defined(LATENTLAB_HAVE_OPENBLAS)
   openblas_set_num_threads(n);
 #endif
-  (void)n;
+  g_gemm_threads = n;
 }
 }  // namespace
 
@@ -199,6 +394,7 @@ int set_num_threads(int n) {
 }
 
 int num_threads() { return g_threads; }
+int gemm_threads() { return g_gemm_threads; }
 
 SerialGemmScope::SerialGemmScope() : saved_(g_threads) {
   if (saved_ > 1) set_gemm_threads(1);

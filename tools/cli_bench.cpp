@@ -1,7 +1,9 @@
 // `latentlab bench`: training speed of one model kind at batch B, single-image reconstruction latency,
 // and how close a training step is to its bare matrix products. With --json the output is one JSON
 // object (for other tools):
-//   {"model", "batch", "threads", "backend", "data", "seconds", "images_per_s" (median 0.25 s window),
+//   {"model", "batch", "threads", "backend" (the GEMM mode: "auto" unless LATENTLAB_GEMM forces one),
+//    "gemm" (speed.h, gemm_report_json: CPU model and instruction set, OpenBLAS's core, the measured
+//    choice per shape class), "data", "seconds", "images_per_s" (median 0.25 s window),
 //    "images_per_s_best", "step_ms", "latency_ms" (median single-image reconstruction),
 //    "latency_ms_xnnpack", "xnnpack_latency_ratio" (core / XNNPACK: above 1 XNNPACK is faster),
 //    "infer_batch", "infer_images_per_s" (forward-only reconstruction of a batch, core),
@@ -87,10 +89,11 @@ int run_bench(const BenchOptions& o) {
   const double ratio = step_ms / (1e3 * floor_s);
   const char* backend = gemm_backend_name(gemm_backend());
   if (o.json) {
-    std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"backend\": \"%s\", \"data\": \"%s\", "
-                "\"seconds\": %.3g, \"images_per_s\": %.1f, \"images_per_s_best\": %.1f, \"step_ms\": %.4f, "
-                "\"latency_ms\": %.4f, ",
-                o.model.c_str(), o.batch, threads, backend, source.c_str(), o.seconds, speed.images_per_s,
+    std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"backend\": \"%s\", \"gemm\": %s, "
+                "\"data\": \"%s\", \"seconds\": %.3g, \"images_per_s\": %.1f, \"images_per_s_best\": %.1f, "
+                "\"step_ms\": %.4f, \"latency_ms\": %.4f, ",
+                o.model.c_str(), o.batch, threads, backend, gemm_report_json().c_str(), source.c_str(), o.seconds,
+                speed.images_per_s,
                 speed.images_per_s_best, step_ms, latency_ms);
     if (xnnpack)
       std::printf("\"latency_ms_xnnpack\": %.4f, \"xnnpack_latency_ratio\": %.3f, ", infer[1].latency_ms,
@@ -123,6 +126,7 @@ int run_bench(const BenchOptions& o) {
     if (prior16_ms >= 0.0)
       std::printf("  prior sampling      %.1f ms for 16 grids cell by cell, %.1f ms for one (median of 5)\n", prior16_ms,
                   prior1_ms);
+    std::printf("%s\n", gemm_report_text().c_str());
   }
   return 0;
 }

@@ -5,12 +5,15 @@
 #include <iostream>
 #include <new>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/file_io.h"
+#include "core/kernels.h"
 #include "core/model_file.h"
 #include "core/safetensors.h"
 #include "tools/cli.h"
 #include "tools/data_paths.h"
+#include "tools/speed.h"
 
 namespace ll::cli {
 
@@ -83,7 +86,18 @@ int main(int argc, char** argv) {
                "prior) on MNIST and Fashion-MNIST",
                "latentlab"};
   app.require_subcommand(1, 1);
-  app.set_version_flag("--version", "latentlab 0.1.0");
+  // LATENTLAB_GEMM forces the GEMM backend; a bad value stops every command.
+  if (ll::Status s = ll::apply_gemm_env(); !s.ok()) {
+    std::fprintf(stderr, "latentlab: error: %s\n", s.message().c_str());
+    return 2;
+  }
+  // The version, the CPU and the GEMM setup, with the choices measured for the MLP VAE's batch-128 step.
+  app.set_version_flag("--version", [] {
+    for (auto [ta, tb, M, N, K] : {std::tuple(false, true, 128, 400, 784), std::tuple(false, false, 128, 784, 400),
+                                   std::tuple(true, false, 400, 784, 128), std::tuple(false, true, 128, 20, 400)})
+      ll::gemm_backend_for(ta, tb, M, N, K);
+    return "latentlab 0.1.0\n" + ll::gemm_report_text();
+  });
   Action actions[] = {add_train(app),         add_eval(app),          add_reconstruct(app),
                       add_sample(app),        add_train_prior(app),   add_train_classifier(app),
                       add_export(app),        add_bench(app)};

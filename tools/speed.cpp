@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "core/file_io.h"
+#include "core/json.h"
 #include "core/kernels.h"
 #include "core/trainer.h"
 #include "tools/data_paths.h"
@@ -233,6 +236,84 @@ Status measure_step_gemm_floor(const ModelConfig& config, const Dataset& data, i
   *seconds_per_step = best;
   *flops_per_step = flops;
   return Status();
+}
+
+namespace {
+constexpr GemmBackend kNamedBackends[] = {GemmBackend::kAuto,     GemmBackend::kScalar, GemmBackend::kEigen,
+                                          GemmBackend::kOpenBlas, GemmBackend::kAvx2,   GemmBackend::kAvx512,
+                                          GemmBackend::kWasmSimd};
+std::string format(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+}  // namespace
+
+std::string gemm_available_names() {
+  std::string s;
+  for (GemmBackend b : kNamedBackends)
+    if (gemm_backend_available(b)) s += (s.empty() ? "" : ", ") + std::string(gemm_backend_name(b));
+  return s;
+}
+
+Status apply_gemm_env() {
+  const char* value = std::getenv("LATENTLAB_GEMM");
+  if (value == nullptr) return Status();
+  GemmBackend b = GemmBackend::kAuto;
+  if (!gemm_backend_from_name(value, &b))
+    return Status::error(std::string("LATENTLAB_GEMM='") + value + "' is not a GEMM backend: expected one of " +
+                         gemm_available_names());
+  if (!gemm_backend_available(b))
+    return Status::error(std::string("LATENTLAB_GEMM='") + value + "': this build or CPU has no such backend (" +
+                         cpu_isa_name() + "); available: " + gemm_available_names());
+  set_gemm_backend(b);
+  return Status();
+}
+
+std::string gemm_report_json() {
+  std::string s = "{\"mode\": " + json_quote(gemm_backend_name(gemm_backend())) +
+                  ", \"cpu\": " + json_quote(cpu_model_name()) + ", \"isa\": " + json_quote(cpu_isa_name()) +
+                  ", \"openblas_core\": " + json_quote(openblas_core_name()) + ", \"available\": [";
+  bool first = true;
+  for (GemmBackend b : kNamedBackends)
+    if (gemm_backend_available(b)) {
+      s += (first ? "" : ", ") + json_quote(gemm_backend_name(b));
+      first = false;
+    }
+  s += "], \"choices\": [";
+  double ms = 0.0;
+  first = true;
+  for (const GemmChoice& c : gemm_auto_choices()) {
+    s += first ? "" : ", ";
+    first = false;
+    s += "{\"ta\": " + std::to_string(c.trans_a) + ", \"tb\": " + std::to_string(c.trans_b) +
+         ", \"m_max\": " + std::to_string(c.m_max) + ", \"n_max\": " + std::to_string(c.n_max) +
+         ", \"k_max\": " + std::to_string(c.k_max) + ", \"threads\": " + std::to_string(c.threads) +
+         ", \"shape\": [" + std::to_string(c.M) + ", " + std::to_string(c.N) + ", " + std::to_string(c.K) +
+         "], \"backend\": " + json_quote(gemm_backend_name(c.backend)) + ", \"gflops\": {";
+    for (size_t i = 0; i < c.gflops.size(); i++)
+      s += (i ? ", " : "") + json_quote(gemm_backend_name(c.gflops[i].first)) + ": " +
+           format("%.2f", c.gflops[i].second);
+    s += "}}";
+    ms += c.measure_ms;
+  }
+  return s + "], \"measure_ms\": " + format("%.2f", ms) + "}";
+}
+
+std::string gemm_report_text() {
+  std::string s = "CPU: " + (cpu_model_name().empty() ? std::string("unknown") : cpu_model_name()) + " (" +
+                  cpu_isa_name() + ")\nGEMM: " + gemm_backend_name(gemm_backend()) + " (available: " +
+                  gemm_available_names() + ")";
+  if (!openblas_core_name().empty()) s += "\nOpenBLAS core: " + openblas_core_name();
+  const std::vector<GemmChoice> choices = gemm_auto_choices();
+  if (!choices.empty()) s += "\nMeasured choices (class: M<=, N<=, K<=, transposes, threads -> backend; GFLOP/s):";
+  for (const GemmChoice& c : choices) {
+    s += "\n  " + std::to_string(c.m_max) + " x " + std::to_string(c.n_max) + " x " + std::to_string(c.k_max) +
+         (c.trans_a ? " A^T" : " A") + (c.trans_b ? " B^T" : " B") + ", " + std::to_string(c.threads) + "t -> " +
+         gemm_backend_name(c.backend) + ";";
+    for (const auto& [b, g] : c.gflops) s += std::string(" ") + gemm_backend_name(b) + " " + format("%.1f", g);
+  }
+  return s;
 }
 
 }  // namespace ll

@@ -51,4 +51,15 @@ Status measure_inference(const ModelConfig& config, const Dataset& data, const s
 Status measure_step_gemm_floor(const ModelConfig& config, const Dataset& data, int B, double min_seconds,
                                double* seconds_per_step, double* flops_per_step);
 
+// LATENTLAB_GEMM (scalar, eigen, openblas, avx2, avx512 or auto; unset: auto) forces gemm_f32's backend;
+// an unknown name, or one this build or CPU lacks, is an error naming the ones available.
+Status apply_gemm_env();
+std::string gemm_available_names();  // "auto, scalar, eigen, ..." for this build and CPU
+// The GEMM setup as one JSON object: {"mode", "cpu", "isa", "openblas_core", "available": [...],
+// "choices": [{"ta", "tb", "m_max", "n_max", "k_max", "threads", "shape": [M, N, K], "backend",
+// "gflops": {backend: GFLOP/s, ...}}, ...] (the classes measured so far under auto), "measure_ms"}.
+std::string gemm_report_json();
+// The same as lines of text (for --version).
+std::string gemm_report_text();
+
 }  // namespace ll
