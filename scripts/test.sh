@@ -3,7 +3,9 @@
 #   1. native release build (-O3, -march=native): the whole GoogleTest suite + the CLI checks;
 #   2. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
 #   3. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
-#      module's JavaScript API (tests/wasm/bindings.test.mjs).
+#      module's JavaScript API (tests/wasm/bindings.test.mjs);
+#   4. libFuzzer (preset fuzz, clang, ASan + UBSan): each parser fuzzed FUZZ_SECONDS (default 40) by
+#      scripts/fuzz.sh, one test per target (safetensors, model_file, idx, gzip, json).
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,24 @@ run_preset() {  # run_preset NAME
 run_preset native-release
 run_preset native-debug
 run_preset wasm-release
+
+run_fuzz() {
+  local log
+  log=$(mktemp)
+  echo "== fuzz: libFuzzer, ${FUZZ_SECONDS:-40} s per target"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-40} scripts/fuzz.sh 2>&1 | tee "$log"
+  local line
+  line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    echo "== fuzz: no summary"
+    failed=$((failed + 1))
+  else
+    passed=$((passed + $(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$line")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+  fi
+  rm -f "$log"
+}
+run_fuzz
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
