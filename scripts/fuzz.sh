@@ -30,7 +30,7 @@ passed=0
 failed=0
 for t in "${targets[@]}"; do
   case "$t" in
-    safetensors|model_file) max_len=32768; dict=(-dict=tests/fuzz/safetensors.dict) ;;
+    safetensors|model_file) max_len=327680; dict=(-dict=tests/fuzz/safetensors.dict) ;;
     json) max_len=8192; dict=(-dict=tests/fuzz/safetensors.dict) ;;
     idx|gzip) max_len=8192; dict=() ;;
     *) echo "fuzz: unknown target '$t' (expected safetensors, model_file, idx, gzip or json)"; failed=$((failed + 1)); continue ;;
