@@ -25,7 +25,9 @@ inline float exp_f32(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.0f;
   // Multiply by 2^n through the exponent bits (n in [-126, 128) here, 2^128 handled by halves).
-  int32_t ni = static_cast<int32_t>(n);
+  // NaN in gives NaN out (p is NaN); n is replaced by 0 for the conversion alone, since converting NaN
+  // to an integer is undefined behaviour (UBSan reports it; a model file with NaN weights reaches here).
+  int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
   int32_t half = ni / 2;
   uint32_t b1 = static_cast<uint32_t>(half + 127) << 23, b2 = static_cast<uint32_t>(ni - half + 127) << 23;
   float s1, s2;

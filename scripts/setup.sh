@@ -16,6 +16,7 @@ APT_PACKAGES=(
   dataset-fashion-mnist                     # Fashion-MNIST, gzipped IDX in /usr/share/datasets
   emscripten                                # the WebAssembly build (3.1.6; prebuilt system libraries)
   chromium fonts-dejavu-core                # the browser tests and benchmarks (headless, playwright-core)
+  clang libclang-rt-14-dev                  # the fuzz preset: libFuzzer + ASan/UBSan (scripts/fuzz.sh)
 )
 # node and npm: Debian's, unless some node is already installed (e.g. Node 20 from another source).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

@@ -5,7 +5,9 @@
 #      so the numerical tests hold on a CPU without AVX2/AVX-512 as on this one;
 #   3. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
 #   4. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
-#      module's JavaScript API (tests/wasm/bindings.test.mjs).
+#      module's JavaScript API (tests/wasm/bindings.test.mjs);
+#   5. libFuzzer (preset fuzz, clang, ASan + UBSan): each parser fuzzed FUZZ_SECONDS (default 40) by
+#      scripts/fuzz.sh, one test per target (safetensors, model_file, idx, gzip, json).
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,5 +68,24 @@ run_preset wasm-release
 
 # The worst error/bound ratio of the gradient checks and tolerance tests of each build (5x margin: <= 0.2).
 scripts/gradcheck_ratios.sh native-release native-portable native-debug wasm-release || true
+
+run_fuzz() {
+  local log
+  log=$(mktemp)
+  echo "== fuzz: libFuzzer, ${FUZZ_SECONDS:-40} s per target"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-40} scripts/fuzz.sh 2>&1 | tee "$log"
+  local line
+  line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    echo "== fuzz: no summary"
+    failed=$((failed + 1))
+  else
+    passed=$((passed + $(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$line")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+  fi
+  rm -f "$log"
+}
+run_fuzz
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -35,6 +36,15 @@ TEST(FastMath, ExpWithinTwoUlpOfLibm) {
   EXPECT_TRUE(std::isfinite(exp_f32(1000.0f)));
   EXPECT_GE(exp_f32(-1000.0f), 0.0f);
   EXPECT_LT(exp_f32(-1000.0f), 1e-37f);
+}
+
+// NaN in, NaN out, without undefined behaviour on the way (the native-debug build's UBSan aborts on a
+// NaN converted to an integer: found by the model-file fuzz target, a file with NaN weights).
+TEST(FastMath, ExpOfNanIsNanWithoutUndefinedBehaviour) {
+  EXPECT_TRUE(std::isnan(exp_f32(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isnan(exp_f32(-std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(exp_f32(std::numeric_limits<float>::infinity()), exp_f32(88.7f));
+  EXPECT_EQ(exp_f32(-std::numeric_limits<float>::infinity()), exp_f32(-87.3f));
 }
 
 TEST(FastMath, Log1pWithinTwoUlpOfLibmOnUnitInterval) {

@@ -7,6 +7,7 @@
 #include <xnnpack.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -16,6 +17,7 @@
 
 #include "core/conv.h"
 #include "core/file_io.h"
+#include "core/kernels.h"
 #include "core/model_file.h"
 #include "core/vqvae.h"
 #include "core/xnnpack_infer.h"
@@ -359,18 +361,83 @@ TEST(XnnpackErrors, UnsupportedKindsAreRefusedWithAMessage) {
   }
 }
 
-// The default backend follows the table in xnnpack_infer.h: XNNPACK wherever it measured faster,
-// the core for the MLPs' batches on more than one thread and for the kinds XNNPACK does not take.
-TEST(XnnpackDefault, FollowsTheMeasurements) {
-  for (const char* kind : {"vae", "beta_vae", "ae", "dae", "vqvae"}) {
-    EXPECT_EQ(default_inference_backend(kind, 1), InferenceBackend::kXnnpack) << kind;
-    EXPECT_EQ(default_inference_backend(kind, 128), InferenceBackend::kXnnpack) << kind;
-    EXPECT_EQ(default_inference_backend(kind, 1, 2), InferenceBackend::kXnnpack) << kind;
+// The default backend is a claim about behaviour, checked here on this machine rather than restated:
+// (1) it never names XNNPACK for a model XNNPACK refuses, and every kind XNNPACK takes gets it for a
+// single image (setup tried on a model of every kind of the registry); (2) where it picks a backend on
+// one thread (single image, batch of 128), that backend is not clearly slower than the other when both
+// are timed here on the same images, in alternating rounds (medians of per-round ratios, so a burst
+// from another process hits both sides alike). "Clearly": the other backend at least kSlack times as
+// fast. xnnpack_infer.h's measurements give XNNPACK 1.6-4.3x on single images and 1.17-1.7x on one-thread
+// batches, so a rule picking the core for any of those kinds' single images fails here, as does one
+// picking XNNPACK where it measures far slower. (The rule for MLP batches on 2+ threads, the core because
+// XNNPACK's pool stalls when another process holds a core, is about contention a test cannot stage
+// reliably: it is not timed here.)
+constexpr double kSlack = 1.25;
+
+// Median over alternating rounds of (time of the chosen backend) / (time of the other) for B images.
+double chosen_over_other(Model& model, int B, InferenceBackend chosen) {
+  const auto x = images(B, 11);
+  Rng rng(1);
+  model.reserve(B);
+  XnnpackInference xnn;
+  EXPECT_TRUE(xnn.setup(model, B, 1).ok());
+  using clock = std::chrono::steady_clock;
+  auto run_core = [&] { model.forward(x.data(), x.data(), B, rng, ZMode::kMean); };
+  auto run_xnn = [&] { EXPECT_TRUE(xnn.run(x.data(), B).ok()); };
+  auto time_reps = [&](auto&& fn, int reps) {
+    const auto t0 = clock::now();
+    for (int r = 0; r < reps; r++) fn();
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  run_core();  // warm-up (first-touch of buffers, packing)
+  run_xnn();
+  // Repetitions per round: about 4 ms of the slower side.
+  const double one = std::max(time_reps(run_core, 1), time_reps(run_xnn, 1));
+  const int reps = std::max(1, static_cast<int>(0.004 / std::max(one, 1e-7)));
+  std::vector<double> ratios;
+  for (int round = 0; round < 9; round++) {
+    const bool core_first = round % 2 == 0;
+    double core_s = 0.0, xnn_s = 0.0;
+    if (core_first) core_s = time_reps(run_core, reps);
+    xnn_s = time_reps(run_xnn, reps);
+    if (!core_first) core_s = time_reps(run_core, reps);
+    ratios.push_back(chosen == InferenceBackend::kXnnpack ? xnn_s / core_s : core_s / xnn_s);
   }
-  EXPECT_EQ(default_inference_backend("vqvae", 128, 2), InferenceBackend::kXnnpack);
-  for (const char* kind : {"vae", "beta_vae", "ae", "dae"})
-    EXPECT_EQ(default_inference_backend(kind, 128, 2), InferenceBackend::kCore) << kind;
-  EXPECT_EQ(default_inference_backend("conv_vae", 1), InferenceBackend::kCore);
+  std::nth_element(ratios.begin(), ratios.begin() + 4, ratios.end());
+  return ratios[4];
+}
+
+TEST(XnnpackDefault, NeverXnnpackForAKindItRefuses) {
+  for (const ModelKind& k : model_kinds()) {
+    auto model = make_model(k.name, 1);
+    ASSERT_TRUE(model) << k.name;
+    XnnpackInference xnn;
+    const bool takes = xnn.setup(*model, 1).ok();
+    for (int B : {1, 128})
+      for (int threads : {1, 2}) {
+        const InferenceBackend d = default_inference_backend(k.name, B, threads);
+        if (!takes) EXPECT_EQ(d, InferenceBackend::kCore) << k.name << " B " << B << " threads " << threads;
+      }
+    if (takes) EXPECT_EQ(default_inference_backend(k.name, 1), InferenceBackend::kXnnpack) << k.name;
+  }
+}
+
+TEST(XnnpackDefault, TheChosenBackendIsNotClearlySlowerHere) {
+  const int saved_threads = num_threads();
+  set_num_threads(1);  // both sides on the calling thread
+  for (const char* kind : {"vae", "ae", "vqvae"}) {
+    auto model = make_model(kind, 2);
+    ASSERT_TRUE(model);
+    for (int B : {1, 128}) {
+      const InferenceBackend chosen = default_inference_backend(kind, B, 1);
+      const double ratio = chosen_over_other(*model, B, chosen);
+      std::printf("[ default ] %s B %d threads 1: %s chosen, its time / the other's = %.2f (median of 9 rounds)\n",
+                  kind, B, inference_backend_name(chosen), ratio);
+      EXPECT_LT(ratio, kSlack) << kind << " B " << B << ": the default (" << inference_backend_name(chosen)
+                               << ") is " << ratio << "x the other backend's time on this machine";
+    }
+  }
+  set_num_threads(saved_threads);
 }
 
 TEST(XnnpackErrors, BadSizesAreRefused) {
