@@ -77,7 +77,8 @@ struct GradCheckOptions {
 // x[i], compared with analytic[i]. Checks every entry when n <= max_checks, otherwise max_checks
 // entries chosen by a generator seeded with `seed`. `x` is restored. `loss` may set *changed when a
 // discrete choice inside it moved with the step (an argmin, a ReLU pattern): that entry is skipped. The
-// loss must give the same value at the same x (fix its random draws).
+// loss must give the same value at the same x (fix its random draws). LATENTLAB_GRADCHECK_DEBUG=1 in
+// the environment prints every entry's D(h), D(h/2) and fourth difference.
 GradCheckResult grad_check(const std::function<double(bool* changed)>& loss, float* x,
                            const float* analytic, size_t n, const GradCheckOptions& options);
 GradCheckResult grad_check(const std::function<double()>& loss, float* x, const float* analytic,
