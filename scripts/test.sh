@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets everything up (scripts/setup.sh), builds, and runs every test:
 #   1. native release build (-O3, -march=native): the whole GoogleTest suite + the CLI checks;
-#   2. native portable build (-O3, baseline x86-64 instruction set, no -march=native): the same suite,
-#      so the numerical tests hold on a CPU without AVX2/AVX-512 as on this one;
+#   2. native portable build (-O3, baseline x86-64 instruction set, no -march=native; OpenBLAS held to
+#      its baseline SSE kernels by OPENBLAS_CORETYPE=Prescott): the same suite, so the numerical tests
+#      hold on a CPU without AVX2/AVX-512 as on this one;
 #   3. native debug build with AddressSanitizer + UndefinedBehaviorSanitizer: the same suite;
 #   4. WebAssembly build (Debian's Emscripten, -O3 -msimd128): the same suite under node, and the
 #      module's JavaScript API (tests/wasm/bindings.test.mjs);

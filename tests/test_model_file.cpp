@@ -2,6 +2,8 @@
 // its own message, and PyTorch-trained golden files evaluating to PyTorch's own figures.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -190,16 +192,23 @@ TEST(PyTorchGolden, VaeEvaluatesToPyTorchsLossWithMeanZ) {
   std::vector<float> x(8 * 784);
   test.to_float(nullptr, 0, 8, x.data());
   g.model->forward(x.data(), x.data(), 8, rng, ZMode::kMean);
+  // Per image: LatentLab's terms are float32 sums (784 non-negative BCE terms of ~100 nats in all, up
+  // to gamma_784 ~ 784 u of it = 4.7e-3 apart from PyTorch's float64 sum in the worst order; random
+  // rounding gives ~sqrt(784) u of it, 1.7e-4): bound 2e-3. KL: 20 terms of ~1 nat each: 2e-4.
+  double worst_bce = 0.0, worst_kl = 0.0;
   for (int i = 0; i < 8; i++) {
-    EXPECT_NEAR(g.model->term(0)[i], g.json.get("first_bce_mean_z")->array[i].number, 2e-3) << i;
-    EXPECT_NEAR(g.model->term(1)[i], g.json.get("first_kl")->array[i].number, 2e-4) << i;
+    worst_bce = std::max(worst_bce, std::fabs(g.model->term(0)[i] - g.json.get("first_bce_mean_z")->array[i].number));
+    worst_kl = std::max(worst_kl, std::fabs(g.model->term(1)[i] - g.json.get("first_kl")->array[i].number));
   }
+  test::expect_within("first 8 BCE", worst_bce, 2e-3);
+  test::expect_within("first 8 KL", worst_kl, 2e-4);
   // Whole test set: the issue asks for agreement within 0.01 nats.
   LossTotals all = evaluate(*g.model, test, ZMode::kMean, rng);
   EXPECT_EQ(all.count, 10000);
-  EXPECT_NEAR(all.loss(), g.json.get("loss_mean_z")->number, 1e-3);
-  EXPECT_NEAR(all.mean(0), g.json.get("bce_mean_z")->number, 1e-3);
-  EXPECT_NEAR(all.mean(1), g.json.get("kl")->number, 1e-4);
+  // Means over 10k images of per-image errors of random sign: well below the per-image bounds.
+  test::expect_within("loss_mean_z", std::fabs(all.loss() - g.json.get("loss_mean_z")->number), 1e-3);
+  test::expect_within("bce_mean_z", std::fabs(all.mean(0) - g.json.get("bce_mean_z")->number), 1e-3);
+  test::expect_within("kl", std::fabs(all.mean(1) - g.json.get("kl")->number), 1e-4);
 }
 
 TEST(PyTorchGolden, AutoencoderEvaluatesToPyTorchsBceAndMse) {
@@ -210,8 +219,8 @@ TEST(PyTorchGolden, AutoencoderEvaluatesToPyTorchsBceAndMse) {
   EXPECT_EQ(g.model->config().kind, "ae");
   Rng rng(0);
   LossTotals all = evaluate(*g.model, test, ZMode::kMean, rng);
-  EXPECT_NEAR(all.mean(0), g.json.get("bce")->number, 1e-3);
-  EXPECT_NEAR(all.mse_mean(), g.json.get("mse")->number, 1e-3);
+  test::expect_within("bce", std::fabs(all.mean(0) - g.json.get("bce")->number), 1e-3);
+  test::expect_within("mse", std::fabs(all.mse_mean() - g.json.get("mse")->number), 1e-3);
 }
 
 }  // namespace
