@@ -13,8 +13,8 @@
 //
 // Memory: the module grows up to 2 GB (-sMAXIMUM_MEMORY). When it cannot grow, malloc returns null but
 // operator new (without exceptions) aborts the whole module, so nothing of a size chosen from JS (a
-// model, a batch, an array) is allocated before ensure_memory has reserved its bytes with malloc and
-// given them back: when that fails, the call answers with an "out of memory" Error, nothing is kept,
+// model, a batch, an array) is allocated before ensure_memory has checked that its bytes fit in what the
+// heap can still give: when they do not, the call answers with an "out of memory" Error, nothing is kept,
 // and the module keeps working (dispose() other objects to free their memory). Absurd sizes are refused
 // earlier still, by the core's budget (core/model.h) and its checks of a file's tensors.
 //
@@ -24,6 +24,8 @@
 #include <emscripten/emscripten.h>
 #include <emscripten/heap.h>
 #include <emscripten/val.h>
+#include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -66,15 +68,20 @@ constexpr uint64_t kSlackBytes = uint64_t(4) << 20;
 
 std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
-// Whether `bytes` (plus slack) can be allocated now: malloc grows memory if it must (up to its maximum)
-// and returns null if it cannot; the block is freed at once, so the caller's allocations reuse it.
+// Whether `bytes` (plus slack) can be allocated now, all of it at the top of the heap: what lies between
+// the allocator's break and the memory's maximum, plus the allocator's free top chunk (dlmalloc's
+// keepcost). Free chunks lower down are not counted, so whatever the fragmentation the allocations that
+// follow fit. (A trial malloc is not enough: here a trial of the whole size succeeded and a smaller
+// allocation right after it still aborted, at the 2 GB limit.)
 Status ensure_memory(uint64_t bytes, const std::string& what) {
-  void* p = bytes + kSlackBytes < (uint64_t(1) << 32) ? std::malloc(static_cast<size_t>(bytes + kSlackBytes)) : nullptr;
-  if (!p)
-    return Status::error(what + ": out of memory: this needs " + mib(bytes) +
-                         " more than the module can allocate now (its memory is limited to " +
-                         mib(emscripten_get_heap_max()) + "; dispose() models and trainers no longer in use)");
-  std::free(p);
+  const uint64_t brk = reinterpret_cast<uintptr_t>(sbrk(0));
+  const uint64_t top = static_cast<uint64_t>(mallinfo().keepcost);
+  const uint64_t max = emscripten_get_heap_max();
+  const uint64_t available = (max > brk ? max - brk : 0) + top;
+  if (bytes + kSlackBytes > available)
+    return Status::error(what + ": out of memory: this needs " + mib(bytes) + ", more than the " +
+                         mib(available) + " the module can still allocate (its memory is limited to " +
+                         mib(max) + "; dispose() models and trainers no longer in use)");
   return Status();
 }
 
@@ -510,8 +517,11 @@ class TrainerCore {
   // result carries the message and, in `value`, the steps that did complete.
   val step(double count) {
     if (!trainer_) return error_result("step: the trainer is not set up");
-    if (!(count >= 1 && count <= kMaxStepsPerCall) || count != std::floor(count))
+    if (!std::isfinite(count) || count != std::floor(count))
       return error_result("step: count " + number_str(count) + " must be an integer in [1, " +
+                          std::to_string(kMaxStepsPerCall) + "]");
+    if (count < 1 || count > kMaxStepsPerCall)
+      return error_result("step: count " + number_str(count) + " is out of range [1, " +
                           std::to_string(kMaxStepsPerCall) + "]");
     const int n = static_cast<int>(count);
     const std::vector<std::string> names = state_->model->loss_terms();

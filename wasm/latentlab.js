@@ -8,7 +8,9 @@
 //   const {steps} = trainer.step(20);                             // loss terms of each step
 //
 // Every failure (a wrong-size array, a bad file, an invalid option) throws an Error carrying the core's
-// message; the module keeps working afterwards. Arrays are copied once into wasm memory and results
+// message; the module keeps working afterwards. That includes memory: a model, batch or array that does
+// not fit what is left of the module's 2 GB throws an 'out of memory' Error (dispose() what is no longer
+// used), and a file or config asking for more than the core's budget is refused before allocating. Arrays are copied once into wasm memory and results
 // copied once out, so returned arrays are plain JS arrays the caller owns (transferable to a worker's
 // client). Objects free their wasm memory when garbage-collected; dispose() frees it at once.
 
