@@ -10,9 +10,11 @@
 #include <xnnpack.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
 
+#include "core/kernels.h"
 #include "core/layers.h"
 #include "core/mlp_ae.h"
 #include "core/mlp_vae.h"
@@ -312,6 +314,44 @@ Status XnnpackInference::run(const float* x, int B) {
   if (!(s = run_ops(0, static_cast<int>(ops_.size()))).ok()) return s;
   sigmoid_forward(buf(out_), buf(logits_), n);
   return Status();
+}
+
+InferenceBackend choose_inference_backend(Model& model, const float* x, int B, int threads, double* ratio) {
+  if (ratio) *ratio = 0.0;
+  if (B < 1 || threads < 1 || !xnnpack_supports_kind(model.config().kind)) return InferenceBackend::kCore;
+  XnnpackInference xnn;
+  if (!xnn.setup(model, B, threads).ok()) return InferenceBackend::kCore;
+  model.reserve(B);
+  const int saved_threads = num_threads();
+  set_num_threads(threads);
+  Rng rng(1);
+  bool xnn_ok = true;
+  auto run_core = [&] { model.forward(x, x, B, rng, ZMode::kMean); };
+  auto run_xnn = [&] { xnn_ok = xnn_ok && xnn.run(x, B).ok(); };
+  using clock = std::chrono::steady_clock;
+  auto time_reps = [](auto&& fn, int reps) {
+    const auto t0 = clock::now();
+    for (int r = 0; r < reps; r++) fn();
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  run_core();  // warm-up: first touch of the buffers, the GEMM's own choice of kernels, packing
+  run_xnn();
+  const double one = std::max(time_reps(run_core, 1), time_reps(run_xnn, 1));
+  const int reps = std::max(1, std::min(1000, static_cast<int>(0.002 / std::max(one, 1e-7))));
+  constexpr int kRounds = 7;
+  double ratios[kRounds];
+  for (int round = 0; round < kRounds && xnn_ok; round++) {
+    double core_s = 0.0, xnn_s = 0.0;
+    if (round % 2 == 0) core_s = time_reps(run_core, reps);
+    xnn_s = time_reps(run_xnn, reps);
+    if (round % 2 == 1) core_s = time_reps(run_core, reps);
+    ratios[round] = xnn_s / std::max(core_s, 1e-12);
+  }
+  set_num_threads(saved_threads);
+  if (!xnn_ok) return InferenceBackend::kCore;
+  std::nth_element(ratios, ratios + kRounds / 2, ratios + kRounds);
+  if (ratio) *ratio = ratios[kRounds / 2];
+  return faster_inference_backend(ratios[kRounds / 2]);
 }
 
 }  // namespace ll

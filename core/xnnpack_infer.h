@@ -48,29 +48,33 @@ inline bool xnnpack_supports_kind(const std::string& kind) {
   return kind == "vae" || kind == "beta_vae" || kind == "ae" || kind == "dae" || kind == "vqvae";
 }
 
-// The backend used when none is asked for: XNNPACK only where `latentlab bench` measured it faster than
-// the core, per model kind and case: B = 1 (single-image latency) or B > 1 (batch throughput), on
-// `threads` threads. Measured with `latentlab bench --model M --threads T --seconds 1` at commit bc5edd2
-// (the core: OpenBLAS 0.3.21 and the patch-row convolutions), the two backends in turns within each
-// run, 5 runs per row, medians (min-max) of the in-run ratios, this 2-core machine, 2026-12-02:
-//   kind   T  single image: core / XNNPACK ms, ratio   batch 128: XNNPACK / core images/s, ratio
-//   vae    1  0.220 / 0.051  4.28x (4.04-4.33)         68,864 /  57,274  1.21x (1.18-1.37)
-//   ae     1  0.212 / 0.050  4.21x (3.95-4.30)         71,723 /  62,420  1.17x (1.15-1.34)
-//   vqvae  1  0.139 / 0.081  1.75x (1.64-1.85)         10,533 /   6,246  1.69x (1.63-1.81)
-//   vae    2  0.227 / 0.037  6.01x (3.36-7.97)        121,371 /  80,459  1.55x (0.34-1.67)
-//   ae     2  0.211 / 0.036  5.92x (3.34-6.86)         68,910 /  83,973  0.70x (0.07-1.49)
-//   vqvae  2  0.164 / 0.070  2.29x (1.89-2.88)         21,991 /  10,178  2.09x (2.04-2.21)
-// (T = 1 with another single-threaded job on the other core throughout; T = 2 on an idle machine at the
-// start of each run, though other jobs started during some.) XNNPACK wins every single-image case and
-// every one-thread batch. The exception is the MLPs' batches on more than one thread: on the idle
-// machine XNNPACK was 1.35-1.48x faster (5 runs each at bbd4265), but whenever another process took a
-// core its 2-thread pool fell to 4,000-17,000 images/s (its workers wait for a core) while the core's
-// OpenBLAS stayed at 40,000-80,000, so the core keeps those. Re-measure when the core's kernels change.
-inline InferenceBackend default_inference_backend(const std::string& kind, int B, int threads = 1) {
-  if (!xnnpack_built() || !xnnpack_supports_kind(kind)) return InferenceBackend::kCore;
-  if (B > 1 && threads > 1 && kind != "vqvae") return InferenceBackend::kCore;
-  return InferenceBackend::kXnnpack;
+// The backend used when none is asked for is chosen by measurement, not by a table: which of the two is
+// faster depends on the CPU, the core's GEMM (chosen by measurement itself, core/kernels.h), the batch and
+// the threads, and a table written on one machine was wrong on the next (XNNPACK had been 1.17-1.69x
+// faster on batches of 128 on an AMD EPYC with OpenBLAS; on a Xeon with the core's AVX-512 GEMM the core
+// was 1.3-1.4x faster). choose_inference_backend() times both on the caller's own model and images.
+//
+// The rule, on measured times: XNNPACK when the median over alternating rounds of (XNNPACK's time / the
+// core's) is below 1, the core otherwise (ties go to the core, the specification).
+inline InferenceBackend faster_inference_backend(double xnnpack_over_core) {
+  return xnnpack_over_core < 1.0 ? InferenceBackend::kXnnpack : InferenceBackend::kCore;
 }
+
+// Times both backends reconstructing x[B, P] with `model` on `threads` threads (warm-up, then 7
+// alternating rounds of about 2 ms of the slower side each, so a burst from another process hits both
+// alike; at most about 40 ms in all) and returns faster_inference_backend(median ratio). The core, with
+// no measurement, where this build has no XNNPACK or XNNPACK refuses the model. `ratio` (optional) gets
+// the measured median (0 when nothing was measured). Leaves the model reserved for B images; its
+// weights are not changed.
+#if defined(LATENTLAB_HAVE_XNNPACK)
+InferenceBackend choose_inference_backend(Model& model, const float* x, int B, int threads,
+                                          double* ratio = nullptr);
+#else
+inline InferenceBackend choose_inference_backend(Model&, const float*, int, int, double* ratio = nullptr) {
+  if (ratio) *ratio = 0.0;
+  return InferenceBackend::kCore;
+}
+#endif
 
 #if defined(LATENTLAB_HAVE_XNNPACK)
 

@@ -41,7 +41,7 @@ MUTANTS=(
   "ksparse_top_k_off_by_one~core/ae_family.cpp~for (int r = 0; r < k; r++) m[order_[r]] = 1.0f;~for (int r = 0; r < k - 1; r++) m[order_[r]] = 1.0f;~KSparseAutoencoder"
   "contractive_gradient_missing_factor~core/ae_family.cpp~w_sq_[j] * s * s * (1.0 - 2.0 * h));~w_sq_[j] * s * s);~ContractiveAutoencoder"
   "json_nesting_limit_off_by_one~core/json.cpp~constexpr int kMaxDepth = 64;~constexpr int kMaxDepth = 65;~Json"
-  "xnnpack_default_core_for_single_images~core/xnnpack_infer.h~if (B > 1 && threads > 1 && kind != \"vqvae\") return~if (kind != \"vqvae\") return~XnnpackDefault"
+  "xnnpack_default_prefers_the_slower~core/xnnpack_infer.h~return xnnpack_over_core < 1.0 ?~return xnnpack_over_core > 1.0 ?~XnnpackDefault"
   "xnnpack_claims_a_kind_it_refuses~core/xnnpack_infer.h~kind == \"dae\" || kind == \"vqvae\";~kind == \"dae\" || kind == \"vqvae\" || kind == \"conv_vae\";~XnnpackDefault|XnnpackErrors"
 )
 

@@ -8,7 +8,7 @@
 //    "latency_ms_xnnpack", "xnnpack_latency_ratio" (core / XNNPACK: above 1 XNNPACK is faster),
 //    "infer_batch", "infer_images_per_s" (forward-only reconstruction of a batch, core),
 //    "infer_images_per_s_xnnpack", "xnnpack_infer_ratio" (XNNPACK / core: above 1 XNNPACK is faster),
-//    "inference_default_single", "inference_default_batch" (the backend default_inference_backend picks),
+//    "inference_default_single", "inference_default_batch" (what --inference auto picks: the faster here),
 //    "gemm_floor_ms" (the step's GEMMs alone), "gemm_gflops" (their rate), "step_over_gemm_ratio"}
 // The *_xnnpack figures and ratios are there when the build has XNNPACK and it takes the kind; the core
 // and XNNPACK inference figures come from one interleaved measurement (speed.h, measure_inference).
@@ -76,8 +76,11 @@ int run_bench(const BenchOptions& o) {
   if (s.ok()) s = measure_step_gemm_floor(config, data, o.batch, 0.5, &floor_s, &flops);
   if (!s.ok()) return fail(s);
   const double latency_ms = infer[0].latency_ms;
-  const char* default_single = inference_backend_name(default_inference_backend(o.model, 1, threads));
-  const char* default_batch = inference_backend_name(default_inference_backend(o.model, o.infer_batch, threads));
+  // What `--inference auto` would pick here: the same rule (xnnpack_infer.h) on this run's measurements.
+  const char* default_single = inference_backend_name(
+      xnnpack ? faster_inference_backend(infer[1].latency_ms / latency_ms) : InferenceBackend::kCore);
+  const char* default_batch = inference_backend_name(
+      xnnpack ? faster_inference_backend(infer[0].images_per_s / infer[1].images_per_s) : InferenceBackend::kCore);
   double prior16_ms = -1.0, prior1_ms = -1.0;
   if (!o.prior.empty()) {
     std::unique_ptr<PixelCnnPrior> prior;

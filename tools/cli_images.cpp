@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/file_io.h"
+#include "core/kernels.h"
 #include "core/trainer.h"
 #include "core/xnnpack_infer.h"
 #include "tools/cli.h"
@@ -45,9 +46,8 @@ int run_reconstruct(const ImageOptions& o) {
                 " is beyond the " + std::to_string(test.size()) + " test images");
   std::vector<float> x(static_cast<size_t>(o.count) * P), grid;
   test.to_float(nullptr, o.first, o.count, x.data());
-  const std::string& kind = model->config().kind;
-  InferenceBackend backend = default_inference_backend(kind, o.count);
-  if (o.inference == "core") backend = InferenceBackend::kCore;
+  InferenceBackend backend = InferenceBackend::kCore;
+  if (o.inference == "auto") backend = choose_inference_backend(*model, x.data(), o.count, num_threads());
   if (o.inference == "xnnpack") {
     if (!xnnpack_built())
       return fail("--inference xnnpack: this build has no XNNPACK backend (apt-get install libxnnpack-dev "
@@ -138,7 +138,7 @@ Action add_reconstruct(CLI::App& app) {
   cmd->add_option("--first", o->first, "Index of the first test image")->check(CLI::Range(0, 100000000));
   cmd->add_option("--inference", o->inference,
                   "Forward pass: core, xnnpack (vae, beta_vae, ae, dae, vqvae; native builds with XNNPACK), or "
-                  "auto: whichever latentlab bench measured faster for the kind")
+                  "auto: whichever is faster here, timed on these images first (7 alternating rounds)")
       ->check(CLI::IsMember({"auto", "core", "xnnpack"}))
       ->capture_default_str();
   return [o] { return run_reconstruct(*o); };
