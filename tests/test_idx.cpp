@@ -344,6 +344,25 @@ TEST(Dataset, LabelsMustBeDigits) {
   EXPECT_HAS(m, "0..9");
 }
 
+// The boundary of the label range: 9 is a digit, 10 is not (scripts/mutants.sh's off-by-one in the
+// range check survived the test above, whose bad label is 12).
+TEST(Dataset, LabelRangeEndsAtNine) {
+  Bytes ib = images_buffer(4, 2, 2), lb = labels_buffer(4);
+  ImageSet images;
+  LabelSet labels;
+  ASSERT_TRUE(parse_idx_images(ib.data(), ib.size(), &images).ok());
+  lb[8 + 3] = 9;
+  ASSERT_TRUE(parse_idx_labels(lb.data(), lb.size(), &labels).ok());
+  Dataset d;
+  Status s = make_dataset(images, labels, &d);
+  EXPECT_TRUE(s.ok()) << s.message();
+  lb[8 + 3] = 10;
+  ASSERT_TRUE(parse_idx_labels(lb.data(), lb.size(), &labels).ok());
+  Dataset e;
+  std::string m = make_dataset(images, labels, &e).message();
+  EXPECT_HAS(m, "label 10 at index 3");
+}
+
 // ---- gzip ----
 
 TEST(Gzip, IsGzip) {
