@@ -96,8 +96,8 @@ void check_kernel(GemmFn fn) {
   if (set_num_threads(2) == 2) {
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
-        expect_matches_scalar(fn, ta, tb, 200, 37, 300, 1.0f, 0.5f, rng);  // split over M
-        expect_matches_scalar(fn, ta, tb, 37, 200, 300, -1.0f, 0.0f, rng);  // split over N
+        expect_matches_scalar(fn, ta, tb, 300, 37, 401, 1.0f, 0.5f, rng);  // split over M (>= 8 MFLOP)
+        expect_matches_scalar(fn, ta, tb, 37, 300, 401, -1.0f, 0.0f, rng);  // split over N
       }
   }
 }
