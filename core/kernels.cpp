@@ -350,7 +350,8 @@ std::string cpu_model_name() {
 #if defined(LATENTLAB_HAVE_X86_KERNELS)
   unsigned regs[12] = {};
   if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "";
-  for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+  for (unsigned i = 0; i < 3; i++)  // the brand string, 16 characters per leaf
+    __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
   char brand[49] = {};
   std::memcpy(brand, regs, 48);
   std::string s(brand);
