@@ -61,13 +61,15 @@ def main():
                 entry["latentlab_openblas_images_per_s"] = spread(ob_ips)
                 entry["auto_over_openblas"] = statistics.median(ll_ips) / statistics.median(ob_ips)
             rr = entry["ratio_per_round"]
-            lat_ll = entry.get("latentlab_latency_ms_xnnpack", entry["latentlab_latency_ms"])["median"]
+            lat_xnn = entry.get("latentlab_latency_ms_xnnpack")
             lines.append(f"{model:6} {threads}t  LatentLab {entry['latentlab_images_per_s']['median']:8.0f} "
                          f"({min(ll_ips):.0f}-{max(ll_ips):.0f})  PyTorch {entry['pytorch_images_per_s']['median']:8.0f} "
                          f"({min(pt_ips):.0f}-{max(pt_ips):.0f})  ratio {entry['ratio_of_medians']:.2f}x "
                          f"(rounds {min(rr):.2f}-{max(rr):.2f})"
                          + (f"  [OpenBLAS-only LatentLab {entry['latentlab_openblas_images_per_s']['median']:.0f}]" if ob else "")
-                         + f"  latency {lat_ll:.3f} ms vs {entry['pytorch_latency_ms']['median']:.3f} ms")
+                         + f"  latency core {entry['latentlab_latency_ms']['median']:.3f} ms"
+                         + (f", XNNPACK {lat_xnn['median']:.3f} ms" if lat_xnn else "")
+                         + f", PyTorch {entry['pytorch_latency_ms']['median']:.3f} ms")
             out["results"].append(entry)
     print(f"{out['cpu']} ({out['isa']}), OpenBLAS core {out['openblas_core']}, torch {torch_version}, "
           f"{out['rounds']} rounds", file=sys.stderr)

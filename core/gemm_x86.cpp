@@ -245,7 +245,9 @@ void x86_gemm(const MicroFn* micro, bool ta, bool tb, int M, int N, int K, float
   if (K == 0) return gemm_f32_scale_c(M, N, beta, C, ldc);
   int T = 1;
 #if defined(LATENTLAB_HAVE_OPENMP)
-  if (!omp_in_parallel() && 2.0 * M * N * K >= 2e6) T = gemm_threads();
+  // Below ~8 MFLOP (about 0.1 ms on one core) a second thread's wake-up and join cost about what it
+  // saves, and on a loaded machine far more (each join waits for a thread the scheduler may not run).
+  if (!omp_in_parallel() && 2.0 * M * N * K >= 8e6) T = gemm_threads();
 #endif
   const bool split_m = M >= N;
   const int unit = split_m ? MR : NR, len = split_m ? M : N;

@@ -107,6 +107,8 @@ GemmBackend g_backend = GemmBackend::kWasmSimd;
 GemmBackend g_backend = GemmBackend::kAuto;
 #endif
 
+void set_gemm_threads(int n);  // Eigen's and OpenBLAS's threads and gemm_threads(): below
+
 constexpr GemmBackend kAllBackends[] = {GemmBackend::kScalar,   GemmBackend::kEigen, GemmBackend::kWasmSimd,
                                         GemmBackend::kOpenBlas, GemmBackend::kAvx2,  GemmBackend::kAvx512,
                                         GemmBackend::kAuto};
@@ -209,23 +211,26 @@ std::atomic<uint64_t> g_slots[kSlots];
 std::mutex g_auto_mutex;
 std::vector<GemmChoice> g_choices;  // guarded by g_auto_mutex
 
-bool find_choice(uint32_t key, GemmBackend* out) {
+// The stored value: key << 8 | one-thread flag (0x80) | backend.
+bool find_choice(uint32_t key, GemmBackend* out, bool* one_thread) {
   for (int probe = 0; probe < kSlots; probe++) {
     const uint64_t v = g_slots[(key * 2654435761u + probe) % kSlots].load(std::memory_order_acquire);
     if (v == 0) return false;
     if (static_cast<uint32_t>(v >> 8) == key) {
-      *out = static_cast<GemmBackend>(v & 0xff);
+      *out = static_cast<GemmBackend>(v & 0x7f);
+      *one_thread = (v & 0x80) != 0;
       return true;
     }
   }
   return false;
 }
 
-void store_choice(uint32_t key, GemmBackend backend) {
+void store_choice(uint32_t key, GemmBackend backend, bool one_thread) {
   for (int probe = 0; probe < kSlots; probe++) {
     std::atomic<uint64_t>& slot = g_slots[(key * 2654435761u + probe) % kSlots];
     if (slot.load(std::memory_order_relaxed) == 0) {
-      slot.store((static_cast<uint64_t>(key) << 8) | static_cast<uint64_t>(backend), std::memory_order_release);
+      slot.store((static_cast<uint64_t>(key) << 8) | (one_thread ? 0x80u : 0u) | static_cast<uint64_t>(backend),
+                 std::memory_order_release);
       return;
     }
   }
@@ -237,62 +242,94 @@ void forget_choices() {
   g_choices.clear();
 }
 
-// Times each candidate on scratch operands of this shape: one warm-up call, then two timed calls (one call
-// stalled by other work on the machine does not decide), and a third while the candidate has taken less
-// than 1 ms and is within 1.5x of the fastest; keeps each one's fastest call. The candidates take turns call by call, so a change in the
-// machine's load hits them alike.
+// Times each candidate on scratch operands of this shape, the candidates taking turns call by call (a
+// change in the machine's load hits them alike): one warm-up call each, then timed calls. One thread:
+// two timed calls (one call stalled by other work does not decide), and a third while the candidate has
+// taken less than 1 ms and is within 1.5x of the fastest; the score is each one's fastest call. Several
+// threads: three timed calls each and the score is their mean, because a multi-threaded call's cost
+// includes waiting for its threads, which on a loaded machine is most of it, and the fastest call hides it.
 GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
   GemmChoice choice;
   choice.trans_a = ta, choice.trans_b = tb, choice.threads = threads;
   choice.m_max = 1 << ceil_log2(M), choice.n_max = 1 << ceil_log2(N), choice.k_max = 1 << ceil_log2(K);
   choice.M = M, choice.N = N, choice.K = K;
   const auto t_start = Clock::now();
-  std::vector<GemmBackend> candidates;
-  for (GemmBackend b : kAllBackends)
-    if (b != GemmBackend::kScalar && b != GemmBackend::kAuto && gemm_backend_available(b)) candidates.push_back(b);
+  // Candidates: every available backend but the scalar one; with several GEMM threads also each of
+  // them on one thread (OpenBLAS runs on one thread under kAuto anyway: set_gemm_threads).
+  struct Candidate {
+    GemmBackend backend;
+    bool one_thread;
+  };
+  std::vector<Candidate> candidates;
+  for (int one = 0; one < (threads > 1 ? 2 : 1); one++)
+    for (GemmBackend b : kAllBackends)
+      if (b != GemmBackend::kScalar && b != GemmBackend::kAuto && gemm_backend_available(b) &&
+          !(one && b == GemmBackend::kOpenBlas))
+        candidates.push_back({b, one == 1});
+  auto run = [&](const Candidate& cand, const float* a, int lda, const float* b, int ldb, float beta, float* c) {
+    if (cand.one_thread) set_gemm_threads(1);
+    run_backend(cand.backend, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, beta, c, N);
+    if (cand.one_thread) set_gemm_threads(threads);
+  };
   const int lda = ta ? M : K, ldb = tb ? K : N;
   std::vector<float> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(K) * N), c(static_cast<size_t>(M) * N);
   for (size_t i = 0; i < a.size(); i++) a[i] = static_cast<float>(i % 7) * 0.125f - 0.375f;
   for (size_t i = 0; i < b.size(); i++) b[i] = static_cast<float>(i % 5) * 0.25f - 0.5f;
   std::vector<double> best(candidates.size(), 1e30), spent(candidates.size(), 0.0);
-  for (GemmBackend cand : candidates) run_backend(cand, ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), N);
+  std::vector<int> calls(candidates.size(), 0);
+  for (const Candidate& cand : candidates) run(cand, a.data(), lda, b.data(), ldb, 0.0f, c.data());
   double fastest = 1e30;
   for (int rep = 0; rep < 3; rep++)
     for (size_t i = 0; i < candidates.size(); i++) {
-      if (rep > 1 && (spent[i] > 1e-3 || best[i] > 1.5 * fastest)) continue;
+      if (threads == 1 && rep > 1 && (spent[i] > 1e-3 || best[i] > 1.5 * fastest)) continue;
       const auto t0 = Clock::now();
-      run_backend(candidates[i], ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), N);
+      run(candidates[i], a.data(), lda, b.data(), ldb, 1.0f, c.data());
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       best[i] = std::min(best[i], t);
       fastest = std::min(fastest, t);
       spent[i] += t;
+      calls[i]++;
     }
+  if (threads > 1)
+    for (size_t i = 0; i < candidates.size(); i++) best[i] = spent[i] / calls[i];
   size_t pick = 0;
   for (size_t i = 0; i < candidates.size(); i++) {
-    choice.gflops.emplace_back(candidates[i], 2.0 * M * N * K / std::max(best[i], 1e-9) / 1e9);
+    (candidates[i].one_thread ? choice.gflops_one_thread : choice.gflops)
+        .emplace_back(candidates[i].backend, 2.0 * M * N * K / std::max(best[i], 1e-9) / 1e9);
     if (best[i] < best[pick]) pick = i;
   }
-  choice.backend = candidates[pick];
+  choice.backend = candidates[pick].backend;
+  choice.one_thread = candidates[pick].one_thread;
   choice.measure_ms = 1e3 * std::chrono::duration<double>(Clock::now() - t_start).count();
   return choice;
 }
 
 }  // namespace
 
-GemmBackend gemm_backend_for(bool trans_a, bool trans_b, int M, int N, int K) {
+namespace {
+// The backend for this call, and whether it runs on one thread (a class measured faster so).
+GemmBackend resolve_backend(bool trans_a, bool trans_b, int M, int N, int K, bool* one_thread) {
+  *one_thread = false;
   if (g_backend != GemmBackend::kAuto) return g_backend;
   if (M <= 0 || N <= 0 || K <= 0) return GemmBackend::kEigen;  // nothing to multiply: any will do
   const int threads = gemm_threads();
   const uint32_t key = class_key(trans_a, trans_b, M, N, K, threads);
   GemmBackend chosen;
-  if (find_choice(key, &chosen)) return chosen;
+  if (find_choice(key, &chosen, one_thread)) return chosen;
   std::lock_guard<std::mutex> lock(g_auto_mutex);
-  if (find_choice(key, &chosen)) return chosen;  // another thread measured it meanwhile
+  if (find_choice(key, &chosen, one_thread)) return chosen;  // another thread measured it meanwhile
   if (g_choices.size() >= kSlots / 2) return GemmBackend::kEigen;
   GemmChoice choice = measure_class(trans_a, trans_b, M, N, K, threads);
   g_choices.push_back(choice);
-  store_choice(key, choice.backend);
+  store_choice(key, choice.backend, choice.one_thread);
+  *one_thread = choice.one_thread;
   return choice.backend;
+}
+}  // namespace
+
+GemmBackend gemm_backend_for(bool trans_a, bool trans_b, int M, int N, int K) {
+  bool one_thread = false;
+  return resolve_backend(trans_a, trans_b, M, N, K, &one_thread);
 }
 
 std::vector<GemmChoice> gemm_auto_choices() {
@@ -313,7 +350,8 @@ std::string cpu_model_name() {
 #if defined(LATENTLAB_HAVE_X86_KERNELS)
   unsigned regs[12] = {};
   if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000004u) return "";
-  for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+  for (unsigned i = 0; i < 3; i++)  // the brand string, 16 characters per leaf
+    __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
   char brand[49] = {};
   std::memcpy(brand, regs, 48);
   std::string s(brand);
@@ -341,6 +379,7 @@ void set_gemm_backend(GemmBackend backend) {
   assert(gemm_backend_available(backend));
   g_backend = backend;
   forget_choices();
+  set_gemm_threads(gemm_threads());  // OpenBLAS's thread count depends on the backend
 }
 GemmBackend gemm_backend() { return g_backend; }
 
@@ -362,8 +401,14 @@ void gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, cons
     std::lock_guard<std::mutex> lock(g_trace_mutex);
     g_trace(g_trace_ctx, trans_a, trans_b, M, N, K, beta);
   }
-  run_backend(gemm_backend_for(trans_a, trans_b, M, N, K), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-              ldc);
+  bool one_thread = false;
+  const GemmBackend backend = resolve_backend(trans_a, trans_b, M, N, K, &one_thread);
+  if (!one_thread) return run_backend(backend, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // Only outside parallel regions (classes of more than one thread): nothing else runs a GEMM meanwhile.
+  const int threads = gemm_threads();
+  set_gemm_threads(1);
+  run_backend(backend, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  set_gemm_threads(threads);
 }
 
 namespace {
@@ -375,7 +420,10 @@ void set_gemm_threads(int n) {
   Eigen::setNbThreads(n);
 #endif
 #if defined(LATENTLAB_HAVE_OPENBLAS)
-  openblas_set_num_threads(n);
+  // OpenBLAS's own thread pool spins between calls; next to the OpenMP threads of the other backends
+  // (which kAuto mixes class by class) it takes their cores. So OpenBLAS gets the threads only when it
+  // is the one backend; under kAuto it runs single-threaded like a candidate of its own.
+  openblas_set_num_threads(g_backend == GemmBackend::kOpenBlas ? n : 1);
 #endif
   g_gemm_threads = n;
 }

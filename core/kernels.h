@@ -69,10 +69,13 @@ bool all_finite(const float* x, size_t n);
 //
 // kAuto: gemm_f32 sorts each call into a shape class (transposes, M, N and K rounded up to a power of
 // two, the GEMM thread count); the first call of a class times every available backend but the scalar
-// one on that call's shape (scratch operands, one warm-up and two or three timed calls each: a few ms for
-// a large class, reported as measure_ms) and the class keeps the fastest from then on. Thread-safe (one class is measured at a
-// time; lookups take no lock); results are deterministic given the choices, which set_gemm_backend
-// forgets (the next kAuto call measures again).
+// one on that call's shape (scratch operands, one warm-up and two or three timed calls each, the fastest
+// call deciding; with several GEMM threads three calls each and their mean deciding, since waiting for
+// the threads is part of the cost: a few ms for a large class, reported as measure_ms) and the class
+// keeps the fastest from then on. Thread-safe (one class is measured at a time; lookups take no lock);
+// results are deterministic given the choices, which set_gemm_backend forgets (the next kAuto call
+// measures again). LATENTLAB_GEMM in the command-line tool forces one backend for runs that must be
+// reproducible bit for bit across processes.
 enum class GemmBackend { kScalar, kEigen, kWasmSimd, kOpenBlas, kAvx2, kAvx512, kAuto };
 void set_gemm_backend(GemmBackend backend);
 GemmBackend gemm_backend();
@@ -86,13 +89,18 @@ bool gemm_backend_from_name(const std::string& name, GemmBackend* out);
 GemmBackend gemm_backend_for(bool trans_a, bool trans_b, int M, int N, int K);
 
 // One shape class's measurement under kAuto: the class (transposes, upper bounds of M, N, K, GEMM
-// threads), the shape it was timed on, the GFLOP/s each candidate reached, and the choice.
+// threads), the shape it was timed on, the GFLOP/s each candidate reached (its fastest call; with several
+// threads its mean), and the choice.
 struct GemmChoice {
   bool trans_a = false, trans_b = false;
   int m_max = 0, n_max = 0, k_max = 0, threads = 1;
   int M = 0, N = 0, K = 0;
   GemmBackend backend = GemmBackend::kScalar;
   std::vector<std::pair<GemmBackend, double>> gflops;
+  // With several threads, the candidates again on one thread (a loaded machine can make that faster),
+  // and whether the choice runs so.
+  std::vector<std::pair<GemmBackend, double>> gflops_one_thread;
+  bool one_thread = false;
   double measure_ms = 0.0;  // time the measurement took
 };
 std::vector<GemmChoice> gemm_auto_choices();  // in the order the classes were first seen

@@ -4,6 +4,7 @@
 // an AVX2 machine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -96,8 +97,8 @@ void check_kernel(GemmFn fn) {
   if (set_num_threads(2) == 2) {
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
-        expect_matches_scalar(fn, ta, tb, 200, 37, 300, 1.0f, 0.5f, rng);  // split over M
-        expect_matches_scalar(fn, ta, tb, 37, 200, 300, -1.0f, 0.0f, rng);  // split over N
+        expect_matches_scalar(fn, ta, tb, 300, 37, 401, 1.0f, 0.5f, rng);  // split over M (>= 8 MFLOP)
+        expect_matches_scalar(fn, ta, tb, 37, 300, 401, -1.0f, 0.0f, rng);  // split over N
       }
   }
 }
@@ -165,6 +166,8 @@ TEST(GemmAuto, ChoosesAnAvailableMeasuredBackendPerClassAndMatchesScalar) {
       candidates.insert(b);
     }
     EXPECT_EQ(chosen, best) << "the choice is the fastest measured";
+    EXPECT_FALSE(c.one_thread);
+    EXPECT_TRUE(c.gflops_one_thread.empty());  // one thread already
     EXPECT_EQ(gemm_backend_for(c.trans_a, c.trans_b, c.M, c.N, c.K), c.backend);
     EXPECT_GE(c.m_max, c.M);
     EXPECT_LT(c.m_max, 2 * c.M + 1);
@@ -178,6 +181,38 @@ TEST(GemmAuto, ChoosesAnAvailableMeasuredBackendPerClassAndMatchesScalar) {
   gemm_f32(false, true, 120, 390, 700, 1.0f, A.data(), 700, B.data(), 700, 0.0f, C.data(), 390);
   EXPECT_EQ(gemm_auto_choices().size(), 3u);
   EXPECT_FLOAT_EQ(C[0], 700 * 0.125f);
+}
+
+// With two GEMM threads a class also times every candidate on one thread, keeps the fastest of all, and
+// the call leaves the thread count as it was; results match the scalar oracle.
+TEST(GemmAuto, TwoThreadClassesAlsoTimeOneThreadAndMatchScalar) {
+  GemmStateGuard guard;
+  if (set_num_threads(2) != 2) GTEST_SKIP() << "this build has no OpenMP threads";
+  set_gemm_backend(GemmBackend::kAuto);
+  Rng rng(37);
+  auto via_dispatch = [](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                         int ldb, float beta, float* C, int ldc) {
+    gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  };
+  expect_matches_scalar(via_dispatch, false, true, 128, 400, 784, 1.0f, 0.0f, rng);
+  expect_matches_scalar(via_dispatch, false, true, 128, 400, 784, 1.0f, 0.5f, rng);  // the stored choice
+  EXPECT_EQ(gemm_threads(), 2);
+  const std::vector<GemmChoice> choices = gemm_auto_choices();
+  ASSERT_EQ(choices.size(), 1u);
+  const GemmChoice& c = choices[0];
+  EXPECT_EQ(c.threads, 2);
+  ASSERT_FALSE(c.gflops_one_thread.empty());
+  double best = 0.0, chosen = -1.0;
+  for (const auto& [b, g] : c.gflops) {
+    best = std::max(best, g);
+    if (b == c.backend && !c.one_thread) chosen = g;
+  }
+  for (const auto& [b, g] : c.gflops_one_thread) {
+    EXPECT_NE(b, GemmBackend::kOpenBlas);  // already on one thread under auto
+    best = std::max(best, g);
+    if (b == c.backend && c.one_thread) chosen = g;
+  }
+  EXPECT_EQ(chosen, best);
 }
 
 // A forced backend is what runs, for every shape, and measures nothing.

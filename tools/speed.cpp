@@ -290,11 +290,20 @@ std::string gemm_report_json() {
          ", \"m_max\": " + std::to_string(c.m_max) + ", \"n_max\": " + std::to_string(c.n_max) +
          ", \"k_max\": " + std::to_string(c.k_max) + ", \"threads\": " + std::to_string(c.threads) +
          ", \"shape\": [" + std::to_string(c.M) + ", " + std::to_string(c.N) + ", " + std::to_string(c.K) +
-         "], \"backend\": " + json_quote(gemm_backend_name(c.backend)) + ", \"gflops\": {";
+         "], \"backend\": " + json_quote(gemm_backend_name(c.backend)) +
+         ", \"one_thread\": " + (c.one_thread ? "true" : "false") + ", \"gflops\": {";
     for (size_t i = 0; i < c.gflops.size(); i++)
       s += (i ? ", " : "") + json_quote(gemm_backend_name(c.gflops[i].first)) + ": " +
            format("%.2f", c.gflops[i].second);
-    s += "}}";
+    s += "}";
+    if (!c.gflops_one_thread.empty()) {
+      s += ", \"gflops_one_thread\": {";
+      for (size_t i = 0; i < c.gflops_one_thread.size(); i++)
+        s += (i ? ", " : "") + json_quote(gemm_backend_name(c.gflops_one_thread[i].first)) + ": " +
+             format("%.2f", c.gflops_one_thread[i].second);
+      s += "}";
+    }
+    s += "}";
     ms += c.measure_ms;
   }
   return s + "], \"measure_ms\": " + format("%.2f", ms) + "}";
@@ -310,8 +319,10 @@ std::string gemm_report_text() {
   for (const GemmChoice& c : choices) {
     s += "\n  " + std::to_string(c.m_max) + " x " + std::to_string(c.n_max) + " x " + std::to_string(c.k_max) +
          (c.trans_a ? " A^T" : " A") + (c.trans_b ? " B^T" : " B") + ", " + std::to_string(c.threads) + "t -> " +
-         gemm_backend_name(c.backend) + ";";
+         gemm_backend_name(c.backend) + (c.one_thread ? " on one thread" : "") + ";";
     for (const auto& [b, g] : c.gflops) s += std::string(" ") + gemm_backend_name(b) + " " + format("%.1f", g);
+    for (const auto& [b, g] : c.gflops_one_thread)
+      s += std::string(" ") + gemm_backend_name(b) + "(1t) " + format("%.1f", g);
   }
   return s;
 }
