@@ -13,6 +13,7 @@ import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { createServer } from '../../scripts/serve.mjs';
+import { hugeConfigFile } from '../wasm/bad_files.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = path.resolve(process.argv[2] ?? path.join(root, 'build/wasm-release'));
@@ -184,19 +185,6 @@ test('the trained model downloads as safetensors and loads back', async () => {
   // The loaded model now reconstructs in the Draw panel too.
   await page.waitForSelector('.recon-row[data-model=training][data-sum]', { timeout: 30000 });
 });
-
-// A safetensors file of a few hundred bytes whose config asks for a 4096-16384-4096 VAE (5 GB with its
-// training state), holding one small tensor.
-function hugeConfigFile() {
-  const config = JSON.stringify({ kind: 'vae', input: 4096, hidden: 16384, latent: 4096 });
-  const header = JSON.stringify({
-    __metadata__: { 'latentlab.model': 'vae', 'latentlab.config': config },
-    'fc1.weight': { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] },
-  });
-  const head = Buffer.alloc(8);
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
-  return Buffer.concat([head, Buffer.from(header), Buffer.alloc(16)]);
-}
 
 test('a bad model file gives a clear message, changes nothing, and the page keeps working', async () => {
   const errorText = () => page.$eval('#errors', (e) => e.textContent.trim());

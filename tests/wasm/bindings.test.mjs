@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hugeConfigFile } from './bad_files.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = path.resolve(process.argv[2] ?? path.join(root, 'build/wasm-release'));
@@ -334,18 +335,6 @@ test('PixelCNN prior: samples, one cell at a time, likelihoods, and bad input', 
   assert.ok(lab.memoryBytes() >= 32 * 2 ** 20);
   prior.dispose();
 });
-
-// A safetensors file of a few hundred bytes whose config asks for a 4096-16384-4096 VAE.
-function hugeConfigFile() {
-  const config = JSON.stringify({ kind: 'vae', input: 4096, hidden: 16384, latent: 4096 });
-  const header = JSON.stringify({
-    __metadata__: { 'latentlab.model': 'vae', 'latentlab.config': config },
-    'fc1.weight': { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] },
-  });
-  const head = Buffer.alloc(8);
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
-  return Buffer.concat([head, Buffer.from(header), Buffer.alloc(16)]);
-}
 
 test('bad input at any size: an Error, not Aborted(), and memory bounded by the input', () => {
   const x = haveMnist ? testPixels.subarray(0, P) : new Float32Array(P).fill(0.5);
