@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "core/kernels.h"
-#include "core/model.h"
-#include "core/trainer.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model.h"
+#include "core/train/trainer.h"
 
 namespace {
 

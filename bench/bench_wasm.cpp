@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "core/kernels.h"
-#include "core/model.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model.h"
 #include "tools/speed.h"
 
 namespace {

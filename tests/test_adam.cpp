@@ -1,7 +1,7 @@
 // Adam against values computed by hand (in double, with PyTorch's update formula).
 #include <gtest/gtest.h>
 
-#include "core/adam.h"
+#include "core/nn/adam.h"
 
 namespace ll {
 namespace {

@@ -1,4 +1,4 @@
-// The regularised autoencoders (core/ae_family.h): finite-difference gradient checks of every model's
+// The regularised autoencoders (core/models/ae_family.h): finite-difference gradient checks of every model's
 // whole loss w.r.t. every parameter (the sparse penalty couples the batch, so the whole batch loss is
 // checked), the contractive penalty's closed form against a finite-difference Jacobian, denoising
 // corruption in training with a clean target, k-sparse selection and its schedule, metrics, and
@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "core/ae_family.h"
-#include "core/model.h"
-#include "core/model_file.h"
-#include "core/safetensors.h"
-#include "core/trainer.h"
+#include "core/models/ae_family.h"
+#include "core/models/model.h"
+#include "core/models/model_file.h"
+#include "core/io/safetensors.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "core/model_file.h"
-#include "core/pixelcnn.h"
-#include "core/safetensors.h"
-#include "core/trainer.h"
+#include "core/models/model_file.h"
+#include "core/models/pixelcnn.h"
+#include "core/io/safetensors.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -11,16 +11,16 @@
 #include <memory>
 #include <vector>
 
-#include "core/beta_vae.h"
-#include "core/conv.h"
-#include "core/conv_vae.h"
-#include "core/file_io.h"
-#include "core/json.h"
-#include "core/layers.h"
-#include "core/model.h"
-#include "core/model_file.h"
-#include "core/safetensors.h"
-#include "core/trainer.h"
+#include "core/models/beta_vae.h"
+#include "core/nn/conv.h"
+#include "core/models/conv_vae.h"
+#include "core/io/file_io.h"
+#include "core/io/json.h"
+#include "core/nn/layers.h"
+#include "core/models/model.h"
+#include "core/models/model_file.h"
+#include "core/io/safetensors.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ll {

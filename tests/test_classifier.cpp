@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/classifier.h"
-#include "core/file_io.h"
-#include "core/safetensors.h"
+#include "core/eval/classifier.h"
+#include "core/io/file_io.h"
+#include "core/io/safetensors.h"
 #include "tests/test_util.h"
 #include "tools/data_paths.h"
 

@@ -2,7 +2,7 @@
 // (forward, all three gradients, accumulation, null gradients), central-difference gradient checks,
 // the Conv2d / ConvTranspose2d adjoint identity, the VQ-VAE output sizes, the layer structs, and a
 // golden file made by PyTorch (tests/golden/make_conv_golden.py).
-#include "core/conv.h"
+#include "core/nn/conv.h"
 
 #include <gtest/gtest.h>
 
@@ -19,8 +19,8 @@
 #include <omp.h>
 #endif
 
-#include "core/json.h"
-#include "core/kernels.h"
+#include "core/io/json.h"
+#include "core/kernels/kernels.h"
 #include "tests/test_util.h"
 
 namespace ll {

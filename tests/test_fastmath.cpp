@@ -8,8 +8,8 @@
 #include <cstring>
 #include <vector>
 
-#include "core/fastmath.h"
-#include "core/losses.h"
+#include "core/kernels/fastmath.h"
+#include "core/nn/losses.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -10,7 +10,7 @@
 #include <set>
 #include <vector>
 
-#include "core/kernels.h"
+#include "core/kernels/kernels.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -16,10 +16,10 @@
 #include <filesystem>  // no shell for std::system under node: remove and list directories directly
 #endif
 
-#include "core/file_io.h"
-#include "core/gzip.h"
-#include "core/idx.h"
-#include "core/rng.h"
+#include "core/io/file_io.h"
+#include "core/io/gzip.h"
+#include "core/io/idx.h"
+#include "core/base/rng.h"
 
 namespace ll {
 namespace {

@@ -1,4 +1,4 @@
-// The importance-weighted log p(x) (core/iwae.h): exact where log p(x) has a closed form (posterior =
+// The importance-weighted log p(x) (core/eval/iwae.h): exact where log p(x) has a closed form (posterior =
 // prior, decoder independent of z), equal to the numerically integrated log p(x) for a 1-d latent as K
 // grows, rising with K on average, K = 1 equal to the negative ELBO in expectation (and, with the same
 // z, to -BCE + log p(z) - log q(z|x) term by term), independent of how the samples are batched, and
@@ -10,10 +10,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/iwae.h"
-#include "core/layers.h"
-#include "core/mlp_vae.h"
-#include "core/model.h"
+#include "core/eval/iwae.h"
+#include "core/nn/layers.h"
+#include "core/models/mlp_vae.h"
+#include "core/models/model.h"
 #include "tests/test_util.h"
 
 namespace ll {

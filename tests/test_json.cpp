@@ -1,7 +1,7 @@
-// Tests for the strict JSON reader (core/json.h): RFC 8259 acceptance, rejection with the right byte
+// Tests for the strict JSON reader (core/io/json.h): RFC 8259 acceptance, rejection with the right byte
 // position and reason, depth limit, \u escapes to UTF-8, and no reads past the given size (inputs are
 // copied into exact-size heap buffers so AddressSanitizer sees any over-read).
-#include "core/json.h"
+#include "core/io/json.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "core/rng.h"
+#include "core/base/rng.h"
 
 namespace ll {
 namespace {

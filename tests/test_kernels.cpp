@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "core/kernels.h"
+#include "core/kernels/kernels.h"
 #include "tests/test_util.h"
 
 namespace ll {

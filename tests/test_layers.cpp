@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/layers.h"
+#include "core/nn/layers.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/losses.h"
+#include "core/nn/losses.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "core/file_io.h"
-#include "core/trainer.h"
+#include "core/io/file_io.h"
+#include "core/train/trainer.h"
 #include "tools/data_paths.h"
 
 namespace ll {

@@ -10,11 +10,11 @@
 #include <memory>
 #include <vector>
 
-#include "core/file_io.h"
-#include "core/idx.h"
-#include "core/json.h"
-#include "core/model_file.h"
-#include "core/trainer.h"
+#include "core/io/file_io.h"
+#include "core/io/idx.h"
+#include "core/io/json.h"
+#include "core/models/model_file.h"
+#include "core/train/trainer.h"
 #include "tools/data_paths.h"
 #include "tests/test_util.h"
 

@@ -6,10 +6,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/kernels.h"
-#include "core/mlp_vae.h"
-#include "core/model.h"
-#include "core/trainer.h"
+#include "core/kernels/kernels.h"
+#include "core/models/mlp_vae.h"
+#include "core/models/model.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ll {

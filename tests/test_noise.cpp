@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/noise.h"
+#include "core/nn/noise.h"
 
 namespace ll {
 namespace {

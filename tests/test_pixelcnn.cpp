@@ -7,10 +7,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/adam.h"
-#include "core/categorical.h"
-#include "core/pixelcnn.h"
-#include "core/safetensors.h"
+#include "core/nn/adam.h"
+#include "core/nn/categorical.h"
+#include "core/models/pixelcnn.h"
+#include "core/io/safetensors.h"
 #include "tests/test_util.h"
 
 namespace ll {

@@ -1,8 +1,8 @@
-// Tests for safetensors reading/writing (core/safetensors.h): a hand-built file from the spec, exact
+// Tests for safetensors reading/writing (core/io/safetensors.h): a hand-built file from the spec, exact
 // round trips, half-precision conversion (exhaustive), one test per malformed case checking the
 // message names what and where, and a mutation fuzz run. Parsed buffers are exact-size heap copies so
 // AddressSanitizer catches any read past the end.
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/rng.h"
+#include "core/base/rng.h"
 
 #ifndef LATENTLAB_SOURCE_DIR
 #define LATENTLAB_SOURCE_DIR "."

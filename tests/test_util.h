@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "core/idx.h"
-#include "core/model.h"
-#include "core/rng.h"
+#include "core/io/idx.h"
+#include "core/models/model.h"
+#include "core/base/rng.h"
 
 namespace ll::test {
 

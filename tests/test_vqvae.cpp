@@ -9,12 +9,12 @@
 #include <memory>
 #include <vector>
 
-#include "core/idx.h"
-#include "core/layers.h"
-#include "core/model_file.h"
-#include "core/safetensors.h"
-#include "core/trainer.h"
-#include "core/vqvae.h"
+#include "core/io/idx.h"
+#include "core/nn/layers.h"
+#include "core/models/model_file.h"
+#include "core/io/safetensors.h"
+#include "core/train/trainer.h"
+#include "core/models/vqvae.h"
 #include "tests/test_util.h"
 
 namespace ll {

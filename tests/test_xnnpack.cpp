@@ -1,4 +1,4 @@
-// The XNNPACK inference backend (core/xnnpack_infer.h) against the core: first XNNPACK's kernel layouts
+// The XNNPACK inference backend (core/backends/xnnpack_infer.h) against the core: first XNNPACK's kernel layouts
 // on single operators (convolution and deconvolution with odd shapes against the scalar references of
 // conv.h), then whole reconstructions of every supported kind, random-initialised (seeded) and trained,
 // at batch sizes 1, 3 and 128, on one and two threads, with the VQ-VAE's code indices compared one by
@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "core/conv.h"
-#include "core/file_io.h"
-#include "core/kernels.h"
-#include "core/model_file.h"
-#include "core/vqvae.h"
-#include "core/xnnpack_infer.h"
+#include "core/nn/conv.h"
+#include "core/io/file_io.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model_file.h"
+#include "core/models/vqvae.h"
+#include "core/backends/xnnpack_infer.h"
 #include "tests/test_util.h"
 #include "tools/data_paths.h"
 

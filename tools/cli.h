@@ -9,10 +9,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "core/idx.h"
-#include "core/model.h"
-#include "core/pixelcnn.h"
-#include "core/status.h"
+#include "core/io/idx.h"
+#include "core/models/model.h"
+#include "core/models/pixelcnn.h"
+#include "core/base/status.h"
 
 namespace ll::cli {
 

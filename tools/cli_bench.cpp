@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "core/pixelcnn.h"
+#include "core/models/pixelcnn.h"
 
-#include "core/kernels.h"
-#include "core/xnnpack_infer.h"
+#include "core/kernels/kernels.h"
+#include "core/backends/xnnpack_infer.h"
 #include "tools/cli.h"
 #include "tools/speed.h"
 

@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <string>
 
-#include "core/iwae.h"
-#include "core/kernels.h"
-#include "core/trainer.h"
+#include "core/eval/iwae.h"
+#include "core/kernels/kernels.h"
+#include "core/train/trainer.h"
 #include "tools/cli.h"
 
 namespace ll::cli {

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "core/file_io.h"
-#include "core/kernels.h"
-#include "core/trainer.h"
-#include "core/xnnpack_infer.h"
+#include "core/io/file_io.h"
+#include "core/kernels/kernels.h"
+#include "core/train/trainer.h"
+#include "core/backends/xnnpack_infer.h"
 #include "tools/cli.h"
 #include "tools/png.h"
 

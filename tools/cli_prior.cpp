@@ -11,13 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "core/adam.h"
-#include "core/classifier.h"
-#include "core/file_io.h"
-#include "core/kernels.h"
-#include "core/pixelcnn.h"
-#include "core/safetensors.h"
-#include "core/vqvae.h"
+#include "core/nn/adam.h"
+#include "core/eval/classifier.h"
+#include "core/io/file_io.h"
+#include "core/kernels/kernels.h"
+#include "core/models/pixelcnn.h"
+#include "core/io/safetensors.h"
+#include "core/models/vqvae.h"
 #include "tools/cli.h"
 #include "tools/png.h"
 

@@ -9,11 +9,11 @@
 #include <map>
 #include <string>
 
-#include "core/file_io.h"
-#include "core/kernels.h"
-#include "core/model_file.h"
-#include "core/pixelcnn.h"
-#include "core/trainer.h"
+#include "core/io/file_io.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model_file.h"
+#include "core/models/pixelcnn.h"
+#include "core/train/trainer.h"
 #include "tools/cli.h"
 
 namespace ll::cli {

@@ -5,7 +5,7 @@
 #pragma once
 #include <string>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 namespace ll {
 

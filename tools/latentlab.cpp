@@ -7,10 +7,10 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "core/file_io.h"
-#include "core/kernels.h"
-#include "core/model_file.h"
-#include "core/safetensors.h"
+#include "core/io/file_io.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model_file.h"
+#include "core/io/safetensors.h"
 #include "tools/cli.h"
 #include "tools/data_paths.h"
 #include "tools/speed.h"

@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/file_io.h"
-#include "core/json.h"
-#include "core/kernels.h"
-#include "core/trainer.h"
+#include "core/io/file_io.h"
+#include "core/io/json.h"
+#include "core/kernels/kernels.h"
+#include "core/train/trainer.h"
 #include "tools/data_paths.h"
 
 namespace ll {

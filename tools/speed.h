@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "core/idx.h"
-#include "core/model.h"
-#include "core/status.h"
-#include "core/xnnpack_infer.h"
+#include "core/io/idx.h"
+#include "core/models/model.h"
+#include "core/base/status.h"
+#include "core/backends/xnnpack_infer.h"
 
 namespace ll {
 

@@ -16,9 +16,9 @@
 // model, a batch, an array) is allocated before ensure_memory has checked that its bytes fit in what the
 // heap can still give: when they do not, the call answers with an "out of memory" Error, nothing is kept,
 // and the module keeps working (dispose() other objects to free their memory). Absurd sizes are refused
-// earlier still, by the core's budget (core/model.h) and its checks of a file's tensors.
+// earlier still, by the core's budget (core/models/model.h) and its checks of a file's tensors.
 //
-// Models are bound through the generic Model interface (core/model.h) and the registry, so new kinds
+// Models are bound through the generic Model interface (core/models/model.h) and the registry, so new kinds
 // need no change here.
 #include <emscripten/bind.h>
 #include <emscripten/emscripten.h>
@@ -38,17 +38,17 @@
 #include <utility>
 #include <vector>
 
-#include "core/idx.h"
-#include "core/json.h"
-#include "core/kernels.h"
-#include "core/model.h"
-#include "core/model_file.h"
-#include "core/pixelcnn.h"
-#include "core/rng.h"
-#include "core/safetensors.h"
-#include "core/status.h"
-#include "core/trainer.h"
-#include "core/vqvae.h"
+#include "core/io/idx.h"
+#include "core/io/json.h"
+#include "core/kernels/kernels.h"
+#include "core/models/model.h"
+#include "core/models/model_file.h"
+#include "core/models/pixelcnn.h"
+#include "core/base/rng.h"
+#include "core/io/safetensors.h"
+#include "core/base/status.h"
+#include "core/train/trainer.h"
+#include "core/models/vqvae.h"
 
 namespace ll {
 namespace {
@@ -667,7 +667,7 @@ class TrainerCore {
   std::unique_ptr<Trainer> trainer_;
 };
 
-// The PixelCNN prior over VQ-VAE code grids (core/pixelcnn.h): load a prior file, sample whole grids or
+// The PixelCNN prior over VQ-VAE code grids (core/models/pixelcnn.h): load a prior file, sample whole grids or
 // one cell at a time (the page animates ancestral sampling), and score grids. Codes cross as Int32Array.
 class PriorCore {
  public:

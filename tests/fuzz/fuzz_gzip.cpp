@@ -1,10 +1,10 @@
-// libFuzzer target: the gzip reader (core/gzip.cpp, zlib underneath): truncated, corrupt and
+// libFuzzer target: the gzip reader (core/io/gzip.cpp, zlib underneath): truncated, corrupt and
 // multi-member streams, and the output limit (16 MiB here, so a small bomb hits it quickly).
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "core/gzip.h"
+#include "core/io/gzip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kLimit = size_t(16) << 20;

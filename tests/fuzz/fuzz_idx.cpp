@@ -1,4 +1,4 @@
-// libFuzzer target: the IDX readers (core/idx.cpp). The same bytes go to the image and the label
+// libFuzzer target: the IDX readers (core/io/idx.cpp). The same bytes go to the image and the label
 // parser; what parses is paired into a data set (counts and label range checked) and its first
 // images converted to float, which reads every pixel the header promised.
 #include <algorithm>
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/idx.h"
+#include "core/io/idx.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ll::ImageSet images;

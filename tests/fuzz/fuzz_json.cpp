@@ -1,13 +1,13 @@
-// libFuzzer target: the JSON parser (core/json.cpp) and the two config readers built on it
+// libFuzzer target: the JSON parser (core/io/json.cpp) and the two config readers built on it
 // (ModelConfig::from_json, PixelCnnConfig::from_json: a model file's "latentlab.config"). A value that
 // parses is walked to the bottom and its strings re-quoted; a quoted string must parse back to itself.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#include "core/json.h"
-#include "core/model.h"
-#include "core/pixelcnn.h"
+#include "core/io/json.h"
+#include "core/models/model.h"
+#include "core/models/pixelcnn.h"
 
 namespace {
 void walk(const ll::JsonValue& v, int depth) {

@@ -1,4 +1,4 @@
-// libFuzzer target: the model-file loaders (core/model_file.cpp load_model, core/pixelcnn.cpp
+// libFuzzer target: the model-file loaders (core/models/model_file.cpp load_model, core/models/pixelcnn.cpp
 // load_prior): safetensors parse, config from metadata (or inferred from tensor names), the tensors
 // checked against the model, the weights loaded. Every input goes to both loaders. A model that loads
 // runs one forward pass on a batch of one (the loaded shapes must be the ones the model computes
@@ -9,9 +9,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/model_file.h"
-#include "core/pixelcnn.h"
-#include "core/rng.h"
+#include "core/models/model_file.h"
+#include "core/models/pixelcnn.h"
+#include "core/base/rng.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<ll::Model> model;

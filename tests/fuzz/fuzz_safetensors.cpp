@@ -1,4 +1,4 @@
-// libFuzzer target: the safetensors reader (core/safetensors.cpp) on arbitrary bytes. A parse that
+// libFuzzer target: the safetensors reader (core/io/safetensors.cpp) on arbitrary bytes. A parse that
 // succeeds must describe tensors inside the data buffer; each is then read out as float32 (the F16,
 // BF16 and F64 conversions included), so an offset the parser let through that points outside the
 // file is an AddressSanitizer report here. Built by the `fuzz` preset (tests/fuzz/README.md).
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ll::SafetensorsFile file;

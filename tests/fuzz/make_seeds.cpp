@@ -20,12 +20,12 @@
 #include <sys/stat.h>
 #include <vector>
 
-#include "core/file_io.h"
-#include "core/model.h"
-#include "core/model_file.h"
-#include "core/pixelcnn.h"
-#include "core/rng.h"
-#include "core/safetensors.h"
+#include "core/io/file_io.h"
+#include "core/models/model.h"
+#include "core/models/model_file.h"
+#include "core/models/pixelcnn.h"
+#include "core/base/rng.h"
+#include "core/io/safetensors.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden reference for LatentLab's convolutional VAE (core/conv_vae.h): loss terms and gradients of
+"""Golden reference for LatentLab's convolutional VAE (core/models/conv_vae.h): loss terms and gradients of
 every parameter computed by PyTorch for the same module, written to tests/golden/conv_vae_golden.json.
 
 Run from the repository root with Debian 12's python3-torch:  /usr/bin/python3 tests/golden/make_conv_vae_golden.py
@@ -75,7 +75,7 @@ def main():
         grads[n] = {"shape": shapes[n], "sum": g.sum().item(), "norm": g.norm().item(),
                     "at": [[i, g[i].item()] for i in idx]}
     out = {
-        "what": "conv VAE (core/conv_vae.h), z = posterior mean, B=3 28x28 inputs, Z=4; made by make_conv_vae_golden.py",
+        "what": "conv VAE (core/models/conv_vae.h), z = posterior mean, B=3 28x28 inputs, Z=4; made by make_conv_vae_golden.py",
         "torch": torch.__version__,
         "weights": "tensor t (state_dict order), element i: float32(sin(0.7 i + 1.3 t + 0.1) / sqrt(fan_in))",
         "inputs": "x[b, i] = float32(0.5 + 0.5 sin(0.37 i + 1.1 b))",

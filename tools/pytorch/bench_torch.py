@@ -10,7 +10,7 @@ images/s (the median of 0.25 s windows after a warm-up) and the single-image rec
 
     /usr/bin/python3 tools/pytorch/bench_torch.py [--seconds 5] [--threads 1 2] [--models vae vqvae]
 
-The VQ-VAE is LatentLab's default recipe (core/vqvae.cpp), not a simpler model: K 64, D 16, nearest code
+The VQ-VAE is LatentLab's default recipe (core/models/vqvae.cpp), not a simpler model: K 64, D 16, nearest code
 by ||e_k||^2 - 2 z.e_k, straight-through, commitment 0.25 (no codebook loss), a sigmoid on the output,
 the codebook updated after every Adam step by debiased EMA (decay 0.9, Laplace smoothing eps 1e-5, a code
 never chosen keeps its vector), and dead-code restart: a code no cell chose in the last 20 steps is set to
@@ -54,7 +54,7 @@ class VAE(nn.Module):
 
 
 class VQVAE(nn.Module):
-    """LatentLab's conv VQ-VAE with its default EMA codebook and dead-code restart (core/vqvae.cpp)."""
+    """LatentLab's conv VQ-VAE with its default EMA codebook and dead-code restart (core/models/vqvae.cpp)."""
 
     def __init__(self, K=64, D=16, beta=0.25, decay=0.9, dead_steps=20, eps=1e-5):
         super().__init__()

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The PixelCNN prior over VQ-VAE codes (core/pixelcnn.h) in PyTorch, loaded from a LatentLab file.
+"""The PixelCNN prior over VQ-VAE codes (core/models/pixelcnn.h) in PyTorch, loaded from a LatentLab file.
 
 Rebuilds the prior as nn.Modules from the safetensors file alone, encodes the MNIST test set with the
 VQ-VAE's encoder and codebook (also loaded in PyTorch), and prints one JSON line with the test NLL in

@@ -1,0 +1,118 @@
+// Model <-> safetensors; see model_file.h.
+#include "core/models/model_file.h"
+
+#include <cmath>
+
+namespace ll {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Architecture of a file saved without LatentLab metadata (e.g. from PyTorch), from names and shapes.
+Status infer_config(const SafetensorsFile& f, ModelConfig* c) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const SafetensorsTensor& t : f.tensors) shapes[t.name] = t.shape;
+  for (const ModelKind& kind : model_kinds()) {
+    ModelConfig candidate;
+    if (kind.infer && kind.infer(shapes, &candidate)) {
+      *c = candidate;
+      return c->validate();
+    }
+  }
+  return Status::error("cannot tell which model this is: no 'latentlab.model' metadata and the tensor "
+                       "names match no known model (e.g. fc1.weight for the MLP VAE, encoder.0.weight "
+                       "for the MLP autoencoder)");
+}
+
+}  // namespace
+
+std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, std::string>& extra,
+                                DType dtype) {
+  std::vector<TensorToWrite> tensors;
+  for (const TensorSlot& slot : model.params().slots())
+    tensors.push_back({slot.name, slot.shape, model.params().params.data() + slot.offset});
+  std::map<std::string, std::string> metadata = extra;
+  metadata["format"] = "pt";
+  metadata["latentlab.model"] = model.config().kind;
+  metadata["latentlab.config"] = model.config().to_json();
+  return write_safetensors(tensors, metadata, dtype);
+}
+
+Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out,
+                  std::map<std::string, std::string>* metadata) {
+  SafetensorsFile file;
+  Status s = parse_safetensors(bytes, size, &file);
+  if (!s.ok()) return s;
+
+  ModelConfig config;
+  auto it = file.metadata.find("latentlab.config");
+  if (it != file.metadata.end()) {
+    s = ModelConfig::from_json(it->second, &config);
+    if (!s.ok()) return s.with_context("metadata 'latentlab.config': ");
+    // LatentLab writes every hyperparameter into its files, so a VQ-VAE file without "sigmoid_output"
+    // predates it: its decoder's output is raw.
+    if (config.kind == "vqvae" && !config.hyper.count("sigmoid_output")) config.hyper["sigmoid_output"] = 0;
+    auto kind = file.metadata.find("latentlab.model");
+    if (kind != file.metadata.end() && kind->second != config.kind)
+      return Status::error("metadata disagree: 'latentlab.model' is '" + kind->second +
+                           "' but 'latentlab.config' says '" + config.kind + "'");
+  } else {
+    s = infer_config(file, &config);
+    if (!s.ok()) return s;
+  }
+
+  // The config's tensors are checked against the file's before the model's memory is allocated (a
+  // shapes-only model has the layout and no arenas): a small file whose config asks for gigabytes is
+  // refused here, so what a load allocates stays bounded by the file's real size.
+  std::unique_ptr<Model> plan;
+  {
+    ShapesOnly shapes_only;
+    s = create_model(config, &plan);
+  }
+  if (!s.ok()) return s;
+  // Every tensor of the model must be present with the right shape; nothing else may be.
+  const ParamArena& layout = plan->params();
+  for (const TensorSlot& slot : layout.slots()) {
+    const SafetensorsTensor* t = file.find(slot.name);
+    if (!t)
+      return Status::error("missing tensor '" + slot.name + "' (shape " + shape_str(slot.shape) +
+                           ") required by the " + config.kind + " model");
+    if (t->shape != slot.shape)
+      return Status::error("tensor '" + slot.name + "' has shape " + shape_str(t->shape) +
+                           " but the " + config.kind + " model " + config.to_json() + " needs " +
+                           shape_str(slot.shape));
+  }
+  for (const SafetensorsTensor& t : file.tensors)
+    if (layout.find(t.name) < 0)
+      return Status::error("unexpected tensor '" + t.name + "' for the " + config.kind +
+                           " model (expected only: " + [&] {
+                             std::string names;
+                             for (const auto& slot : layout.slots())
+                               names += (names.empty() ? "" : ", ") + slot.name;
+                             return names;
+                           }() + ")");
+  plan.reset();
+
+  std::unique_ptr<Model> model;
+  s = create_model(config, &model);  // also checks the memory budget
+  if (!s.ok()) return s;
+  ParamArena& arena = model->params();
+  for (const TensorSlot& slot : arena.slots()) {
+    s = file.read_f32(*file.find(slot.name), arena.params.data() + slot.offset, slot.size);
+    if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
+    for (size_t i = 0; i < slot.size; i++)
+      if (!std::isfinite(arena.params[slot.offset + i]))
+        return Status::error("tensor '" + slot.name + "' holds a non-finite value at element " +
+                             std::to_string(i));
+  }
+  if (metadata) *metadata = file.metadata;
+  *out = std::move(model);
+  return Status();
+}
+
+}  // namespace ll

@@ -1,0 +1,104 @@
+// The registry of model kinds: name, description, hyperparameters, constructor, and how to recognise a
+// PyTorch-saved file of the kind. Adding a kind = one entry here (and its own files).
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/models/ae_family.h"
+#include "core/models/beta_vae.h"
+#include "core/models/conv_vae.h"
+#include "core/models/mlp_ae.h"
+#include "core/models/mlp_vae.h"
+#include "core/models/model.h"
+#include "core/models/vqvae.h"
+
+namespace ll {
+
+namespace {
+
+using Shapes = std::map<std::string, std::vector<int64_t>>;
+
+// Reads input/hidden/latent from a first layer [hidden, input] and a code layer [latent, hidden].
+bool infer_mlp(const Shapes& shapes, const char* first, const char* code, const char* kind,
+               ModelConfig* out) {
+  auto a = shapes.find(first), b = shapes.find(code);
+  if (a == shapes.end() || b == shapes.end() || a->second.size() != 2 || b->second.size() != 2)
+    return false;
+  out->kind = kind;
+  out->hidden = static_cast<int>(a->second[0]);
+  out->input = static_cast<int>(a->second[1]);
+  out->latent = static_cast<int>(b->second[0]);
+  return true;
+}
+
+// Conv kinds: a square image whose side is a multiple of 4 (two stride-2 convolutions).
+Status check_square_image(const ModelConfig& c) {
+  int side = 0;
+  while ((side + 1) * (side + 1) <= c.input) side++;
+  if (side * side != c.input || side % 4 != 0)
+    return Status::error("model '" + c.kind + "' needs a square image whose side is a multiple of 4, not " +
+                         std::to_string(c.input) + " pixels");
+  return Status();
+}
+
+// An explicitly given k (or k_start) beyond the code size is an error; the defaults are capped by the
+// model (so a small --hidden works without also giving --k).
+Status check_ksparse(const ModelConfig& c) {
+  for (const char* name : {"k", "k_start"}) {
+    auto it = c.hyper.find(name);
+    if (it != c.hyper.end() && it->second > c.hidden)
+      return Status::error(std::string("k-sparse: ") + name + " = " + std::to_string(static_cast<int>(it->second)) +
+                           " exceeds the " + std::to_string(c.hidden) + " code units (--hidden)");
+  }
+  return Status();
+}
+
+template <typename T>
+std::unique_ptr<Model> make(const ModelConfig& c) {
+  return std::unique_ptr<Model>(new T(c));
+}
+
+}  // namespace
+
+const std::vector<ModelKind>& model_kinds() {
+  static const std::vector<ModelKind> kinds = {
+      {"ae", "MLP autoencoder: input-hidden-latent-hidden-input, ReLU, linear code, BCE", {},
+       make<MlpAutoencoder>,
+       [](const Shapes& s, ModelConfig* c) { return infer_mlp(s, "encoder.0.weight", "encoder.2.weight", "ae", c); }},
+      {"vae", "MLP VAE (Kingma & Welling): Gaussian encoder, Bernoulli decoder, BCE + KL", {},
+       make<MlpVae>,
+       [](const Shapes& s, ModelConfig* c) { return infer_mlp(s, "fc1.weight", "fc21.weight", "vae", c); }},
+      {"beta_vae", "beta-VAE (Higgins et al. 2017): the MLP VAE with BCE + beta * KL; with gamma > 0 the capacity form (Burgess et al. 2018), BCE + gamma * |KL - C|, C raised linearly to capacity_max",
+       {{"beta", 4.0, 0.0, 1000.0, false, "beta-VAE: weight of the KL term (when gamma = 0)"},
+        {"gamma", 0.0, 0.0, 100000.0, false, "beta-VAE capacity form: weight of |KL - C| (0: the plain beta form)"},
+        {"capacity_max", 25.0, 0.0, 10000.0, false, "beta-VAE capacity form: final capacity C in nats"},
+        {"capacity_steps", 0, 0, 1e9, true, "beta-VAE capacity form: training steps over which C rises from 0 to capacity_max (0: the whole training)"}},
+       make<BetaVae>, nullptr},
+      {"conv_vae", "Convolutional VAE: Conv(1->32->64, k4 s2 p1) encoder, Gaussian latent, ConvTranspose decoder, BCE + KL (square images, side a multiple of 4; --hidden unused)",
+       {}, make<ConvVae>, ConvVae::infer, check_square_image},
+      {"dae", "Denoising MLP autoencoder (Vincent et al. 2008): the ae trained on masked / noisy inputs, BCE against the clean image",
+       {{"mask", 0.25, 0.0, 1.0, false, "Denoising: probability that a training pixel is set to 0"},
+        {"gaussian", 0.0, 0.0, 10.0, false, "Denoising: standard deviation of Gaussian noise added to training inputs"}},
+       make<DenoisingAutoencoder>, nullptr},
+      {"sparse_ae", "Sparse autoencoder (Ng): one sigmoid hidden layer as the code, BCE + beta * sum_j KL(rho || mean activation)",
+       {{"rho", 0.05, 0.001, 0.999, false, "Sparse AE: target mean activation of each code unit"},
+        {"sparsity_beta", 20.0, 0.0, 1000.0, false, "Sparse AE: weight of the KL sparsity penalty"},
+        {"tied", 0, 0, 1, true, "Single-layer AEs: 1 = tied weights, the decoder weight is encoder.0.weight transposed (no decoder.0.weight tensor)"}},
+       make<SparseAutoencoder>, nullptr},
+      {"ksparse_ae", "k-sparse autoencoder (Makhzani & Frey): one linear hidden layer as the code, only the k largest kept",
+       {{"k", 25, 1, 4096, true, "k-sparse AE: code units kept per example (at most --hidden)"},
+        {"k_start", 0, 0, 4096, true, "k-sparse AE: code units kept at the start of training, annealed to k (0: all)"},
+        {"anneal_fraction", 0.5, 0.0, 1.0, false, "k-sparse AE: fraction of training over which k_start anneals to k"},
+        {"tied", 0, 0, 1, true, "Single-layer AEs: 1 = tied weights, the decoder weight is encoder.0.weight transposed (no decoder.0.weight tensor)"}},
+       make<KSparseAutoencoder>, nullptr, check_ksparse},
+      {"contractive_ae", "Contractive autoencoder (Rifai et al.): one sigmoid hidden layer as the code, BCE + lambda * ||dh/dx||_F^2",
+       {{"contractive_lambda", 0.1, 0.0, 1000.0, false, "Contractive AE: weight of the squared Frobenius norm of the encoder Jacobian"},
+        {"tied", 0, 0, 1, true, "Single-layer AEs: 1 = tied weights, the decoder weight is encoder.0.weight transposed (no decoder.0.weight tensor)"}},
+       make<ContractiveAutoencoder>, nullptr},
+      {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
+       vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image},
+  };
+  return kinds;
+}
+
+}  // namespace ll

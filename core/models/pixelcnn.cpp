@@ -1,0 +1,487 @@
+// PixelCNN prior: forward, backward, masks, sampling and its model files; see pixelcnn.h.
+#include "core/models/pixelcnn.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+#include "core/nn/categorical.h"
+#include "core/io/json.h"
+#include "core/nn/layers.h"
+#include "core/io/safetensors.h"
+
+namespace ll {
+
+std::string PixelCnnConfig::to_json() const {
+  return "{\"K\":" + std::to_string(K) + ",\"H\":" + std::to_string(H) + ",\"W\":" + std::to_string(W) +
+         ",\"channels\":" + std::to_string(channels) + ",\"layers\":" + std::to_string(layers) +
+         ",\"kernel_a\":" + std::to_string(kernel_a) + ",\"kernel_b\":" + std::to_string(kernel_b) +
+         ",\"stacks\":" + std::to_string(stacks) + ",\"classes\":" + std::to_string(classes) + "}";
+}
+
+Status PixelCnnConfig::from_json(const std::string& json, PixelCnnConfig* out) {
+  JsonValue v;
+  Status s = parse_json(json.data(), json.size(), &v);
+  if (!s.ok()) return s.with_context("prior config: ");
+  if (v.type != JsonValue::Type::kObject) return Status::error("prior config: expected a JSON object");
+  PixelCnnConfig c;
+  for (const auto& [key, val] : v.object) {
+    int* f = key == "K" ? &c.K : key == "H" ? &c.H : key == "W" ? &c.W : key == "channels" ? &c.channels
+           : key == "layers" ? &c.layers : key == "kernel_a" ? &c.kernel_a : key == "kernel_b" ? &c.kernel_b
+           : key == "stacks" ? &c.stacks : key == "classes" ? &c.classes : nullptr;
+    if (!f) return Status::error("prior config: unknown key '" + key + "'");
+    if (val.type != JsonValue::Type::kNumber || !val.is_integer || val.integer < 0 || val.integer > 4096)
+      return Status::error("prior config: '" + key + "' must be an integer in [0, 4096]");
+    *f = static_cast<int>(val.integer);
+  }
+  s = c.validate();
+  if (!s.ok()) return s.with_context("prior config: ");
+  *out = c;
+  return Status();
+}
+
+Status PixelCnnConfig::validate() const {
+  if (K < 2 || K > 4096) return Status::error("K (codes per cell) must be in [2, 4096]");
+  if (H < 1 || W < 1 || H * W > 4096) return Status::error("grid must be at least 1x1 and at most 4096 cells");
+  if (channels < 1 || channels > 1024) return Status::error("channels must be in [1, 1024]");
+  if (layers < 0 || layers > 64) return Status::error("layers must be in [0, 64]");
+  if (kernel_a < 3 || kernel_a % 2 == 0 || kernel_b < 1 || kernel_b % 2 == 0 || kernel_a > 15 || kernel_b > 15)
+    return Status::error("kernels must be odd: kernel_a in [3, 15], kernel_b in [1, 15]");
+  if (stacks != 1 && stacks != 2) return Status::error("stacks must be 1 (single masked stack) or 2 (vertical + horizontal)");
+  if (classes < 0 || classes > 1024) return Status::error("classes must be in [0, 1024] (0: unconditional)");
+  if (stacks == 2 && kernel_b < 3) return Status::error("two stacks need kernel_b >= 3 (the vertical stack grows by kernel_b/2 rows per layer)");
+  return Status();
+}
+
+namespace {
+// Spatial mask of a k x k kernel (1 = connection allowed). rows_above: every column of the rows above
+// the centre. centre_row: which of the centre row, kNone, kLeft (left of the centre), kLeftAndCentre,
+// kWhole. Single stack: type A = (rows above, kLeft), type B = (rows above, kLeftAndCentre) -- B also
+// allows the cell's own features, which never saw its code. Two stacks: v = (rows above, kNone) then
+// (rows above, kWhole); h = (none above, kLeft) then (none above, kLeftAndCentre).
+enum CentreRow { kNone, kLeft, kLeftAndCentre, kWhole };
+std::vector<float> causal_mask(int k, bool rows_above, CentreRow centre_row) {
+  std::vector<float> m(static_cast<size_t>(k) * k, 0.0f);
+  const int c = k / 2;
+  for (int r = 0; r < k; r++)
+    for (int col = 0; col < k; col++) {
+      bool on = false;
+      if (r < c) on = rows_above;
+      if (r == c)
+        on = centre_row == kWhole || (centre_row == kLeft && col < c) || (centre_row == kLeftAndCentre && col <= c);
+      m[r * k + col] = on ? 1.0f : 0.0f;
+    }
+  return m;
+}
+
+// The rows [r0, r1] and columns [c0, c1] of a k x k mask that hold its allowed taps: the kernel a file
+// stores. The taps outside it are always zero.
+struct MaskBox {
+  int r0, r1, c0, c1;
+  int rows() const { return r1 - r0 + 1; }
+  int cols() const { return c1 - c0 + 1; }
+};
+MaskBox mask_box(const std::vector<float>& mask) {
+  const int k = static_cast<int>(std::lround(std::sqrt(static_cast<double>(mask.size()))));
+  MaskBox b{k, -1, k, -1};
+  for (int r = 0; r < k; r++)
+    for (int c = 0; c < k; c++)
+      if (mask[r * k + c] != 0.0f) b = {std::min(b.r0, r), std::max(b.r1, r), std::min(b.c0, c), std::max(b.c1, c)};
+  assert(b.r1 >= 0);
+  return b;
+}
+
+void mask_weights(float* w, int OC, int C, const std::vector<float>& mask) {
+  const size_t kk = mask.size();
+  for (size_t i = 0; i < static_cast<size_t>(OC) * C; i++)
+    for (size_t j = 0; j < kk; j++) w[i * kk + j] *= mask[j];
+}
+}  // namespace
+
+PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
+  in_conv_.add_to(params_, "input_conv", c.K, c.channels, c.kernel_a, 1, c.kernel_a / 2);
+  res_.resize(static_cast<size_t>(c.layers));
+  for (int i = 0; i < c.layers; i++)
+    res_[i].add_to(params_, "layers." + std::to_string(i), c.channels, c.channels, c.kernel_b, 1, c.kernel_b / 2);
+  out0_.add_to(params_, "output.0", c.channels, c.channels, 1, 1, 0);
+  out2_.add_to(params_, "output.2", c.channels, c.K, 1, 1, 0);
+  const bool two = c.stacks == 2;
+  if (two) {
+    in_vconv_.add_to(params_, "input_vconv", c.K, c.channels, c.kernel_a, 1, c.kernel_a / 2);
+    in_v2h_.add_to(params_, "input_v2h", c.channels, c.channels, 1, 1, 0);
+    vres_.resize(static_cast<size_t>(c.layers));
+    v2h_.resize(static_cast<size_t>(c.layers));
+    for (int i = 0; i < c.layers; i++) {
+      vres_[i].add_to(params_, "vlayers." + std::to_string(i), c.channels, c.channels, c.kernel_b, 1, c.kernel_b / 2);
+      v2h_[i].add_to(params_, "v2h." + std::to_string(i), c.channels, c.channels, 1, 1, 0);
+    }
+  }
+  if (c.classes > 0) {
+    auto embedding = [&](const std::string& name) { return params_.add(name + ".weight", {c.classes, c.channels}); };
+    cond_h_.push_back(embedding("cond_input_conv"));
+    for (int i = 0; i < c.layers; i++) cond_h_.push_back(embedding("cond_layers." + std::to_string(i)));
+    cond_out_ = embedding("cond_output");
+    if (two) {
+      cond_v_.push_back(embedding("cond_input_vconv"));
+      for (int i = 0; i < c.layers; i++) cond_v_.push_back(embedding("cond_vlayers." + std::to_string(i)));
+    }
+  }
+  params_.finalize();
+  mask_a_ = causal_mask(c.kernel_a, !two, kLeft);
+  mask_b_ = causal_mask(c.kernel_b, !two, kLeftAndCentre);
+  if (two) {
+    mask_va_ = causal_mask(c.kernel_a, true, kNone);
+    mask_vb_ = causal_mask(c.kernel_b, true, kWhole);
+  }
+  // Every convolution in init order, each with its mask if it has one.
+  convs_.push_back({&in_conv_, &mask_a_});
+  for (const Conv2d& l : res_) convs_.push_back({&l, &mask_b_});
+  convs_.push_back({&out0_, nullptr});
+  convs_.push_back({&out2_, nullptr});
+  if (!two) return;
+  convs_.push_back({&in_vconv_, &mask_va_});
+  convs_.push_back({&in_v2h_, nullptr});
+  for (int i = 0; i < c.layers; i++) {
+    convs_.push_back({&vres_[i], &mask_vb_});
+    convs_.push_back({&v2h_[i], nullptr});
+  }
+}
+
+void PixelCnnPrior::reserve(int max_batch) {
+  if (max_batch <= max_batch_) return;
+  max_batch_ = max_batch;
+  const size_t HW = static_cast<size_t>(config_.H) * config_.W, B = max_batch;
+  const size_t BCHW = B * config_.channels * HW, BKHW = B * config_.K * HW;
+  onehot_.assign(BKHW, 0.0f);
+  const size_t L = static_cast<size_t>(config_.layers) + 1;
+  for (auto* v : {&h_, &pre_, &dh_, &dpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
+  if (config_.stacks == 2) {
+    for (auto* v : {&v_, &vpre_, &dv_, &dvpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
+    link_.assign(BCHW, 0.0f);
+  }
+  for (auto* v : {&o_pre_, &o_, &do_pre_, &do_}) v->assign(BCHW, 0.0f);
+  for (auto* v : {&logits_, &probs_, &dlogits_}) v->assign(BKHW, 0.0f);
+  nll_.assign(B, 0.0f);
+  size_t ws = 0;
+  for (const ConvRef& l : convs_) ws = std::max(ws, conv2d_workspace_floats(l.conv->shape(max_batch, config_.H, config_.W)));
+  workspace_.assign(ws, 0.0f);
+}
+
+void PixelCnnPrior::init(Rng& rng) {
+  for (const ConvRef& l : convs_) l.conv->init(params_, rng);
+  apply_masks();
+  // The class embeddings start at zero: every class begins as the same unconditional model.
+  for (int e : cond_h_) std::fill_n(params_.param(e), params_.slots()[e].size, 0.0f);
+  for (int e : cond_v_) std::fill_n(params_.param(e), params_.slots()[e].size, 0.0f);
+  if (cond_out_ >= 0) std::fill_n(params_.param(cond_out_), params_.slots()[cond_out_].size, 0.0f);
+}
+
+void PixelCnnPrior::add_class_bias(float* pre, int embedding, int B, int HW) const {
+  if (embedding < 0) return;
+  const int C = config_.channels;
+  const float* E = params_.param(embedding);
+  for (int b = 0; b < B; b++) {
+    const float* e = E + static_cast<size_t>(labels_[b]) * C;
+    float* p = pre + static_cast<size_t>(b) * C * HW;
+    for (int ch = 0; ch < C; ch++)
+      for (int n = 0; n < HW; n++) p[ch * HW + n] += e[ch];
+  }
+}
+
+void PixelCnnPrior::class_bias_backward(const float* dpre, int embedding, int B, int HW) {
+  if (embedding < 0) return;
+  const int C = config_.channels;
+  float* dE = params_.grad(embedding);
+  for (int b = 0; b < B; b++) {
+    float* de = dE + static_cast<size_t>(labels_[b]) * C;
+    const float* d = dpre + static_cast<size_t>(b) * C * HW;
+    for (int ch = 0; ch < C; ch++) {
+      float sum = 0.0f;
+      for (int n = 0; n < HW; n++) sum += d[ch * HW + n];
+      de[ch] += sum;
+    }
+  }
+}
+
+const std::vector<float>* PixelCnnPrior::mask_of(int slot) const {
+  for (const ConvRef& l : convs_)
+    if (l.conv->weight == slot) return l.mask;
+  return nullptr;
+}
+
+void PixelCnnPrior::apply_masks() {
+  for (const ConvRef& l : convs_)
+    if (l.mask) mask_weights(params_.param(l.conv->weight), l.conv->OC, l.conv->C, *l.mask);
+}
+
+void PixelCnnPrior::forward(const int32_t* codes, int B, const int32_t* labels) {
+  forward_rows(codes, labels, B, config_.H);
+}
+
+void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, int B, int rows) {
+  assert(B <= max_batch_ && rows >= 1 && rows <= config_.H);
+  B_ = B;
+  codes_ = codes;
+  labels_ = config_.classes > 0 ? labels : nullptr;
+  assert(config_.classes == 0 || labels);
+#ifndef NDEBUG
+  for (int b = 0; labels_ && b < B; b++) assert(labels_[b] >= 0 && labels_[b] < config_.classes);
+#endif
+  // Every mask is causal in the rows (no tap reads a later row), so the first `rows` rows of the grid
+  // alone give the same activations there as the whole grid: the convolutions run on a rows x W grid.
+  const int K = config_.K, H = rows, W = config_.W, HW = H * W, full_HW = config_.H * W;
+  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  // One-hot input [B, K, HW].
+  std::fill(onehot_.begin(), onehot_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
+  for (int b = 0; b < B; b++)
+    for (int n = 0; n < HW; n++) {
+      const int32_t k = codes[static_cast<size_t>(b) * full_HW + n];
+      assert(k >= 0 && k < K);
+      onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
+    }
+  const bool two = config_.stacks == 2;
+  auto conv = [&](float* out, const float* in, const Conv2d& l) {
+    conv2d_forward(out, in, params_.param(l.weight), params_.param(l.bias), l.shape(B, H, W), workspace_.data());
+  };
+  // Adds Conv1x1(v) to the h pre-activation (two stacks).
+  auto add_link = [&](float* hpre, const float* v, const Conv2d& l) {
+    conv(link_.data(), v, l);
+    for (size_t j = 0; j < BCHW; j++) hpre[j] += link_[j];
+  };
+  // v0 = relu(MaskedConvV(onehot)) (two stacks); h0 = relu(MaskedConvA(onehot) [+ Conv1x1(v0)])
+  if (two) {
+    conv(vpre_[0].data(), onehot_.data(), in_vconv_);
+    add_class_bias(vpre_[0].data(), cond_v(0), B, HW);
+    relu_forward(v_[0].data(), vpre_[0].data(), BCHW);
+  }
+  conv(pre_[0].data(), onehot_.data(), in_conv_);
+  if (two) add_link(pre_[0].data(), v_[0].data(), in_v2h_);
+  add_class_bias(pre_[0].data(), cond_h(0), B, HW);
+  relu_forward(h_[0].data(), pre_[0].data(), BCHW);
+  // v_{i+1} = v_i + relu(MaskedConvVB_i(v_i)) (two stacks);
+  // h_{i+1} = h_i + relu(MaskedConvB_i(h_i) [+ Conv1x1_i(v_{i+1})]); pre_[i+1] holds the sum.
+  for (size_t i = 0; i < res_.size(); i++) {
+    if (two) {
+      conv(vpre_[i + 1].data(), v_[i].data(), vres_[i]);
+      add_class_bias(vpre_[i + 1].data(), cond_v(i + 1), B, HW);
+      relu_forward(v_[i + 1].data(), vpre_[i + 1].data(), BCHW);
+      for (size_t j = 0; j < BCHW; j++) v_[i + 1][j] += v_[i][j];
+    }
+    conv(pre_[i + 1].data(), h_[i].data(), res_[i]);
+    if (two) add_link(pre_[i + 1].data(), v_[i + 1].data(), v2h_[i]);
+    add_class_bias(pre_[i + 1].data(), cond_h(i + 1), B, HW);
+    relu_forward(h_[i + 1].data(), pre_[i + 1].data(), BCHW);
+    for (size_t j = 0; j < BCHW; j++) h_[i + 1][j] += h_[i][j];
+  }
+  // Output head: logits = Conv1x1(relu(Conv1x1(h_L)))
+  const std::vector<float>& top = h_[res_.size()];
+  conv2d_forward(o_pre_.data(), top.data(), params_.param(out0_.weight), params_.param(out0_.bias),
+                 out0_.shape(B, H, W), workspace_.data());
+  add_class_bias(o_pre_.data(), cond_out_, B, HW);
+  relu_forward(o_.data(), o_pre_.data(), BCHW);
+  conv2d_forward(logits_.data(), o_.data(), params_.param(out2_.weight), params_.param(out2_.bias),
+                 out2_.shape(B, H, W), workspace_.data());
+  // The loss needs whole grids (codes are [B, full_HW]); sampling reads the logits only.
+  if (rows == config_.H) softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
+}
+
+void PixelCnnPrior::backward(float scale) {
+  const int B = B_, K = config_.K, H = config_.H, W = config_.W, HW = H * W;
+  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  std::fill(dlogits_.begin(), dlogits_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
+  for (auto* v : {&do_pre_, &do_}) std::fill(v->begin(), v->begin() + BCHW, 0.0f);
+  const bool two = config_.stacks == 2;
+  for (size_t i = 0; i <= res_.size(); i++) {
+    std::fill(dh_[i].begin(), dh_[i].begin() + BCHW, 0.0f);
+    std::fill(dpre_[i].begin(), dpre_[i].begin() + BCHW, 0.0f);
+    if (!two) continue;
+    std::fill(dv_[i].begin(), dv_[i].begin() + BCHW, 0.0f);
+    std::fill(dvpre_[i].begin(), dvpre_[i].begin() + BCHW, 0.0f);
+  }
+  auto conv_back = [&](float* dinp, const float* dout, const float* inp, const Conv2d& l) {
+    conv2d_backward(dinp, params_.grad(l.weight), params_.grad(l.bias), dout, inp, params_.param(l.weight),
+                    l.shape(B, H, W), workspace_.data());
+  };
+  // d nll / d logits = softmax - onehot(target)
+  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), codes_, scale, B, K, HW);
+  conv2d_backward(do_.data(), params_.grad(out2_.weight), params_.grad(out2_.bias), dlogits_.data(), o_.data(),
+                  params_.param(out2_.weight), out2_.shape(B, H, W), workspace_.data());
+  relu_backward(do_pre_.data(), do_.data(), o_pre_.data(), BCHW);
+  class_bias_backward(do_pre_.data(), cond_out_, B, HW);
+  const size_t L = res_.size();
+  conv2d_backward(dh_[L].data(), params_.grad(out0_.weight), params_.grad(out0_.bias), do_pre_.data(),
+                  h_[L].data(), params_.param(out0_.weight), out0_.shape(B, H, W), workspace_.data());
+  // Residual layers in reverse: h_{i+1} = h_i + relu(pre_{i+1}), pre_{i+1} = conv_i(h_i) [+ link_i(v_{i+1})];
+  // two stacks: v_{i+1} = v_i + relu(vpre_{i+1}), vpre_{i+1} = vconv_i(v_i). dv_{i+1} is complete once
+  // h's layer i has added its link gradient (layer i+1's v path was added in the previous iteration).
+  for (size_t i = L; i-- > 0;) {
+    for (size_t j = 0; j < BCHW; j++) dh_[i][j] += dh_[i + 1][j];  // identity path
+    relu_backward(dpre_[i + 1].data(), dh_[i + 1].data(), pre_[i + 1].data(), BCHW);
+    class_bias_backward(dpre_[i + 1].data(), cond_h(i + 1), B, HW);
+    conv_back(dh_[i].data(), dpre_[i + 1].data(), h_[i].data(), res_[i]);
+    if (!two) continue;
+    conv_back(dv_[i + 1].data(), dpre_[i + 1].data(), v_[i + 1].data(), v2h_[i]);  // dv += link^T dpre
+    for (size_t j = 0; j < BCHW; j++) dv_[i][j] += dv_[i + 1][j];                 // identity path
+    relu_backward(dvpre_[i + 1].data(), dv_[i + 1].data(), vpre_[i + 1].data(), BCHW);
+    class_bias_backward(dvpre_[i + 1].data(), cond_v(i + 1), B, HW);
+    conv_back(dv_[i].data(), dvpre_[i + 1].data(), v_[i].data(), vres_[i]);
+  }
+  relu_backward(dpre_[0].data(), dh_[0].data(), pre_[0].data(), BCHW);
+  class_bias_backward(dpre_[0].data(), cond_h(0), B, HW);
+  conv_back(nullptr, dpre_[0].data(), onehot_.data(), in_conv_);
+  if (two) {
+    conv_back(dv_[0].data(), dpre_[0].data(), v_[0].data(), in_v2h_);
+    relu_backward(dvpre_[0].data(), dv_[0].data(), vpre_[0].data(), BCHW);
+    class_bias_backward(dvpre_[0].data(), cond_v(0), B, HW);
+    conv_back(nullptr, dvpre_[0].data(), onehot_.data(), in_vconv_);
+  }
+  // Masked connections do not exist: their gradient is zero, so they stay zero under Adam.
+  for (const ConvRef& l : convs_)
+    if (l.mask) mask_weights(params_.grad(l.conv->weight), l.conv->OC, l.conv->C, *l.mask);
+}
+
+void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng,
+                                const int32_t* labels) {
+  const int K = config_.K, HW = config_.H * config_.W;
+  assert(cell >= 0 && cell < HW && temperature > 0.0f);
+  // Later cells cannot influence `cell` (the masks), whatever they hold; rows below its own are not
+  // even computed. Logits are then [B, K, rows * W].
+  const int rows = cell / config_.W + 1, RW = rows * config_.W;
+  forward_rows(codes, labels, B, rows);
+  std::vector<double> p(static_cast<size_t>(K));
+  for (int b = 0; b < B; b++) {
+    const float* l = logits_.data() + static_cast<size_t>(b) * K * RW;
+    double mx = l[cell];
+    for (int k = 1; k < K; k++) mx = std::max(mx, static_cast<double>(l[k * RW + cell]));
+    double sum = 0.0;
+    for (int k = 0; k < K; k++) sum += p[k] = std::exp((l[k * RW + cell] - mx) / temperature);
+    double u = rng.uniform() * sum;
+    int chosen = K - 1;
+    for (int k = 0; k < K; k++) {
+      u -= p[k];
+      if (u < 0.0) {
+        chosen = k;
+        break;
+      }
+    }
+    codes[static_cast<size_t>(b) * HW + cell] = chosen;
+  }
+}
+
+void PixelCnnPrior::sample(int32_t* codes, int B, float temperature, Rng& rng, const int32_t* labels) {
+  const int HW = config_.H * config_.W;
+  std::fill(codes, codes + static_cast<size_t>(B) * HW, 0);
+  for (int cell = 0; cell < HW; cell++) sample_cell(codes, B, cell, temperature, rng, labels);
+}
+
+std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra,
+                                DType dtype) {
+  std::vector<TensorToWrite> tensors;
+  std::vector<std::vector<float>> cropped;  // the masked convolutions' kernels at their true shapes
+  cropped.reserve(prior.params().slots().size());
+  const std::vector<TensorSlot>& slots = prior.params().slots();
+  for (size_t id = 0; id < slots.size(); id++) {
+    const TensorSlot& slot = slots[id];
+    const float* w = prior.params().params.data() + slot.offset;
+    const std::vector<float>* mask = prior.mask_of(static_cast<int>(id));
+    if (!mask) {
+      tensors.push_back({slot.name, slot.shape, w});
+      continue;
+    }
+    const MaskBox box = mask_box(*mask);
+    const int k = static_cast<int>(slot.shape[3]);
+    const size_t planes = static_cast<size_t>(slot.shape[0] * slot.shape[1]);
+    std::vector<float>& out = cropped.emplace_back(planes * box.rows() * box.cols());
+    for (size_t p = 0; p < planes; p++)
+      for (int r = 0; r < box.rows(); r++)
+        for (int c = 0; c < box.cols(); c++)
+          out[(p * box.rows() + r) * box.cols() + c] = w[p * k * k + (box.r0 + r) * k + box.c0 + c];
+    tensors.push_back({slot.name, {slot.shape[0], slot.shape[1], box.rows(), box.cols()}, out.data()});
+  }
+  std::map<std::string, std::string> metadata = extra;
+  metadata["format"] = "pt";
+  metadata["latentlab.model"] = "pixelcnn_prior";
+  metadata["latentlab.config"] = prior.config().to_json();
+  return write_safetensors(tensors, metadata, dtype);
+}
+
+Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
+                  std::map<std::string, std::string>* metadata) {
+  SafetensorsFile file;
+  Status s = parse_safetensors(bytes, size, &file);
+  if (!s.ok()) return s;
+  auto kind = file.metadata.find("latentlab.model");
+  if (kind == file.metadata.end() || kind->second != "pixelcnn_prior")
+    return Status::error("not a PixelCNN prior file (metadata 'latentlab.model' is " +
+                         (kind == file.metadata.end() ? std::string("missing") : "'" + kind->second + "'") + ")");
+  auto cfg = file.metadata.find("latentlab.config");
+  if (cfg == file.metadata.end()) return Status::error("prior file lacks 'latentlab.config' metadata");
+  PixelCnnConfig config;
+  s = PixelCnnConfig::from_json(cfg->second, &config);
+  if (!s.ok()) return s;
+  // The config's tensors are checked against the file's before any memory of the prior's size is
+  // allocated (a shapes-only prior has the layout and masks, no arenas), so a small file whose config
+  // asks for gigabytes is refused and what a load allocates stays bounded by the file's real size.
+  {
+    ShapesOnly shapes_only;
+    const PixelCnnPrior plan(config);
+    const ParamArena& layout = plan.params();
+    for (size_t id = 0; id < layout.slots().size(); id++) {
+      const TensorSlot& slot = layout.slots()[id];
+      const SafetensorsTensor* t = file.find(slot.name);
+      if (!t) return Status::error("missing tensor '" + slot.name + "' required by the prior");
+      const std::vector<float>* mask = plan.mask_of(static_cast<int>(id));
+      // A masked convolution's kernel is stored at its true shape (the mask's box); files from before
+      // that hold the whole k x k kernel, which loads as it is.
+      if (mask && t->shape != slot.shape) {
+        const MaskBox box = mask_box(*mask);
+        const std::vector<int64_t> want = {slot.shape[0], slot.shape[1], box.rows(), box.cols()};
+        if (t->shape != want)
+          return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior (expected [" +
+                               std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " +
+                               std::to_string(want[2]) + ", " + std::to_string(want[3]) +
+                               "], the masked kernel's taps)");
+      } else if (t->shape != slot.shape) {
+        return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
+      }
+    }
+    for (const SafetensorsTensor& t : file.tensors)
+      if (layout.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
+  }
+  std::unique_ptr<PixelCnnPrior> prior(new PixelCnnPrior(config));
+  ParamArena& arena = prior->params();
+  std::vector<float> kernel;
+  for (size_t id = 0; id < arena.slots().size(); id++) {
+    const TensorSlot& slot = arena.slots()[id];
+    const SafetensorsTensor* t = file.find(slot.name);
+    float* w = arena.params.data() + slot.offset;
+    const std::vector<float>* mask = prior->mask_of(static_cast<int>(id));
+    if (mask && t->shape != slot.shape) {  // the masked kernel's taps (shape checked above)
+      const MaskBox box = mask_box(*mask);
+      const int k = static_cast<int>(slot.shape[3]);
+      const size_t planes = static_cast<size_t>(slot.shape[0] * slot.shape[1]);
+      kernel.resize(planes * box.rows() * box.cols());
+      s = file.read_f32(*t, kernel.data(), kernel.size());
+      if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
+      std::fill_n(w, slot.size, 0.0f);
+      for (size_t p = 0; p < planes; p++)
+        for (int r = 0; r < box.rows(); r++)
+          for (int c = 0; c < box.cols(); c++)
+            w[p * k * k + (box.r0 + r) * k + box.c0 + c] = kernel[(p * box.rows() + r) * box.cols() + c];
+      continue;
+    }
+    if (t->shape != slot.shape) return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
+    s = file.read_f32(*t, w, slot.size);
+    if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
+  }
+  for (const SafetensorsTensor& t : file.tensors)
+    if (arena.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
+  for (float v : arena.params)
+    if (!std::isfinite(v)) return Status::error("the prior file holds a non-finite weight");
+  prior->apply_masks();
+  if (metadata) *metadata = file.metadata;
+  *out = std::move(prior);
+  return Status();
+}
+
+}  // namespace ll

@@ -1,0 +1,174 @@
+// Training and evaluation loops; see trainer.h.
+#include "core/train/trainer.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cmath>
+#include <numeric>
+
+#include "core/kernels/kernels.h"
+
+namespace ll {
+
+double LossTotals::loss() const {
+  double s = 0.0;
+  for (double t : terms) s += t;
+  return count ? s / count : 0.0;
+}
+
+double LossTotals::mean(size_t term) const { return count ? terms[term] / count : 0.0; }
+
+void LossTotals::add(const LossTotals& o) {
+  if (terms.size() < o.terms.size()) terms.resize(o.terms.size(), 0.0);
+  for (size_t i = 0; i < o.terms.size(); i++) terms[i] += o.terms[i];
+  mse += o.mse;
+  count += o.count;
+}
+
+void accumulate_totals(const Model& model, const float* x, int B, LossTotals* totals) {
+  size_t nterms = model.loss_terms().size();
+  if (totals->terms.size() < nterms) totals->terms.resize(nterms, 0.0);
+  for (size_t t = 0; t < nterms; t++) {
+    const float* v = model.term(static_cast<int>(t));
+    for (int b = 0; b < B; b++) totals->terms[t] += v[b];
+  }
+  const float* p = model.reconstruction();
+  const size_t n = static_cast<size_t>(B) * model.config().input;
+  double se = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = static_cast<double>(p[i]) - x[i];
+    se += d * d;
+  }
+  totals->mse += se;
+  totals->count += B;
+}
+
+Status TrainSettings::validate() const {
+  if (batch < 1 || batch > 65536)
+    return Status::error("batch size " + std::to_string(batch) + " is out of range [1, 65536]");
+  if (!(adam.lr > 0.0) || !std::isfinite(adam.lr) || adam.lr > 10.0)
+    return Status::error("learning rate " + std::to_string(adam.lr) + " must be in (0, 10]");
+  if (!(adam.beta1 >= 0.0 && adam.beta1 < 1.0) || !(adam.beta2 >= 0.0 && adam.beta2 < 1.0))
+    return Status::error("Adam betas must be in [0, 1)");
+  if (!(adam.eps > 0.0)) return Status::error("Adam eps must be positive");
+  return Status();
+}
+
+Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& settings) {
+  Status s = settings.validate();
+  if (!s.ok()) return s;
+  if (train->size() < 1) return Status::error("the training set is empty");
+  if (train->images.pixels_per_image() != model->config().input)
+    return Status::error("the data set has " + std::to_string(train->images.pixels_per_image()) +
+                         " pixels per image but the model expects " +
+                         std::to_string(model->config().input));
+  // Before anything of the batch's size is allocated: the model's activations for it fit the budget.
+  s = check_memory_budget(*model, settings.batch);
+  if (!s.ok()) return s;
+  model_ = model;
+  data_ = train;
+  reference_loss_ = -1.0;
+  settings_ = settings;
+  adam_ = Adam();
+  adam_.config = settings.adam;
+  rng_ = Rng(settings.seed, /*stream=*/2);
+  order_.resize(static_cast<size_t>(train->size()));
+  std::iota(order_.begin(), order_.end(), 0u);
+  rng_.shuffle(order_.data(), order_.size());
+  x_.assign(static_cast<size_t>(settings.batch) * model->config().input, 0.0f);
+  input_.assign(x_.size(), 0.0f);
+  model->reserve(settings.batch);
+  cursor_ = 0;
+  epoch_ = 0;
+  return Status();
+}
+
+int Trainer::steps_per_epoch() const {
+  return (data_->size() + settings_.batch - 1) / settings_.batch;
+}
+
+Status Trainer::step(LossTotals* batch_totals) {
+  const int B = std::min(settings_.batch, data_->size() - cursor_);
+  data_->to_float(order_.data(), cursor_, B, x_.data());
+  const size_t n = static_cast<size_t>(B) * model_->config().input;
+  std::copy(x_.begin(), x_.begin() + n, input_.begin());
+  model_->corrupt(input_.data(), B, rng_);
+  const int64_t total = settings_.epochs > 0 ? int64_t(settings_.epochs) * steps_per_epoch() : 0;
+  model_->begin_step(adam_.step_count, total);
+  model_->forward(input_.data(), x_.data(), B, rng_, ZMode::kSample);
+  LossTotals totals;
+  accumulate_totals(*model_, x_.data(), B, &totals);
+  const int64_t step_number = adam_.step_count + 1;
+  for (size_t t = 0; t < totals.terms.size(); t++) {
+    if (!std::isfinite(totals.terms[t]))
+      return Status::error("training diverged at step " + std::to_string(step_number) + ": the " +
+                           model_->loss_terms()[t] +
+                           " term is not finite; the update was skipped and the weights are "
+                           "unchanged (try a lower learning rate)");
+  }
+  const double loss = totals.loss();
+  if (reference_loss_ < 0.0) reference_loss_ = loss;
+  const double limit = kDivergenceFactor * std::max(reference_loss_, 1.0);
+  if (loss > limit) {
+    char buf[240];
+    std::snprintf(buf, sizeof buf,
+                  "training diverged at step %lld: the loss %.4g per image is more than %g times the "
+                  "initial %.4g; the update was skipped and the weights are unchanged (try a lower "
+                  "learning rate)",
+                  static_cast<long long>(step_number), loss, kDivergenceFactor, reference_loss_);
+    return Status::error(buf);
+  }
+  ParamArena& arena = model_->params();
+  arena.zero_grad();
+  model_->backward(1.0f);
+  if (!all_finite(arena.grads.data(), arena.size())) {
+    std::string name = "?";
+    for (const TensorSlot& slot : arena.slots())
+      if (!all_finite(arena.grads.data() + slot.offset, slot.size)) { name = slot.name; break; }
+    return Status::error("training diverged at step " + std::to_string(step_number) +
+                         ": the gradient of '" + name +
+                         "' is not finite; the update was skipped and the weights are unchanged "
+                         "(try a lower learning rate)");
+  }
+  adam_.step(arena);
+  model_->after_step(rng_);
+  cursor_ += B;
+  if (cursor_ >= data_->size()) {
+    cursor_ = 0;
+    epoch_++;
+    rng_.shuffle(order_.data(), order_.size());
+  }
+  if (batch_totals) *batch_totals = totals;
+  return Status();
+}
+
+LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch, int limit,
+                    const NoiseSpec& noise) {
+  LossTotals totals;
+  assert(data.images.pixels_per_image() == model.config().input && "evaluate: image size != model input");
+  if (data.images.pixels_per_image() != model.config().input) return totals;
+  const int n = limit > 0 && limit < data.size() ? limit : data.size();
+  const size_t P = static_cast<size_t>(model.config().input);
+  std::vector<float> x(static_cast<size_t>(batch) * P), input;
+  if (noise.type != NoiseType::kNone) input.resize(x.size());
+  model.reserve(batch);
+  model.metrics_reset();
+  for (int first = 0; first < n; first += batch) {
+    const int B = std::min(batch, n - first);
+    data.to_float(nullptr, first, B, x.data());
+    const float* in = x.data();
+    if (!input.empty()) {
+      std::copy(x.begin(), x.begin() + B * P, input.begin());
+      apply_noise(noise, input.data(), B * P, rng);
+      in = input.data();
+    }
+    model.forward(in, x.data(), B, rng, mode);
+    accumulate_totals(model, x.data(), B, &totals);
+    model.metrics_accumulate(B);
+  }
+  model.metrics_report(&totals.metrics);
+  return totals;
+}
+
+}  // namespace ll

@@ -1,0 +1,88 @@
+// Training and evaluation loops over an in-memory Dataset (images kept as bytes, converted per batch).
+// Shared by the native tool and (later) the browser worker; reports through return values, never prints.
+// Each epoch visits the training set in a fresh shuffled order; the last batch may be smaller (as
+// PyTorch's DataLoader without drop_last). The loss of a batch is summed over its images (as the
+// PyTorch VAE example), so gradients are of the batch sum.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/nn/adam.h"
+#include "core/io/idx.h"
+#include "core/models/model.h"
+#include "core/nn/noise.h"
+#include "core/base/status.h"
+
+namespace ll {
+
+// Sums of each loss term (in Model::loss_terms() order) and of the per-image squared error of the
+// reconstruction probabilities, over `count` images.
+struct LossTotals {
+  std::vector<double> terms;
+  double mse = 0.0;
+  int64_t count = 0;
+  // Model-specific figures (Model::metrics_report) of an evaluation; empty for training batches.
+  std::vector<std::pair<std::string, double>> metrics;
+  double loss() const;                     // sum over terms, per image
+  double mean(size_t term) const;          // per image
+  double mse_mean() const { return count ? mse / count : 0.0; }
+  void add(const LossTotals& other);
+};
+
+struct TrainSettings {
+  int batch = 128;
+  AdamConfig adam;
+  uint64_t seed = 1;
+  int epochs = 0;  // planned length, for the models' schedules (0: unknown)
+  Status validate() const;
+};
+
+class Trainer {
+ public:
+  // `model` must be initialised; `train` must outlive the trainer. Validates settings and shapes.
+  Status setup(Model* model, const Dataset* train, const TrainSettings& settings);
+  // One optimisation step on the next batch. On a non-finite loss or gradient, or a batch loss beyond
+  // kDivergenceFactor times the reference loss (below), the update is skipped, the parameters are
+  // unchanged, and the error says what went bad at which step.
+  Status step(LossTotals* batch_totals);
+  // Divergence: a batch's mean loss per image above kDivergenceFactor * max(reference, 1), where the
+  // reference is the loss of the model as it was set up, on the first training batch. Training lowers
+  // the loss well below its start (MNIST AE: 543 -> 70, VAE: 550 -> 105), and warm-up bumps stay within
+  // a few times it; a run whose loss is 100 times its start (an AE at lr 10 reaches 1.6e12) has blown
+  // up and would only save a broken model. The floor of 1 keeps a near-zero start from making every
+  // later fluctuation look like divergence.
+  static constexpr double kDivergenceFactor = 100.0;
+  double reference_loss() const { return reference_loss_; }
+  int64_t steps_done() const { return adam_.step_count; }
+  int epoch() const { return epoch_; }                       // completed epochs
+  int steps_per_epoch() const;
+  int step_in_epoch() const { return (cursor_ + settings_.batch - 1) / settings_.batch; }
+  const Adam& optimizer() const { return adam_; }
+
+ private:
+  Model* model_ = nullptr;
+  const Dataset* data_ = nullptr;
+  TrainSettings settings_;
+  Adam adam_;
+  Rng rng_;
+  std::vector<uint32_t> order_;
+  std::vector<float> x_;      // clean batch: the target
+  std::vector<float> input_;  // what the model sees (corrupted for denoising models)
+  int cursor_ = 0;
+  int epoch_ = 0;
+  double reference_loss_ = -1.0;  // < 0 until the first step
+};
+
+// Mean loss terms over the first `limit` images of `data` (all if limit <= 0), in batches of `batch`,
+// plus the model's own metrics. The data's images must have model.config().input pixels (callers check
+// it; a mismatch asserts and, in release builds, gives empty totals rather than reading out of bounds),
+// mode kMean gives the deterministic figure (z = posterior mean);
+// kSample draws z with rng. With `noise`, inputs are corrupted (with rng) and the targets stay clean.
+LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch = 500,
+                    int limit = 0, const NoiseSpec& noise = NoiseSpec());
+
+// Accumulate one forward's per-example terms and reconstruction MSE into totals.
+void accumulate_totals(const Model& model, const float* x, int B, LossTotals* totals);
+
+}  // namespace ll
