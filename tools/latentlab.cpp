@@ -91,6 +91,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "latentlab: error: %s\n", s.message().c_str());
     return 2;
   }
+  // The GEMM choices measured by earlier runs on this CPU and build, and those of this run kept for the
+  // next (however this run ends: the keeper saves when main returns).
+  ll::load_gemm_cache();
+  struct GemmCacheKeeper {
+    ~GemmCacheKeeper() { ll::save_gemm_cache(); }
+  } gemm_cache_keeper;
   // The version, the CPU and the GEMM setup, with the choices measured for the MLP VAE's batch-128 step.
   app.set_version_flag("--version", [] {
     for (auto [ta, tb, M, N, K] : {std::tuple(false, true, 128, 400, 784), std::tuple(false, false, 128, 784, 400),

@@ -5,9 +5,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <vector>
+
+#include <unistd.h>  // getpid
 
 #include "core/io/file_io.h"
 #include "core/io/json.h"
@@ -303,10 +306,12 @@ std::string gemm_report_json() {
              format("%.2f", c.gflops_one_thread[i].second);
       s += "}";
     }
-    s += "}";
+    s += ", \"measure_ms\": " + format("%.3f", c.measure_ms) + ", \"cached\": " + (c.cached ? "true" : "false") + "}";
     ms += c.measure_ms;
   }
-  return s + "], \"measure_ms\": " + format("%.2f", ms) + "}";
+  const std::string cache = gemm_cache_path();
+  return s + "], \"measure_ms\": " + format("%.2f", ms) + ", \"cache\": " + json_quote(cache.empty() ? "off" : cache) +
+         "}";
 }
 
 std::string gemm_report_text() {
@@ -323,8 +328,79 @@ std::string gemm_report_text() {
     for (const auto& [b, g] : c.gflops) s += std::string(" ") + gemm_backend_name(b) + " " + format("%.1f", g);
     for (const auto& [b, g] : c.gflops_one_thread)
       s += std::string(" ") + gemm_backend_name(b) + "(1t) " + format("%.1f", g);
+    if (c.cached) s += " (kept from an earlier run)";
+  }
+  if (gemm_backend() == GemmBackend::kAuto) {
+    const std::string cache = gemm_cache_path();
+    s += "\nChoices kept in: " + (cache.empty() ? std::string("nothing (LATENTLAB_GEMM_CACHE=off)") : cache);
   }
   return s;
+}
+
+}  // namespace ll
+
+namespace ll {
+
+// ---- the GEMM choices kept across runs ----
+namespace {
+bool g_cache_loaded = false;
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+}  // namespace
+
+std::string gemm_cache_path() {
+  const char* forced = std::getenv("LATENTLAB_GEMM_CACHE");
+  if (forced != nullptr && std::string(forced) == "off") return "";
+  if (forced != nullptr && *forced != '\0') return forced;
+  std::string dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
+    dir = xdg;
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    dir = std::string(home) + "/.cache";
+  } else {
+    return "";
+  }
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the signature: one file per CPU and build
+  for (unsigned char c : gemm_choices_signature()) h = (h ^ c) * 1099511628211ull;
+  return dir + "/latentlab/gemm-choices-" + hex64(h) + ".txt";
+}
+
+void load_gemm_cache() {
+  if (g_cache_loaded || gemm_backend() != GemmBackend::kAuto) return;
+  g_cache_loaded = true;
+  const std::string path = gemm_cache_path();
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::exists(path, ec)) return;
+  std::vector<uint8_t> bytes;
+  Status s = read_file(path, &bytes, uint64_t(1) << 20);
+  if (s.ok()) s = gemm_choices_from_text(std::string(bytes.begin(), bytes.end()));
+  if (!s.ok())
+    std::fprintf(stderr, "latentlab: note: ignoring the GEMM choices in %s (%s); measuring again\n", path.c_str(),
+                 s.message().c_str());
+}
+
+void save_gemm_cache() {
+  if (gemm_backend() != GemmBackend::kAuto) return;
+  const std::string path = gemm_cache_path();
+  if (path.empty()) return;
+  bool measured = false;
+  for (const GemmChoice& c : gemm_auto_choices()) measured = measured || (c.steady && !c.cached);
+  if (!measured) return;
+  // Written whole to a temporary file that then replaces the old one, so that a reader (another
+  // latentlab started meanwhile) sees the old file or the new one, never half of one. A cache that
+  // cannot be written (a read-only home) is no error: the next run measures again.
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(getpid()));
+  const std::string text = gemm_choices_to_text();
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return;
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !written || std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
 }
 
 }  // namespace ll

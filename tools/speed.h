@@ -62,4 +62,15 @@ std::string gemm_report_json();
 // The same as lines of text (for --version).
 std::string gemm_report_text();
 
+// The GEMM choices kept across runs (core/kernels/kernels.h, gemm_choices_to_text): under
+// LATENTLAB_GEMM=auto, each run starts from the classes earlier runs on this CPU and build measured
+// steadily, and adds those it measured. The file: LATENTLAB_GEMM_CACHE (a path, or "off"), else
+// $XDG_CACHE_HOME/latentlab/gemm-choices-<signature hash>.txt, else ~/.cache/...; "" when off.
+std::string gemm_cache_path();
+// Reads the file if there is one; a file that is malformed or of another CPU or build is ignored with
+// one note on stderr (and replaced by save_gemm_cache).
+void load_gemm_cache();
+// Writes the file (whole, then renamed over the old one) when this run measured a class steadily.
+void save_gemm_cache();
+
 }  // namespace ll

@@ -7,8 +7,11 @@
 #include <cassert>
 #include <chrono>
 #include <cstdint>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <sstream>
 
 #include <Eigen/Core>
 #if defined(LATENTLAB_HAVE_OPENBLAS)
@@ -275,7 +278,9 @@ GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
   std::vector<float> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(K) * N), c(static_cast<size_t>(M) * N);
   for (size_t i = 0; i < a.size(); i++) a[i] = static_cast<float>(i % 7) * 0.125f - 0.375f;
   for (size_t i = 0; i < b.size(); i++) b[i] = static_cast<float>(i % 5) * 0.25f - 0.5f;
+  // best: the score (the fastest call; with several threads the mean); quickest, slowest: the calls' range.
   std::vector<double> best(candidates.size(), 1e30), spent(candidates.size(), 0.0);
+  std::vector<double> quickest(candidates.size(), 1e30), slowest(candidates.size(), 0.0);
   std::vector<int> calls(candidates.size(), 0);
   for (const Candidate& cand : candidates) run(cand, a.data(), lda, b.data(), ldb, 0.0f, c.data());
   double fastest = 1e30;
@@ -286,6 +291,8 @@ GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
       run(candidates[i], a.data(), lda, b.data(), ldb, 1.0f, c.data());
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       best[i] = std::min(best[i], t);
+      quickest[i] = std::min(quickest[i], t);
+      slowest[i] = std::max(slowest[i], t);
       fastest = std::min(fastest, t);
       spent[i] += t;
       calls[i]++;
@@ -300,6 +307,7 @@ GemmChoice measure_class(bool ta, bool tb, int M, int N, int K, int threads) {
   }
   choice.backend = candidates[pick].backend;
   choice.one_thread = candidates[pick].one_thread;
+  choice.steady = slowest[pick] <= (threads > 1 ? 1.5 : 1.25) * quickest[pick];
   choice.measure_ms = 1e3 * std::chrono::duration<double>(Clock::now() - t_start).count();
   return choice;
 }
@@ -335,6 +343,141 @@ GemmBackend gemm_backend_for(bool trans_a, bool trans_b, int M, int N, int K) {
 std::vector<GemmChoice> gemm_auto_choices() {
   std::lock_guard<std::mutex> lock(g_auto_mutex);
   return g_choices;
+}
+
+namespace {
+constexpr const char* kChoicesHeader = "latentlab gemm choices 1";
+
+// "eigen 105.95" pairs: a count, then the pairs.
+void append_gflops(std::string* s, const std::vector<std::pair<GemmBackend, double>>& list) {
+  *s += " " + std::to_string(list.size());
+  char buf[32];
+  for (const auto& [b, g] : list) {
+    std::snprintf(buf, sizeof buf, "%.2f", g);
+    *s += std::string(" ") + gemm_backend_name(b) + " " + buf;
+  }
+}
+
+bool is_measured_backend(GemmBackend b) {
+  return b != GemmBackend::kScalar && b != GemmBackend::kAuto && gemm_backend_available(b);
+}
+
+// Reads "n (name value){n}" from `in`; false on anything else.
+bool read_gflops(std::istringstream& in, std::vector<std::pair<GemmBackend, double>>* out) {
+  int n = -1;
+  if (!(in >> n) || n < 0 || n > 16) return false;
+  for (int i = 0; i < n; i++) {
+    std::string name;
+    double g = -1.0;
+    GemmBackend b;
+    if (!(in >> name >> g) || !gemm_backend_from_name(name, &b) || !std::isfinite(g) || g < 0.0) return false;
+    out->emplace_back(b, g);
+  }
+  return true;
+}
+}  // namespace
+
+std::string gemm_choices_signature() {
+  std::string build;
+#if defined(__VERSION__)
+  build += std::string("compiler ") + __VERSION__;
+#endif
+#if defined(__AVX512F__)
+  build += " avx512f";
+#elif defined(__AVX2__)
+  build += " avx2";
+#endif
+#if defined(__FMA__)
+  build += " fma";
+#endif
+#if defined(NDEBUG)
+  build += " release";
+#else
+  build += " debug";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  build += " asan";
+#endif
+#if defined(LATENTLAB_HAVE_OPENMP)
+  build += " openmp";
+#endif
+  std::string sig = "cpu '" + cpu_model_name() + "' isa " + cpu_isa_name() + " openblas '" + openblas_core_name() +
+                    "' build '" + build + "'";
+  for (char& c : sig)
+    if (c == '\n' || c == '\r') c = ' ';
+  return sig;
+}
+
+std::string gemm_choices_to_text() {
+  std::string s = std::string(kChoicesHeader) + "\nsignature " + gemm_choices_signature() + "\n";
+  std::lock_guard<std::mutex> lock(g_auto_mutex);
+  for (const GemmChoice& c : g_choices) {
+    if (!c.steady) continue;
+    s += std::to_string(c.trans_a) + " " + std::to_string(c.trans_b) + " " + std::to_string(c.M) + " " +
+         std::to_string(c.N) + " " + std::to_string(c.K) + " " + std::to_string(c.threads) + " " +
+         gemm_backend_name(c.backend) + " " + std::to_string(c.one_thread);
+    append_gflops(&s, c.gflops);
+    append_gflops(&s, c.gflops_one_thread);
+    s += "\n";
+  }
+  return s;
+}
+
+Status gemm_choices_from_text(const std::string& text, int* added) {
+  if (added) *added = 0;
+  std::istringstream lines(text);
+  std::string line;
+  if (!std::getline(lines, line) || line != kChoicesHeader)
+    return Status::error(std::string("not a GEMM choices file (its first line is not '") + kChoicesHeader + "')");
+  const std::string signature = gemm_choices_signature();
+  if (!std::getline(lines, line) || line != "signature " + signature)
+    return Status::error("made on another CPU or build (line 2 is not 'signature " + signature + "')");
+  std::vector<GemmChoice> parsed;
+  std::vector<uint32_t> keys;
+  for (int number = 3; std::getline(lines, line); number++) {
+    if (line.empty()) continue;
+    const std::string where = "line " + std::to_string(number) + ": ";
+    std::istringstream in(line);
+    GemmChoice c;
+    int ta = -1, tb = -1, one = -1;
+    std::string name;
+    if (!(in >> ta >> tb >> c.M >> c.N >> c.K >> c.threads >> name >> one))
+      return Status::error(where + "expected 'ta tb M N K threads backend one_thread ...'");
+    if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1) || (one != 0 && one != 1))
+      return Status::error(where + "transposes and one_thread must be 0 or 1");
+    if (c.M < 1 || c.N < 1 || c.K < 1 || c.M > (1 << 24) || c.N > (1 << 24) || c.K > (1 << 24))
+      return Status::error(where + "M, N and K must be in 1..16777216");
+    if (c.threads < 1 || c.threads > 255) return Status::error(where + "threads must be in 1..255");
+    if (!gemm_backend_from_name(name, &c.backend) || !is_measured_backend(c.backend))
+      return Status::error(where + "'" + name + "' is not a backend this build and CPU measure");
+    if (one == 1 && c.threads == 1) return Status::error(where + "one_thread is set on a one-thread class");
+    if (!read_gflops(in, &c.gflops) || !read_gflops(in, &c.gflops_one_thread))
+      return Status::error(where + "the GFLOP/s lists must be 'count (backend value)...'");
+    std::string rest;
+    if (in >> rest) return Status::error(where + "unexpected '" + rest + "' at the end");
+    c.trans_a = ta == 1, c.trans_b = tb == 1, c.one_thread = one == 1;
+    c.m_max = 1 << ceil_log2(c.M), c.n_max = 1 << ceil_log2(c.N), c.k_max = 1 << ceil_log2(c.K);
+    c.steady = true, c.cached = true, c.measure_ms = 0.0;
+    const uint32_t key = class_key(c.trans_a, c.trans_b, c.M, c.N, c.K, c.threads);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end())
+      return Status::error(where + "a second line for the same shape class");
+    if (static_cast<int>(parsed.size()) >= kSlots / 2) return Status::error(where + "more classes than a process keeps");
+    keys.push_back(key);
+    parsed.push_back(c);
+  }
+  if (g_backend != GemmBackend::kAuto) return Status();
+  std::lock_guard<std::mutex> lock(g_auto_mutex);
+  int n = 0;
+  for (size_t i = 0; i < parsed.size(); i++) {
+    GemmBackend known;
+    bool one_thread;
+    if (find_choice(keys[i], &known, &one_thread) || g_choices.size() >= kSlots / 2) continue;
+    g_choices.push_back(parsed[i]);
+    store_choice(keys[i], parsed[i].backend, parsed[i].one_thread);
+    n++;
+  }
+  if (added) *added = n;
+  return Status();
 }
 
 std::string openblas_core_name() {

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/base/status.h"
+
 // The own x86 kernels (gemm_x86.cpp) exist wherever the compiler targets x86-64 (GCC or clang), with or
 // without -march=native: they carry per-function target attributes and run only where cpuid says so.
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(__EMSCRIPTEN__)
@@ -101,9 +103,29 @@ struct GemmChoice {
   // and whether the choice runs so.
   std::vector<std::pair<GemmBackend, double>> gflops_one_thread;
   bool one_thread = false;
-  double measure_ms = 0.0;  // time the measurement took
+  double measure_ms = 0.0;  // time the measurement took (0 for a class read by gemm_choices_from_text)
+  // Whether the chosen backend's timed calls agreed (the slowest within 1.25x of the fastest; with
+  // several threads 1.5x): a measurement disturbed by other work is not kept across processes.
+  bool steady = false;
+  bool cached = false;  // read by gemm_choices_from_text rather than measured by this process
 };
 std::vector<GemmChoice> gemm_auto_choices();  // in the order the classes were first seen
+
+// The choices kept across processes, as FFTW keeps its "wisdom": a process that finds the classes of its
+// shapes already measured on this machine skips the measurement (and runs the same backends as the
+// process that measured them, so its results agree bit for bit). The command-line tool keeps them in a
+// file per signature (tools/speed.h); the core only turns them into text and back.
+//
+// The signature of this machine and build: the CPU's brand string, its widest ISA, OpenBLAS's core and
+// the compiler, its target flags and the build type, since each of these changes which backend wins.
+std::string gemm_choices_signature();
+// Every steady class (measured or read), as lines of text headed by the signature.
+std::string gemm_choices_to_text();
+// Adds the classes of `text` that are not known yet (under kAuto; a forced backend ignores choices).
+// All or nothing: a text of another signature, a backend this build or CPU lacks, a malformed line or a
+// class given twice is refused with one message naming the line, and changes nothing. `added` (optional)
+// gets the number of classes added.
+Status gemm_choices_from_text(const std::string& text, int* added = nullptr);
 
 // The OpenBLAS core this build's OpenBLAS runs (openblas_get_corename(), e.g. "Haswell", "SkylakeX" or
 // the generic "Prescott"); "" without OpenBLAS.
