@@ -484,6 +484,12 @@ TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
 // summed reductions of the forward, the backward and one weight-gradient sum (metadata path_length);
 // the bound is 2 gamma_N S (forward and backward halves, libm's exp and log) plus u |r| for storing r.
 // Masked taps have S = 0: their gradient must be exactly zero.
+// As for the VQ-VAE (test_vqvae.cpp), each gradient tensor is also compared norm-wise with the random-sign
+// estimate: L = 2 (2 + layers) + 2 = 10 chained reductions (two stacks: the h stack's convolutions and
+// its links, forward and backward, and the softmax) of at most K = 200 terms (the largest, the first
+// convolution: 6 codes x 5 x 5 = 150), each adding about
+// u sqrt(K) of the norm: u sqrt(200) 10 = 8.4e-6; the tolerance is 6 times that, 5.1e-5.
+constexpr double kNormTol = 6 * 0x1p-24 * 14.15 * 10;
 TEST(PixelCnn, MatchesPyTorchGolden) {
   test::GoldenFile g;
   ASSERT_TRUE(g.load("pixelcnn_prior_golden.safetensors"));
@@ -521,10 +527,14 @@ TEST(PixelCnn, MatchesPyTorchGolden) {
     test::expect_within(c + " forward (logits, nll) / 2 gamma_N S", forward, 1.0);
     prior.params().zero_grad();
     prior.backward(1.0f);
-    double grads = 0.0;
-    for (const TensorSlot& slot : prior.params().slots())
-      grads = std::max(grads, worst(prior.params().grads.data() + slot.offset, "grad." + slot.name, slot.size));
+    double grads = 0.0, norms = 0.0;
+    for (const TensorSlot& slot : prior.params().slots()) {
+      const float* d = prior.params().grads.data() + slot.offset;
+      grads = std::max(grads, worst(d, "grad." + slot.name, slot.size));
+      norms = std::max(norms, test::golden_norm_ratio(d, g.tensor(c + "grad." + slot.name), kNormTol));
+    }
     test::expect_within(c + " every gradient entry / 2 gamma_N S", grads, 1.0);
+    test::expect_within(c + " each gradient tensor, ||v - r|| / (tol ||r||)", norms, 1.0);
   }
 }
 

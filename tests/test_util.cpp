@@ -299,6 +299,16 @@ std::string GoldenFile::meta(const std::string& key) const {
   return it == file.metadata.end() ? std::string() : it->second;
 }
 
+double golden_norm_ratio(const float* v, const std::vector<float>& r, double tol) {
+  double err = 0.0, ref = 0.0;
+  for (size_t i = 0; i < r.size(); i++) {
+    err += (static_cast<double>(v[i]) - r[i]) * (static_cast<double>(v[i]) - r[i]);
+    ref += static_cast<double>(r[i]) * r[i];
+  }
+  if (err == 0.0) return 0.0;
+  return std::sqrt(err) / (tol * std::sqrt(ref));
+}
+
 double gamma_n(double n) {
   const double u = std::ldexp(1.0, -24);
   return n * u / (1.0 - n * u);

@@ -132,6 +132,10 @@ struct GoldenFile {
 // of n float32 products, in any order, is within gamma_n sum |terms| of the exact sum).
 double gamma_n(double n);
 
+// ||v - r|| / (tol ||r||) over r.size() entries (0 when both are zero): the norm-wise comparison of a
+// golden tensor, as the conv VAE's golden test makes it.
+double golden_norm_ratio(const float* v, const std::vector<float>& r, double tol);
+
 // Max |a - b| over n entries.
 double max_abs_diff(const float* a, const float* b, size_t n);
 

@@ -587,6 +587,13 @@ TEST(VqVae, ModelFileRoundTripAndInference) {
 // be equal: the script made sure no cell is near a tie. Checked: z_e, the code indices, the
 // reconstruction, the three loss terms, every gradient entry (straight-through, commitment, codebook
 // loss) and one EMA codebook step (ema = 1) from the same batch.
+// The worst-case bound is far from the errors float32 really makes (1e-5 of it here): a wrong term the
+// size of a few percent of a gradient (a dropped factor 2 in the commitment gradient, the straight-through
+// copy with the wrong sign) can hide under it where sum|terms| is large. So each gradient tensor is also
+// compared norm-wise as the conv VAE's golden test does (test_beta_conv_vae.cpp): each of the L = 12
+// chained reductions (6 convolutions forward, 6 backward) of up to K = 1024 random-sign terms adds about
+// u sqrt(K) of the tensor's norm, u sqrt(K) L = 2.3e-5; the tolerance is 6 times that, 1.4e-4.
+constexpr double kNormTol = 6 * 0x1p-24 * 32 * 12;
 TEST(VqVae, MatchesPyTorchGolden) {
   test::GoldenFile g;
   ASSERT_TRUE(g.load("vqvae_golden.safetensors"));
@@ -630,10 +637,14 @@ TEST(VqVae, MatchesPyTorchGolden) {
   test::expect_within("forward (z_e, xhat, loss terms) / 2 gamma_N S", forward, 1.0);
   m->params().zero_grad();
   m->backward(1.0f);
-  double grads = 0.0;
-  for (const TensorSlot& slot : m->params().slots())
-    grads = std::max(grads, worst(m->params().grads.data() + slot.offset, "grad." + slot.name, slot.size));
+  double grads = 0.0, norms = 0.0;
+  for (const TensorSlot& slot : m->params().slots()) {
+    const float* d = m->params().grads.data() + slot.offset;
+    grads = std::max(grads, worst(d, "grad." + slot.name, slot.size));
+    norms = std::max(norms, test::golden_norm_ratio(d, g.tensor("grad." + slot.name), kNormTol));
+  }
   test::expect_within("every gradient entry / 2 gamma_N S", grads, 1.0);
+  test::expect_within("each gradient tensor, ||v - r|| / (tol ||r||)", norms, 1.0);
   // One EMA step (the first: the averages are this batch's counts and sums).
   ModelConfig ce = c;
   ce.hyper["ema"] = 1;
