@@ -476,5 +476,67 @@ TEST(PixelCnn, TwoStackFileRoundTripAndStrictTensors) {
   EXPECT_NE(s.message().find("missing tensor 'vlayers.0.weight'"), std::string::npos) << s.message();
 }
 
+// Against PyTorch autograd (tests/golden/pixelcnn_prior_golden.safetensors, made by
+// make_pixelcnn_prior_golden.py, whose masks are written from the papers): a single masked stack and the
+// class-conditional vertical + horizontal stacks. Every compared value v has a reference r and a sum of
+// absolute values S (the same expression on |weights| and |upstream gradients| with the real ReLU masks,
+// the forward's error bound carried into d nll / d logits): to first order |v - r| <= gamma_N S, N the
+// summed reductions of the forward, the backward and one weight-gradient sum (metadata path_length);
+// the bound is 2 gamma_N S (forward and backward halves, libm's exp and log) plus u |r| for storing r.
+// Masked taps have S = 0: their gradient must be exactly zero.
+// As for the VQ-VAE (test_vqvae.cpp), each gradient tensor is also compared norm-wise with the random-sign
+// estimate: L = 2 (2 + layers) + 2 = 10 chained reductions (two stacks: the h stack's convolutions and
+// its links, forward and backward, and the softmax) of at most K = 200 terms (the largest, the first
+// convolution: 6 codes x 5 x 5 = 150), each adding about
+// u sqrt(K) of the norm: u sqrt(200) 10 = 8.4e-6; the tolerance is 6 times that, 5.1e-5.
+constexpr double kNormTol = 6 * 0x1p-24 * 14.15 * 10;
+TEST(PixelCnn, MatchesPyTorchGolden) {
+  test::GoldenFile g;
+  ASSERT_TRUE(g.load("pixelcnn_prior_golden.safetensors"));
+  const int B = std::stoi(g.meta("batch"));
+  const double u = std::ldexp(1.0, -24);
+  for (const std::string c : {"one.", "two."}) {
+    PixelCnnConfig config;
+    ASSERT_TRUE(PixelCnnConfig::from_json(g.meta(c + "config"), &config).ok()) << g.meta(c + "config");
+    const double two_gamma = 2.0 * test::gamma_n(std::stod(g.meta(c + "path_length")));
+    PixelCnnPrior prior(config);
+    prior.reserve(B);
+    for (const TensorSlot& slot : prior.params().slots()) {
+      std::vector<float> w = g.tensor(c + "w." + slot.name);
+      ASSERT_EQ(w.size(), slot.size) << slot.name;
+      std::copy(w.begin(), w.end(), prior.params().params.begin() + slot.offset);
+    }
+    auto worst = [&](const float* v, const std::string& name, size_t n) {
+      const std::vector<float> r = g.tensor(c + name), s = g.tensor(c + "abs." + name);
+      EXPECT_EQ(r.size(), n) << name;
+      double w = 0.0;
+      for (size_t i = 0; i < n && i < r.size(); i++) {
+        const double bound = two_gamma * s[i] + u * std::fabs(r[i]);
+        const double ratio = bound > 0.0 ? std::fabs(v[i] - r[i]) / bound : (v[i] == r[i] ? 0.0 : HUGE_VAL);
+        EXPECT_LE(ratio, 1.0) << c << name << "[" << i << "]: " << v[i] << " vs " << r[i];
+        w = std::max(w, ratio);
+      }
+      return w;
+    };
+    const std::vector<float> cf = g.tensor(c + "codes"), lf = g.tensor(c + "labels");
+    std::vector<int32_t> codes(cf.begin(), cf.end()), labels(lf.begin(), lf.end());
+    prior.forward(codes.data(), B, labels.data());
+    const size_t HW = static_cast<size_t>(config.H) * config.W;
+    double forward = worst(prior.logits(), "logits", B * config.K * HW);
+    forward = std::max(forward, worst(prior.nll(), "nll", B));
+    test::expect_within(c + " forward (logits, nll) / 2 gamma_N S", forward, 1.0);
+    prior.params().zero_grad();
+    prior.backward(1.0f);
+    double grads = 0.0, norms = 0.0;
+    for (const TensorSlot& slot : prior.params().slots()) {
+      const float* d = prior.params().grads.data() + slot.offset;
+      grads = std::max(grads, worst(d, "grad." + slot.name, slot.size));
+      norms = std::max(norms, test::golden_norm_ratio(d, g.tensor(c + "grad." + slot.name), kNormTol));
+    }
+    test::expect_within(c + " every gradient entry / 2 gamma_N S", grads, 1.0);
+    test::expect_within(c + " each gradient tensor, ||v - r|| / (tol ||r||)", norms, 1.0);
+  }
+}
+
 }  // namespace
 }  // namespace ll

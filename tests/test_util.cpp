@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/io/file_io.h"
+
 namespace ll::test {
 
 namespace {
@@ -268,6 +270,48 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
   double m = 0.0;
   for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
   return m;
+}
+
+bool GoldenFile::load(const std::string& name) {
+  const std::string path = std::string(LATENTLAB_SOURCE_DIR) + "/tests/golden/" + name;
+  Status s = read_file(path, &bytes);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.message();
+  if (!s.ok()) return false;
+  s = parse_safetensors(bytes.data(), bytes.size(), &file);
+  EXPECT_TRUE(s.ok()) << path << ": " << s.message();
+  return s.ok();
+}
+
+std::vector<float> GoldenFile::tensor(const std::string& name) const {
+  const SafetensorsTensor* t = file.find(name);
+  EXPECT_TRUE(t) << "golden tensor '" << name << "' missing";
+  if (!t) return {};
+  size_t n = 1;
+  for (int64_t d : t->shape) n *= static_cast<size_t>(d);
+  std::vector<float> out(n);
+  Status s = file.read_f32(*t, out.data(), n);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return out;
+}
+
+std::string GoldenFile::meta(const std::string& key) const {
+  auto it = file.metadata.find(key);
+  return it == file.metadata.end() ? std::string() : it->second;
+}
+
+double golden_norm_ratio(const float* v, const std::vector<float>& r, double tol) {
+  double err = 0.0, ref = 0.0;
+  for (size_t i = 0; i < r.size(); i++) {
+    err += (static_cast<double>(v[i]) - r[i]) * (static_cast<double>(v[i]) - r[i]);
+    ref += static_cast<double>(r[i]) * r[i];
+  }
+  if (err == 0.0) return 0.0;
+  return std::sqrt(err) / (tol * std::sqrt(ref));
+}
+
+double gamma_n(double n) {
+  const double u = std::ldexp(1.0, -24);
+  return n * u / (1.0 - n * u);
 }
 
 }  // namespace ll::test

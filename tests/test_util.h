@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/io/idx.h"
+#include "core/io/safetensors.h"
 #include "core/models/model.h"
 #include "core/base/rng.h"
 
@@ -115,6 +116,25 @@ double batch_loss(Model& m, const float* input, const float* target, int B, ZMod
 
 // n random images of rows x cols bytes, labels i % 10: a data set for training-loop tests.
 Dataset synthetic_dataset(int n, int rows, int cols, uint64_t seed);
+
+// A golden reference file (safetensors, tests/golden/make_*_golden.py) read whole: tensors by name as
+// float (F64 references are rounded to float here: add 2^-24 |reference| to a bound), metadata by key.
+struct GoldenFile {
+  std::vector<uint8_t> bytes;
+  SafetensorsFile file;
+  // Reads LATENTLAB_SOURCE_DIR/tests/golden/<name>; false (and a gtest failure) when it cannot.
+  bool load(const std::string& name);
+  std::vector<float> tensor(const std::string& name) const;  // empty (and a gtest failure) if absent
+  std::string meta(const std::string& key) const;            // "" if absent
+};
+
+// The rounding bound of the golden tests: gamma_n = n u / (1 - n u), u = 2^-24 (Higham's gamma: a sum
+// of n float32 products, in any order, is within gamma_n sum |terms| of the exact sum).
+double gamma_n(double n);
+
+// ||v - r|| / (tol ||r||) over r.size() entries (0 when both are zero): the norm-wise comparison of a
+// golden tensor, as the conv VAE's golden test makes it.
+double golden_norm_ratio(const float* v, const std::vector<float>& r, double tol);
 
 // Max |a - b| over n entries.
 double max_abs_diff(const float* a, const float* b, size_t n);

@@ -577,5 +577,83 @@ TEST(VqVae, ModelFileRoundTripAndInference) {
   EXPECT_EQ(inferred->params().params, m->params().params);
 }
 
+// Against PyTorch autograd (tests/golden/vqvae_golden.safetensors, made by make_vqvae_golden.py): the
+// same weights and batch, codebook loss (ema = 0). Every compared value v has a reference r and a sum
+// of absolute values S (the same expression on |weights|, |inputs|, |upstream gradients|, the real
+// ReLU masks, plus the forward's error bound carried into the upstream gradient): to first order,
+// |v - r| <= gamma_N S for the longest path of N summed reductions (forward and backward convolutions
+// and one weight-gradient reduction, metadata "path_length"); the bound is 2 gamma_N S (the forward's
+// half and the backward's, and the libm ulps of the sigmoid) plus u |r| for storing r. The codes must
+// be equal: the script made sure no cell is near a tie. Checked: z_e, the code indices, the
+// reconstruction, the three loss terms, every gradient entry (straight-through, commitment, codebook
+// loss) and one EMA codebook step (ema = 1) from the same batch.
+// The worst-case bound is far from the errors float32 really makes (1e-5 of it here): a wrong term the
+// size of a few percent of a gradient (a dropped factor 2 in the commitment gradient, the straight-through
+// copy with the wrong sign) can hide under it where sum|terms| is large. So each gradient tensor is also
+// compared norm-wise as the conv VAE's golden test does (test_beta_conv_vae.cpp): each of the L = 12
+// chained reductions (6 convolutions forward, 6 backward) of up to K = 1024 random-sign terms adds about
+// u sqrt(K) of the tensor's norm, u sqrt(K) L = 2.3e-5; the tolerance is 6 times that, 1.4e-4.
+constexpr double kNormTol = 6 * 0x1p-24 * 32 * 12;
+TEST(VqVae, MatchesPyTorchGolden) {
+  test::GoldenFile g;
+  ASSERT_TRUE(g.load("vqvae_golden.safetensors"));
+  ModelConfig c;
+  ASSERT_TRUE(ModelConfig::from_json(g.meta("config"), &c).ok()) << g.meta("config");
+  const int B = std::stoi(g.meta("batch"));
+  const double two_gamma = 2.0 * test::gamma_n(std::stod(g.meta("path_length"))), u = std::ldexp(1.0, -24);
+  auto load = [&](const ModelConfig& config) {
+    std::unique_ptr<Model> m;
+    EXPECT_TRUE(create_model(config, &m).ok());
+    m->reserve(B);
+    for (const TensorSlot& slot : m->params().slots()) {
+      std::vector<float> w = g.tensor("w." + slot.name);
+      EXPECT_EQ(w.size(), slot.size) << slot.name;
+      std::copy(w.begin(), w.end(), m->params().params.begin() + slot.offset);
+    }
+    return std::unique_ptr<VqVae>(static_cast<VqVae*>(m.release()));
+  };
+  // The worst |v - r| / bound over n values.
+  auto worst = [&](const float* v, const std::string& name, size_t n) {
+    const std::vector<float> r = g.tensor(name), s = g.tensor("abs." + name);
+    EXPECT_EQ(r.size(), n) << name;
+    double w = 0.0;
+    for (size_t i = 0; i < n && i < r.size(); i++) {
+      const double ratio = std::fabs(v[i] - r[i]) / (two_gamma * s[i] + u * std::fabs(r[i]) + 1e-30);
+      EXPECT_LE(ratio, 1.0) << name << "[" << i << "]: " << v[i] << " vs " << r[i];
+      w = std::max(w, ratio);
+    }
+    return w;
+  };
+  auto m = load(c);
+  const std::vector<float> x = g.tensor("x");
+  Rng rng(1);
+  m->forward(x.data(), x.data(), B, rng, ZMode::kMean);
+  const std::vector<float> idx = g.tensor("idx");
+  const int G = m->code_size(), D = m->D();
+  for (int i = 0; i < B * G; i++) EXPECT_EQ(m->indices()[i], static_cast<int32_t>(idx[i])) << "cell " << i;
+  double forward = worst(m->z_e(), "z_e", static_cast<size_t>(B) * D * G);
+  forward = std::max(forward, worst(m->reconstruction(), "xhat", static_cast<size_t>(B) * c.input));
+  for (int t = 0; t < 3; t++) forward = std::max(forward, worst(m->term(t), m->loss_terms()[t], B));
+  test::expect_within("forward (z_e, xhat, loss terms) / 2 gamma_N S", forward, 1.0);
+  m->params().zero_grad();
+  m->backward(1.0f);
+  double grads = 0.0, norms = 0.0;
+  for (const TensorSlot& slot : m->params().slots()) {
+    const float* d = m->params().grads.data() + slot.offset;
+    grads = std::max(grads, worst(d, "grad." + slot.name, slot.size));
+    norms = std::max(norms, test::golden_norm_ratio(d, g.tensor("grad." + slot.name), kNormTol));
+  }
+  test::expect_within("every gradient entry / 2 gamma_N S", grads, 1.0);
+  test::expect_within("each gradient tensor, ||v - r|| / (tol ||r||)", norms, 1.0);
+  // One EMA step (the first: the averages are this batch's counts and sums).
+  ModelConfig ce = c;
+  ce.hyper["ema"] = 1;
+  auto e = load(ce);
+  e->forward(x.data(), x.data(), B, rng, ZMode::kMean);
+  e->after_step(rng);
+  test::expect_within("EMA codebook step / 2 gamma_N S", worst(e->codebook(), "ema_codebook",
+                      static_cast<size_t>(e->K()) * D), 1.0);
+}
+
 }  // namespace
 }  // namespace ll

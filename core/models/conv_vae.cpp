@@ -1,5 +1,5 @@
 // Convolutional VAE forward and backward; see conv_vae.h. The backward pass calls the layers
-// explicitly in reverse; the reparameterisation trick is written out as in mlp_vae.cpp.
+// explicitly in reverse, the reparameterisation pair (core/nn/reparam.h) among them.
 #include "core/models/conv_vae.h"
 
 #include <algorithm>
@@ -7,14 +7,15 @@
 #include <cmath>
 
 #include "core/nn/losses.h"
+#include "core/nn/reparam.h"
 
 namespace ll {
 
 namespace {
-void resize_all(std::initializer_list<std::vector<float>*> vs, size_t n) {
-  for (auto* v : vs) v->assign(n, 0.0f);
+void add_all(ActivationArena& arena, std::initializer_list<Slice<float>*> vs, size_t n) {
+  for (auto* v : vs) arena.add(v, n);
 }
-void zero_prefix(std::initializer_list<std::vector<float>*> vs, size_t n) {
+void zero_prefix(std::initializer_list<Slice<float>*> vs, size_t n) {
   for (auto* v : vs) std::fill(v->begin(), v->begin() + n, 0.0f);
 }
 }  // namespace
@@ -52,15 +53,14 @@ bool ConvVae::infer(const std::map<std::string, std::vector<int64_t>>& shapes, M
   return true;
 }
 
-// What reserve allocates: the activations and the one-image workspace.
+// What reserve's arena holds: the activations, the one-image workspace and each of its 33 slices'
+// alignment padding (at most 16 floats, plus 16 for the block).
 uint64_t ConvVae::activation_floats(int B) const {
   const uint64_t b = static_cast<uint64_t>(B), Z = static_cast<uint64_t>(config_.latent);
   const uint64_t n1 = uint64_t(kC1) * S2_ * S2_, n2 = static_cast<uint64_t>(F_), nx = uint64_t(S_) * S_;
-  const uint64_t ws = std::max({conv2d_workspace_floats(enc0.shape(1, S_, S_)),
-                                conv2d_workspace_floats(enc2.shape(1, S2_, S2_)),
-                                conv_transpose2d_workspace_floats(dec0.shape(1, S4_, S4_)),
-                                conv_transpose2d_workspace_floats(dec2.shape(1, S2_, S2_))});
-  return b * (8 * n1 + 8 * n2 + 8 * Z + 3 * nx + 2) + ws;
+  const uint64_t ws = std::max({enc0.workspace_floats(S_, S_), enc2.workspace_floats(S2_, S2_),
+                                dec0.workspace_floats(S4_, S4_), dec2.workspace_floats(S2_, S2_)});
+  return b * (8 * n1 + 8 * n2 + 8 * Z + 3 * nx + 2) + ws + 16 * 34;
 }
 
 void ConvVae::reserve(int max_batch) {
@@ -68,17 +68,18 @@ void ConvVae::reserve(int max_batch) {
   max_batch_ = max_batch;
   const size_t B = static_cast<size_t>(max_batch), Z = config_.latent;
   const size_t n1 = B * kC1 * S2_ * S2_, n2 = B * F_, nx = B * S_ * S_;
-  resize_all({&a1_, &r1_, &d1_, &d1r_, &da1_, &dr1_, &dd1_, &dd1r_}, n1);
-  resize_all({&a2_, &r2_, &d0_, &d0r_, &da2_, &dr2_, &dd0_, &dd0r_}, n2);
-  resize_all({&mu_, &logvar_, &eps_, &std_, &z_, &dmu_, &dlogvar_, &dz_}, B * Z);
-  resize_all({&logits_, &probs_, &dlogits_}, nx);
-  resize_all({&bce_, &kl_}, B);
-  // The workspaces hold one image at a time, so they do not grow with B.
-  const size_t ws = std::max({conv2d_workspace_floats(enc0.shape(1, S_, S_)),
-                              conv2d_workspace_floats(enc2.shape(1, S2_, S2_)),
-                              conv_transpose2d_workspace_floats(dec0.shape(1, S4_, S4_)),
-                              conv_transpose2d_workspace_floats(dec2.shape(1, S2_, S2_))});
-  workspace_.assign(ws, 0.0f);
+  arena_.begin();
+  add_all(arena_, {&a1_, &r1_, &d1_, &d1r_, &da1_, &dr1_, &dd1_, &dd1r_}, n1);
+  add_all(arena_, {&a2_, &r2_, &d0_, &d0r_, &da2_, &dr2_, &dd0_, &dd0r_}, n2);
+  add_all(arena_, {&mu_, &logvar_, &eps_, &std_, &z_, &dmu_, &dlogvar_, &dz_}, B * Z);
+  add_all(arena_, {&logits_, &probs_, &dlogits_}, nx);
+  add_all(arena_, {&bce_, &kl_}, B);
+  // The workspace holds one image at a time, so it does not grow with B.
+  arena_.add(&workspace_, std::max({enc0.workspace_floats(S_, S_), enc2.workspace_floats(S2_, S2_),
+                                    dec0.workspace_floats(S4_, S4_), dec2.workspace_floats(S2_, S2_)}));
+  arena_.allocate();
+  for (Conv2d* c : {&enc0, &enc2}) c->workspace = workspace_.data();
+  for (ConvTranspose2d* c : {&dec0, &dec2}) c->workspace = workspace_.data();
 }
 
 void ConvVae::init(Rng& rng) {
@@ -91,15 +92,13 @@ void ConvVae::init(Rng& rng) {
 
 void ConvVae::decode_logits(int B) {
   const size_t n2 = static_cast<size_t>(B) * F_, n1 = static_cast<size_t>(B) * kC1 * S2_ * S2_;
-  float* ws = workspace_.data();
   // d0 = decoder_input(z), seen as [B, 64, 7, 7] after the ReLU
   decoder_input.forward(params_, d0_.data(), z_.data(), B);
   relu_forward(d0r_.data(), d0_.data(), n2);
   // d1 = relu(dec0(d0r)) [B, 32, 14, 14]; logits = dec2(d1r) [B, 1, 28, 28]
-  ConvShape s0 = dec0.shape(B, S4_, S4_), s2 = dec2.shape(B, S2_, S2_);
-  conv_transpose2d_forward(d1_.data(), d0r_.data(), params_.param(dec0.weight), params_.param(dec0.bias), s0, ws);
+  dec0.forward(params_, d1_.data(), d0r_.data(), B, S4_, S4_);
   relu_forward(d1r_.data(), d1_.data(), n1);
-  conv_transpose2d_forward(logits_.data(), d1r_.data(), params_.param(dec2.weight), params_.param(dec2.bias), s2, ws);
+  dec2.forward(params_, logits_.data(), d1r_.data(), B, S2_, S2_);
 }
 
 void ConvVae::forward(const float* x, const float* target, int B, Rng& rng, ZMode mode) {
@@ -110,22 +109,16 @@ void ConvVae::forward(const float* x, const float* target, int B, Rng& rng, ZMod
   const int Z = config_.latent;
   const size_t n1 = static_cast<size_t>(B) * kC1 * S2_ * S2_, n2 = static_cast<size_t>(B) * F_;
   const size_t BZ = static_cast<size_t>(B) * Z;
-  float* ws = workspace_.data();
   // Encoder: a1 = enc0(x) [B, 32, 14, 14]; a2 = enc2(relu(a1)) [B, 64, 7, 7]; r2 = relu(a2) = h [B, F]
-  ConvShape s0 = enc0.shape(B, S_, S_), s2 = enc2.shape(B, S2_, S2_);
-  conv2d_forward(a1_.data(), x, params_.param(enc0.weight), params_.param(enc0.bias), s0, ws);
+  enc0.forward(params_, a1_.data(), x, B, S_, S_);
   relu_forward(r1_.data(), a1_.data(), n1);
-  conv2d_forward(a2_.data(), r1_.data(), params_.param(enc2.weight), params_.param(enc2.bias), s2, ws);
+  enc2.forward(params_, a2_.data(), r1_.data(), B, S2_, S2_);
   relu_forward(r2_.data(), a2_.data(), n2);
   fc_mu.forward(params_, mu_.data(), r2_.data(), B);
   fc_logvar.forward(params_, logvar_.data(), r2_.data(), B);
   // Reparameterisation: z = mu + std * eps, std = exp(logvar / 2); eps = 0 for the posterior mean.
-  if (mode == ZMode::kSample) rng.fill_normal(eps_.data(), BZ, 0.0f, 1.0f);
-  else std::fill(eps_.begin(), eps_.begin() + BZ, 0.0f);
-  for (size_t i = 0; i < BZ; i++) {
-    std_[i] = std::exp(0.5f * logvar_[i]);
-    z_[i] = mu_[i] + std_[i] * eps_[i];
-  }
+  gaussian_reparam_forward(z_.data(), std_.data(), eps_.data(), mu_.data(), logvar_.data(), BZ,
+                           mode == ZMode::kSample ? &rng : nullptr);
   decode_logits(B);
   // Loss terms per image.
   bce_logits_forward(bce_.data(), probs_.data(), logits_.data(), target, B, S_ * S_);
@@ -136,7 +129,6 @@ void ConvVae::backward(float scale) {
   const int B = B_, Z = config_.latent;
   const size_t n1 = static_cast<size_t>(B) * kC1 * S2_ * S2_, n2 = static_cast<size_t>(B) * F_;
   const size_t BZ = static_cast<size_t>(B) * Z, nx = static_cast<size_t>(B) * S_ * S_;
-  float* ws = workspace_.data();
   zero_prefix({&da1_, &dr1_, &dd1_, &dd1r_}, n1);
   zero_prefix({&da2_, &dr2_, &dd0_, &dd0r_}, n2);
   zero_prefix({&dmu_, &dlogvar_, &dz_}, BZ);
@@ -146,32 +138,22 @@ void ConvVae::backward(float scale) {
   // dBCE/dlogits = sigmoid(logits) - x
   bce_logits_backward(dlogits_.data(), probs_.data(), target_, scale, B, S_ * S_);
   // Decoder, in reverse.
-  ConvShape t2 = dec2.shape(B, S2_, S2_), t0 = dec0.shape(B, S4_, S4_);
-  conv_transpose2d_backward(dd1r_.data(), P.grad(dec2.weight), P.grad(dec2.bias), dlogits_.data(),
-                            d1r_.data(), P.param(dec2.weight), t2, ws);
+  dec2.backward(P, dd1r_.data(), dlogits_.data(), d1r_.data(), B, S2_, S2_);
   relu_backward(dd1_.data(), dd1r_.data(), d1_.data(), n1);
-  conv_transpose2d_backward(dd0r_.data(), P.grad(dec0.weight), P.grad(dec0.bias), dd1_.data(),
-                            d0r_.data(), P.param(dec0.weight), t0, ws);
+  dec0.backward(P, dd0r_.data(), dd1_.data(), d0r_.data(), B, S4_, S4_);
   relu_backward(dd0_.data(), dd0r_.data(), d0_.data(), n2);
   decoder_input.backward(P, dz_.data(), dd0_.data(), z_.data(), B);
   // Through z = mu + exp(logvar/2) * eps:  dmu += dz;  dlogvar += dz * eps * std / 2
-  for (size_t i = 0; i < BZ; i++) {
-    dmu_[i] += dz_[i];
-    dlogvar_[i] += dz_[i] * eps_[i] * std_[i] * 0.5f;
-  }
+  gaussian_reparam_backward(dmu_.data(), dlogvar_.data(), dz_.data(), eps_.data(), std_.data(), BZ);
   // The KL term acts on mu and logvar directly.
   gaussian_kl_backward(dmu_.data(), dlogvar_.data(), mu_.data(), logvar_.data(), scale, B, Z);
   // Encoder, in reverse: both heads feed dr2 (= d h).
   fc_mu.backward(P, dr2_.data(), dmu_.data(), r2_.data(), B);
   fc_logvar.backward(P, dr2_.data(), dlogvar_.data(), r2_.data(), B);
   relu_backward(da2_.data(), dr2_.data(), a2_.data(), n2);
-  ConvShape s2 = enc2.shape(B, S2_, S2_), s0 = enc0.shape(B, S_, S_);
-  conv2d_backward(dr1_.data(), P.grad(enc2.weight), P.grad(enc2.bias), da2_.data(), r1_.data(),
-                  P.param(enc2.weight), s2, ws);
+  enc2.backward(P, dr1_.data(), da2_.data(), r1_.data(), B, S2_, S2_);
   relu_backward(da1_.data(), dr1_.data(), a1_.data(), n1);
-  // No gradient with respect to the image.
-  conv2d_backward(nullptr, P.grad(enc0.weight), P.grad(enc0.bias), da1_.data(), x_,
-                  P.param(enc0.weight), s0, ws);
+  enc0.backward(P, nullptr, da1_.data(), x_, B, S_, S_);  // no gradient with respect to the image
 }
 
 void ConvVae::decode(const float* z, int B, float* out) {

@@ -75,16 +75,17 @@ class ConvVae : public Model {
   const float* x_ = nullptr;       // input of the last forward (the caller keeps it alive)
   const float* target_ = nullptr;  // what the reconstruction is compared with
   ActiveUnits active_units_;  // metrics over an evaluation
-  std::vector<float> workspace_;  // im2col / col2im buffer, one image at a time, max over the layers
-  // Activations; d-prefixed ones are their gradients.
-  std::vector<float> a1_, r1_;   // [B, 32, 14, 14] conv enc0 output, after ReLU
-  std::vector<float> a2_, r2_;   // [B, 64, 7, 7] = [B, F] conv enc2 output, after ReLU
-  std::vector<float> mu_, logvar_, eps_, std_, z_;  // [B, Z]
-  std::vector<float> d0_, d0r_;  // [B, F] = [B, 64, 7, 7] decoder_input output, after ReLU
-  std::vector<float> d1_, d1r_;  // [B, 32, 14, 14] dec0 output, after ReLU
-  std::vector<float> logits_, probs_;  // [B, 1, 28, 28]
-  std::vector<float> bce_, kl_;        // [B]
-  std::vector<float> da1_, dr1_, da2_, dr2_, dmu_, dlogvar_, dz_, dd0_, dd0r_, dd1_, dd1r_, dlogits_;
+  // Activations, all slices of one arena laid out by reserve(); d-prefixed ones are their gradients.
+  ActivationArena arena_;
+  Slice<float> workspace_;     // the convolutions' shared scratch, one image at a time
+  Slice<float> a1_, r1_;   // [B, 32, 14, 14] conv enc0 output, after ReLU
+  Slice<float> a2_, r2_;   // [B, 64, 7, 7] = [B, F] conv enc2 output, after ReLU
+  Slice<float> mu_, logvar_, eps_, std_, z_;  // [B, Z]
+  Slice<float> d0_, d0r_;  // [B, F] = [B, 64, 7, 7] decoder_input output, after ReLU
+  Slice<float> d1_, d1r_;  // [B, 32, 14, 14] dec0 output, after ReLU
+  Slice<float> logits_, probs_;  // [B, 1, 28, 28]
+  Slice<float> bce_, kl_;        // [B]
+  Slice<float> da1_, dr1_, da2_, dr2_, dmu_, dlogvar_, dz_, dd0_, dd0r_, dd1_, dd1r_, dlogits_;
 };
 
 }  // namespace ll

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/nn/losses.h"
+#include "core/nn/reparam.h"
 
 namespace ll {
 
@@ -54,12 +55,8 @@ void MlpVae::forward(const float* x, const float* target, int B, Rng& rng, ZMode
   fc21.forward(params_, mu_.data(), h1_.data(), B);
   fc22.forward(params_, logvar_.data(), h1_.data(), B);
   // Reparameterisation: z = mu + std * eps, std = exp(logvar / 2); eps = 0 for the posterior mean.
-  if (mode == ZMode::kSample) rng.fill_normal(eps_.data(), BZ, 0.0f, 1.0f);
-  else std::fill(eps_.begin(), eps_.begin() + BZ, 0.0f);
-  for (size_t i = 0; i < BZ; i++) {
-    std_[i] = std::exp(0.5f * logvar_[i]);
-    z_[i] = mu_[i] + std_[i] * eps_[i];
-  }
+  gaussian_reparam_forward(z_.data(), std_.data(), eps_.data(), mu_.data(), logvar_.data(), BZ,
+                           mode == ZMode::kSample ? &rng : nullptr);
   // Decoder: h3 = relu(fc3(z)); logits = fc4(h3)
   fc3.forward(params_, h3_pre_.data(), z_.data(), B);
   relu_forward(h3_.data(), h3_pre_.data(), BH);
@@ -84,10 +81,7 @@ void MlpVae::backward(float scale) {
   relu_backward(dh3_pre_.data(), dh3_.data(), h3_pre_.data(), BH);
   fc3.backward(params_, dz_.data(), dh3_pre_.data(), z_.data(), B);
   // Through z = mu + exp(logvar/2) * eps:  dmu += dz;  dlogvar += dz * eps * std / 2
-  for (size_t i = 0; i < BZ; i++) {
-    dmu_[i] += dz_[i];
-    dlogvar_[i] += dz_[i] * eps_[i] * std_[i] * 0.5f;
-  }
+  gaussian_reparam_backward(dmu_.data(), dlogvar_.data(), dz_.data(), eps_.data(), std_.data(), BZ);
   // The KL term acts on mu and logvar directly (weighted per example when kl_weight_ is set).
   if (!kl_weight_) {
     gaussian_kl_backward(dmu_.data(), dlogvar_.data(), mu_.data(), logvar_.data(), scale, B, Z);

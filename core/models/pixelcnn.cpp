@@ -165,6 +165,9 @@ void PixelCnnPrior::reserve(int max_batch) {
   size_t ws = 0;
   for (const ConvRef& l : convs_) ws = std::max(ws, conv2d_workspace_floats(l.conv->shape(max_batch, config_.H, config_.W)));
   workspace_.assign(ws, 0.0f);
+  for (Conv2d* c : {&in_conv_, &out0_, &out2_, &in_vconv_, &in_v2h_}) c->workspace = workspace_.data();
+  for (auto* layers : {&res_, &vres_, &v2h_})
+    for (Conv2d& c : *layers) c.workspace = workspace_.data();
 }
 
 void PixelCnnPrior::init(Rng& rng) {
@@ -240,9 +243,7 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
       onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
     }
   const bool two = config_.stacks == 2;
-  auto conv = [&](float* out, const float* in, const Conv2d& l) {
-    conv2d_forward(out, in, params_.param(l.weight), params_.param(l.bias), l.shape(B, H, W), workspace_.data());
-  };
+  auto conv = [&](float* out, const float* in, const Conv2d& l) { l.forward(params_, out, in, B, H, W); };
   // Adds Conv1x1(v) to the h pre-activation (two stacks).
   auto add_link = [&](float* hpre, const float* v, const Conv2d& l) {
     conv(link_.data(), v, l);
@@ -275,12 +276,10 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
   }
   // Output head: logits = Conv1x1(relu(Conv1x1(h_L)))
   const std::vector<float>& top = h_[res_.size()];
-  conv2d_forward(o_pre_.data(), top.data(), params_.param(out0_.weight), params_.param(out0_.bias),
-                 out0_.shape(B, H, W), workspace_.data());
+  out0_.forward(params_, o_pre_.data(), top.data(), B, H, W);
   add_class_bias(o_pre_.data(), cond_out_, B, HW);
   relu_forward(o_.data(), o_pre_.data(), BCHW);
-  conv2d_forward(logits_.data(), o_.data(), params_.param(out2_.weight), params_.param(out2_.bias),
-                 out2_.shape(B, H, W), workspace_.data());
+  out2_.forward(params_, logits_.data(), o_.data(), B, H, W);
   // The loss needs whole grids (codes are [B, full_HW]); sampling reads the logits only.
   if (rows == config_.H) softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
 }
@@ -299,18 +298,15 @@ void PixelCnnPrior::backward(float scale) {
     std::fill(dvpre_[i].begin(), dvpre_[i].begin() + BCHW, 0.0f);
   }
   auto conv_back = [&](float* dinp, const float* dout, const float* inp, const Conv2d& l) {
-    conv2d_backward(dinp, params_.grad(l.weight), params_.grad(l.bias), dout, inp, params_.param(l.weight),
-                    l.shape(B, H, W), workspace_.data());
+    l.backward(params_, dinp, dout, inp, B, H, W);
   };
   // d nll / d logits = softmax - onehot(target)
   softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), codes_, scale, B, K, HW);
-  conv2d_backward(do_.data(), params_.grad(out2_.weight), params_.grad(out2_.bias), dlogits_.data(), o_.data(),
-                  params_.param(out2_.weight), out2_.shape(B, H, W), workspace_.data());
+  conv_back(do_.data(), dlogits_.data(), o_.data(), out2_);
   relu_backward(do_pre_.data(), do_.data(), o_pre_.data(), BCHW);
   class_bias_backward(do_pre_.data(), cond_out_, B, HW);
   const size_t L = res_.size();
-  conv2d_backward(dh_[L].data(), params_.grad(out0_.weight), params_.grad(out0_.bias), do_pre_.data(),
-                  h_[L].data(), params_.param(out0_.weight), out0_.shape(B, H, W), workspace_.data());
+  conv_back(dh_[L].data(), do_pre_.data(), h_[L].data(), out0_);
   // Residual layers in reverse: h_{i+1} = h_i + relu(pre_{i+1}), pre_{i+1} = conv_i(h_i) [+ link_i(v_{i+1})];
   // two stacks: v_{i+1} = v_i + relu(vpre_{i+1}), vpre_{i+1} = vconv_i(v_i). dv_{i+1} is complete once
   // h's layer i has added its link gradient (layer i+1's v path was added in the previous iteration).

@@ -25,89 +25,9 @@ void relu_mask(float* d, const float* y, size_t n) {
   for (size_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
 }
 
-void zero(std::vector<float>& v, size_t n) { std::fill(v.begin(), v.begin() + n, 0.0f); }
-
-constexpr int kDistRows = 256;  // rows of the distance matrix computed at a time
+void zero(Slice<float>& v, size_t n) { std::fill(v.begin(), v.begin() + n, 0.0f); }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Quantisation kernels.
-
-void vq_nearest(int32_t* idx, const float* z, const float* codebook, int N, int K, int D, float* dist) {
-  for (int first = 0; first < N; first += kDistRows) {
-    const int n = std::min(kDistRows, N - first);
-    // dist[n, K] = -2 z[n, D] * codebook[K, D]^T
-    gemm_f32(false, true, n, K, D, -2.0f, z + static_cast<size_t>(first) * D, D, codebook, D, 0.0f,
-             dist, K);
-    for (int k = 0; k < K; k++) {
-      const float* e = codebook + static_cast<size_t>(k) * D;
-      float sq = 0.0f;
-      for (int d = 0; d < D; d++) sq += e[d] * e[d];
-      for (int r = 0; r < n; r++) dist[static_cast<size_t>(r) * K + k] += sq;
-    }
-    for (int r = 0; r < n; r++) {
-      const float* row = dist + static_cast<size_t>(r) * K;
-      int best = 0;
-      for (int k = 1; k < K; k++)
-        if (row[k] < row[best]) best = k;
-      idx[first + r] = best;
-    }
-  }
-}
-
-void vq_batch_stats(float* count, float* sum, const float* z, const int32_t* idx, int N, int K, int D) {
-  std::fill(count, count + K, 0.0f);
-  std::fill(sum, sum + static_cast<size_t>(K) * D, 0.0f);
-  for (int n = 0; n < N; n++) {
-    const int k = idx[n];
-    count[k] += 1.0f;
-    float* s = sum + static_cast<size_t>(k) * D;
-    const float* v = z + static_cast<size_t>(n) * D;
-    for (int d = 0; d < D; d++) s[d] += v[d];
-  }
-}
-
-void vq_ema_update(float* codebook, float* ema_count, float* ema_sum, const float* batch_count,
-                   const float* batch_sum, int K, int D, double decay, double eps, int64_t t) {
-  assert(t >= 1);
-  // 1 - decay^t and 1 - decay^(t-1): the debiasing denominators after and before this update.
-  const double after = 1.0 - std::pow(decay, static_cast<double>(t));
-  const double before = 1.0 - std::pow(decay, static_cast<double>(t - 1));
-  const float w = after > 0.0 ? static_cast<float>(decay * before / after) : 0.0f;
-  const float one_minus_w = 1.0f - w;
-  double n = 0.0;
-  for (int k = 0; k < K; k++) {
-    ema_count[k] = w * ema_count[k] + one_minus_w * batch_count[k];
-    n += ema_count[k];
-    float* m = ema_sum + static_cast<size_t>(k) * D;
-    const float* s = batch_sum + static_cast<size_t>(k) * D;
-    for (int d = 0; d < D; d++) m[d] = w * m[d] + one_minus_w * s[d];
-  }
-  for (int k = 0; k < K; k++) {
-    // A code no cell has chosen since the averages started (N_k exactly 0) keeps its vector: Sonnet
-    // would set it to 0 / eps = 0, piling every such code onto the origin (one point, ties).
-    if (ema_count[k] == 0.0f) continue;
-    const double smoothed = (ema_count[k] + eps) / (n + K * eps) * n;
-    const float inv = static_cast<float>(1.0 / smoothed);
-    const float* m = ema_sum + static_cast<size_t>(k) * D;
-    float* e = codebook + static_cast<size_t>(k) * D;
-    for (int d = 0; d < D; d++) e[d] = m[d] * inv;
-  }
-}
-
-double code_perplexity(const int64_t* counts, int K) {
-  double total = 0.0;
-  for (int k = 0; k < K; k++) total += static_cast<double>(counts[k]);
-  if (total <= 0.0) return 0.0;
-  double entropy = 0.0;
-  for (int k = 0; k < K; k++) {
-    if (counts[k] <= 0) continue;
-    const double p = counts[k] / total;
-    entropy -= p * std::log(p);
-  }
-  return std::exp(entropy);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The model.
@@ -130,20 +50,12 @@ VqVae::VqVae(const ModelConfig& config) {
   enc0.add_to(params_, "encoder.0", 1, 32, 4, 2, 1);
   enc2.add_to(params_, "encoder.2", 32, 64, 4, 2, 1);
   enc4.add_to(params_, "encoder.4", 64, D_, 1, 1, 0);
-  codebook_ = params_.add("codebook.weight", {K_, D_});
+  vq.add_to(params_, "codebook", K_, D_);
   dec0.add_to(params_, "decoder.0", D_, 64, 3, 1, 1);
   dec2.add_to(params_, "decoder.2", 64, 32, 4, 2, 1);
   dec4.add_to(params_, "decoder.4", 32, 1, 4, 2, 1);
   params_.finalize();
   if (!params_.allocated()) return;  // a shapes-only model (arena.h): layout only
-  const size_t ws = std::max({conv2d_workspace_floats(enc0.shape(1, S_, S_)),
-                              conv2d_workspace_floats(enc2.shape(1, S_ / 2, S_ / 2)),
-                              conv2d_workspace_floats(enc4.shape(1, g_, g_)),
-                              conv2d_workspace_floats(dec0.shape(1, g_, g_)),
-                              conv_transpose2d_workspace_floats(dec2.shape(1, g_, g_)),
-                              conv_transpose2d_workspace_floats(dec4.shape(1, S_ / 2, S_ / 2))});
-  workspace_.assign(ws, 0.0f);
-  dist_.assign(static_cast<size_t>(kDistRows) * K_, 0.0f);
   ema_count_.assign(K_, 0.0f);
   ema_sum_.assign(static_cast<size_t>(K_) * D_, 0.0f);
   batch_count_.assign(K_, 0.0f);
@@ -152,10 +64,20 @@ VqVae::VqVae(const ModelConfig& config) {
   eval_counts_.assign(K_, 0);
 }
 
+// The convolutions' shared workspace (one image at a time: it does not grow with the batch).
+static size_t vq_workspace_floats(const VqVae& m, int S, int g) {
+  return std::max({m.enc0.workspace_floats(S, S), m.enc2.workspace_floats(S / 2, S / 2),
+                   m.enc4.workspace_floats(g, g), m.dec0.workspace_floats(g, g),
+                   m.dec2.workspace_floats(g, g), m.dec4.workspace_floats(S / 2, S / 2)});
+}
+
+// What reserve's arena holds: the activations, the workspace, the distance rows, and each of its 24
+// slices' alignment padding (at most 16 floats, plus 16 for the block).
 uint64_t VqVae::activation_floats(int B) const {
   const uint64_t half = uint64_t(S_ / 2) * (S_ / 2), G = static_cast<uint64_t>(G_);
   const uint64_t D = static_cast<uint64_t>(D_), P = static_cast<uint64_t>(P_);
-  return static_cast<uint64_t>(B) * (3 * 32 * half + 3 * 64 * G + 5 * D * G + 2 * G + 2 * P + 3);
+  return static_cast<uint64_t>(B) * (3 * 32 * half + 3 * 64 * G + 5 * D * G + 2 * G + 2 * P + 3) +
+         vq_workspace_floats(*this, S_, g_) + static_cast<uint64_t>(kVqDistRows) * K_ + 16 * 25;
 }
 
 void VqVae::reserve(int max_batch) {
@@ -163,13 +85,19 @@ void VqVae::reserve(int max_batch) {
   max_batch_ = max_batch;
   const size_t B = static_cast<size_t>(max_batch);
   const size_t half = static_cast<size_t>(S_ / 2) * (S_ / 2);
-  for (auto* v : {&h1_, &d2_, &g32_}) v->assign(B * 32 * half, 0.0f);
-  for (auto* v : {&h2_, &d0_, &g64_}) v->assign(B * 64 * G_, 0.0f);
-  for (auto* v : {&ze_, &zq_, &rows_, &dzq_, &dze_}) v->assign(B * D_ * G_, 0.0f);
-  idx_.assign(B * G_, 0);
-  code_f_.assign(B * G_, 0.0f);
-  for (auto* v : {&out_, &dout_}) v->assign(B * P_, 0.0f);
-  for (auto* v : {&mse_, &codebook_term_, &commit_}) v->assign(B, 0.0f);
+  arena_.begin();
+  for (auto* v : {&h1_, &d2_, &g32_}) arena_.add(v, B * 32 * half);
+  for (auto* v : {&h2_, &d0_, &g64_}) arena_.add(v, B * 64 * G_);
+  for (auto* v : {&ze_, &zq_, &rows_, &dzq_, &dze_}) arena_.add(v, B * D_ * G_);
+  arena_.add(&idx_, B * G_);
+  arena_.add(&code_f_, B * G_);
+  for (auto* v : {&out_, &dout_}) arena_.add(v, B * P_);
+  for (auto* v : {&mse_, &codebook_term_, &commit_}) arena_.add(v, B);
+  arena_.add(&workspace_, vq_workspace_floats(*this, S_, g_));
+  arena_.add(&dist_, static_cast<size_t>(kVqDistRows) * K_);
+  arena_.allocate();
+  for (Conv2d* c : {&enc0, &enc2, &enc4, &dec0}) c->workspace = workspace_.data();
+  for (ConvTranspose2d* c : {&dec2, &dec4}) c->workspace = workspace_.data();
 }
 
 void VqVae::reset_state() {
@@ -185,8 +113,7 @@ void VqVae::init(Rng& rng) {
   enc0.init(params_, rng);
   enc2.init(params_, rng);
   enc4.init(params_, rng);
-  const float bound = 1.0f / static_cast<float>(K_);
-  rng.fill_uniform(params_.param(codebook_), static_cast<size_t>(K_) * D_, -bound, bound);
+  vq.init(params_, rng);
   dec0.init(params_, rng);
   dec2.init(params_, rng);
   dec4.init(params_, rng);
@@ -196,50 +123,29 @@ void VqVae::init(Rng& rng) {
 void VqVae::encode(const float* x, int B) {
   assert(B <= max_batch_);
   const int half = S_ / 2;
-  ParamArena& a = params_;
-  float* ws = workspace_.data();
-  conv2d_forward(h1_.data(), x, a.param(enc0.weight), a.param(enc0.bias), enc0.shape(B, S_, S_), ws);
+  enc0.forward(params_, h1_.data(), x, B, S_, S_);
   relu_inplace(h1_.data(), static_cast<size_t>(B) * 32 * half * half);
-  conv2d_forward(h2_.data(), h1_.data(), a.param(enc2.weight), a.param(enc2.bias),
-                 enc2.shape(B, half, half), ws);
+  enc2.forward(params_, h2_.data(), h1_.data(), B, half, half);
   relu_inplace(h2_.data(), static_cast<size_t>(B) * 64 * G_);
-  conv2d_forward(ze_.data(), h2_.data(), a.param(enc4.weight), a.param(enc4.bias), enc4.shape(B, g_, g_),
-                 ws);
+  enc4.forward(params_, ze_.data(), h2_.data(), B, g_, g_);
 }
 
+// The quantisation without its loss terms (the UI's stage): the layer's forward writes them too.
 void VqVae::quantise(int B) {
   assert(B <= max_batch_);
-  const float* E = params_.param(codebook_);
-  // rows[b*G + c, d] = z_e[b, d, c]
-  for (int b = 0; b < B; b++)
-    for (int d = 0; d < D_; d++) {
-      const float* src = ze_.data() + (static_cast<size_t>(b) * D_ + d) * G_;
-      float* dst = rows_.data() + static_cast<size_t>(b) * G_ * D_ + d;
-      for (int c = 0; c < G_; c++) dst[static_cast<size_t>(c) * D_] = src[c];
-    }
-  vq_nearest(idx_.data(), rows_.data(), E, B * G_, K_, D_, dist_.data());
-  // z_q[b, d, c] = E[idx[b*G + c], d]
-  for (int b = 0; b < B; b++)
-    for (int c = 0; c < G_; c++) {
-      const int k = idx_[static_cast<size_t>(b) * G_ + c];
-      code_f_[static_cast<size_t>(b) * G_ + c] = static_cast<float>(k);
-      const float* e = E + static_cast<size_t>(k) * D_;
-      for (int d = 0; d < D_; d++) zq_[(static_cast<size_t>(b) * D_ + d) * G_ + c] = e[d];
-    }
+  vq.forward(params_, zq_.data(), idx_.data(), rows_.data(), codebook_term_.data(), commit_.data(),
+             ze_.data(), B, G_, scale_vq_, beta_, dist_.data());
+  for (size_t i = 0; i < static_cast<size_t>(B) * G_; i++) code_f_[i] = static_cast<float>(idx_[i]);
 }
 
 void VqVae::decoder_forward(const float* zq, int B) {
   assert(B <= max_batch_);
   const int half = S_ / 2;
-  ParamArena& a = params_;
-  float* ws = workspace_.data();
-  conv2d_forward(d0_.data(), zq, a.param(dec0.weight), a.param(dec0.bias), dec0.shape(B, g_, g_), ws);
+  dec0.forward(params_, d0_.data(), zq, B, g_, g_);
   relu_inplace(d0_.data(), static_cast<size_t>(B) * 64 * G_);
-  conv_transpose2d_forward(d2_.data(), d0_.data(), a.param(dec2.weight), a.param(dec2.bias),
-                           dec2.shape(B, g_, g_), ws);
+  dec2.forward(params_, d2_.data(), d0_.data(), B, g_, g_);
   relu_inplace(d2_.data(), static_cast<size_t>(B) * 32 * half * half);
-  conv_transpose2d_forward(out_.data(), d2_.data(), a.param(dec4.weight), a.param(dec4.bias),
-                           dec4.shape(B, half, half), ws);
+  dec4.forward(params_, out_.data(), d2_.data(), B, half, half);
   if (sigmoid_output_) sigmoid_forward(out_.data(), out_.data(), static_cast<size_t>(B) * P_);
 }
 
@@ -252,18 +158,6 @@ void VqVae::forward(const float* x, const float* target, int B, Rng& rng, ZMode 
   quantise(B);
   decoder_forward(zq_.data(), B);
   mse_forward(mse_.data(), out_.data(), target, B, P_);
-  const size_t per = static_cast<size_t>(D_) * G_;
-  for (int b = 0; b < B; b++) {
-    const float* ze = ze_.data() + b * per;
-    const float* zq = zq_.data() + b * per;
-    double sq = 0.0;
-    for (size_t i = 0; i < per; i++) {
-      const double diff = static_cast<double>(ze[i]) - zq[i];
-      sq += diff * diff;
-    }
-    codebook_term_[b] = static_cast<float>(scale_vq_ * sq);
-    commit_[b] = static_cast<float>(beta_ * scale_vq_ * sq);
-  }
 }
 
 std::vector<std::string> VqVae::loss_terms() const {
@@ -282,8 +176,6 @@ void VqVae::backward(float scale) {
   const int half = S_ / 2;
   const size_t n32 = static_cast<size_t>(B) * 32 * half * half, n64 = static_cast<size_t>(B) * 64 * G_;
   const size_t nz = static_cast<size_t>(B) * D_ * G_, nx = static_cast<size_t>(B) * P_;
-  ParamArena& a = params_;
-  float* ws = workspace_.data();
   zero(dout_, nx);
   zero(g32_, n32);
   zero(g64_, n64);
@@ -296,67 +188,43 @@ void VqVae::backward(float scale) {
     for (size_t i = 0; i < nx; i++) dout_[i] *= out_[i] * (1.0f - out_[i]);
   }
   // Decoder, in reverse. g32_ = d(decoder.2 output), g64_ = d(decoder.0 output).
-  conv_transpose2d_backward(g32_.data(), a.grad(dec4.weight), a.grad(dec4.bias), dout_.data(), d2_.data(),
-                            a.param(dec4.weight), dec4.shape(B, half, half), ws);
+  dec4.backward(params_, g32_.data(), dout_.data(), d2_.data(), B, half, half);
   relu_mask(g32_.data(), d2_.data(), n32);
-  conv_transpose2d_backward(g64_.data(), a.grad(dec2.weight), a.grad(dec2.bias), g32_.data(), d0_.data(),
-                            a.param(dec2.weight), dec2.shape(B, g_, g_), ws);
+  dec2.backward(params_, g64_.data(), g32_.data(), d0_.data(), B, g_, g_);
   relu_mask(g64_.data(), d0_.data(), n64);
-  conv2d_backward(dzq_.data(), a.grad(dec0.weight), a.grad(dec0.bias), g64_.data(), zq_.data(),
-                  a.param(dec0.weight), dec0.shape(B, g_, g_), ws);
+  dec0.backward(params_, dzq_.data(), g64_.data(), zq_.data(), B, g_, g_);
 
-  // Straight-through: the decoder read z_e + sg(z_q - z_e), whose derivative in z_e is the identity,
-  // so dz_e = dz_q. Commitment: d/dz_e beta s ||z_e - sg[z_q]||^2 = 2 beta s (z_e - z_q).
-  const float c = 2.0f * beta_ * scale_vq_ * scale;
-  for (size_t i = 0; i < nz; i++) dze_[i] = dzq_[i] + c * (ze_[i] - zq_[i]);
-  // Codebook loss: d/de_k s ||sg[z_e] - e_k||^2 = 2 s (e_k - z_e), summed over the cells choosing k.
-  // With EMA the codebook gets no gradient (after_step moves it).
-  if (!ema_) {
-    float* dE = a.grad(codebook_);
-    const float cb = 2.0f * scale_vq_ * scale;
-    for (int b = 0; b < B; b++)
-      for (int cell = 0; cell < G_; cell++) {
-        float* de = dE + static_cast<size_t>(idx_[static_cast<size_t>(b) * G_ + cell]) * D_;
-        for (int d = 0; d < D_; d++) {
-          const size_t i = (static_cast<size_t>(b) * D_ + d) * G_ + cell;
-          de[d] += cb * (zq_[i] - ze_[i]);
-        }
-      }
-  }
+  // The quantiser: straight-through (dz_e gets dz_q), commitment, and the codebook loss unless the
+  // codebook moves by EMA (after_step).
+  vq.backward(params_, dze_.data(), dzq_.data(), ze_.data(), zq_.data(), idx_.data(), B, G_, scale_vq_, beta_,
+              scale, !ema_);
 
   // Encoder, in reverse. g64_ now = d(encoder.2 output), g32_ = d(encoder.0 output).
   zero(g64_, n64);
-  conv2d_backward(g64_.data(), a.grad(enc4.weight), a.grad(enc4.bias), dze_.data(), h2_.data(),
-                  a.param(enc4.weight), enc4.shape(B, g_, g_), ws);
+  enc4.backward(params_, g64_.data(), dze_.data(), h2_.data(), B, g_, g_);
   relu_mask(g64_.data(), h2_.data(), n64);
   zero(g32_, n32);
-  conv2d_backward(g32_.data(), a.grad(enc2.weight), a.grad(enc2.bias), g64_.data(), h1_.data(),
-                  a.param(enc2.weight), enc2.shape(B, half, half), ws);
+  enc2.backward(params_, g32_.data(), g64_.data(), h1_.data(), B, half, half);
   relu_mask(g32_.data(), h1_.data(), n32);
-  conv2d_backward(nullptr, a.grad(enc0.weight), a.grad(enc0.bias), g32_.data(), x_, a.param(enc0.weight),
-                  enc0.shape(B, S_, S_), ws);
+  enc0.backward(params_, nullptr, g32_.data(), x_, B, S_, S_);
 }
 
 void VqVae::decode(const float* z, int B, float* out) {
   assert(B <= max_batch_);
-  const float* E = params_.param(codebook_);
-  for (int b = 0; b < B; b++)
-    for (int c = 0; c < G_; c++) {
-      const size_t i = static_cast<size_t>(b) * G_ + c;
-      const float v = z[i];
-      // Round to the nearest index and clamp to [0, K); NaN -> 0.
-      int k = v >= 0.0f ? static_cast<int>(std::min(v + 0.5f, static_cast<float>(K_ - 1))) : 0;
-      idx_[i] = k;
-      code_f_[i] = static_cast<float>(k);
-      for (int d = 0; d < D_; d++)
-        zq_[(static_cast<size_t>(b) * D_ + d) * G_ + c] = E[static_cast<size_t>(k) * D_ + d];
-    }
+  for (size_t i = 0; i < static_cast<size_t>(B) * G_; i++) {
+    const float v = z[i];
+    // Round to the nearest index and clamp to [0, K); NaN -> 0.
+    const int k = v >= 0.0f ? static_cast<int>(std::min(v + 0.5f, static_cast<float>(K_ - 1))) : 0;
+    idx_[i] = k;
+    code_f_[i] = static_cast<float>(k);
+  }
+  vq_lookup(zq_.data(), idx_.data(), params_.param(vq.codebook), B, D_, G_);
   decoder_forward(zq_.data(), B);
   std::copy(out_.begin(), out_.begin() + static_cast<size_t>(B) * P_, out);
 }
 
 void VqVae::restart_code(int k, const float* v) {
-  float* e = params_.param(codebook_) + static_cast<size_t>(k) * D_;
+  float* e = params_.param(vq.codebook) + static_cast<size_t>(k) * D_;
   std::copy(v, v + D_, e);
   if (ema_) {
     // One pseudo-assignment at v: the code follows the cells it captures quickly.
@@ -364,7 +232,7 @@ void VqVae::restart_code(int k, const float* v) {
     std::copy(v, v + D_, ema_sum_.begin() + static_cast<size_t>(k) * D_);
   } else {
     // Forget Adam's moments of the old vector.
-    const size_t off = params_.slots()[codebook_].offset + static_cast<size_t>(k) * D_;
+    const size_t off = params_.slots()[vq.codebook].offset + static_cast<size_t>(k) * D_;
     std::fill(params_.adam_m.begin() + off, params_.adam_m.begin() + off + D_, 0.0f);
     std::fill(params_.adam_v.begin() + off, params_.adam_v.begin() + off + D_, 0.0f);
   }
@@ -378,7 +246,7 @@ void VqVae::after_step(Rng& rng) {
   vq_batch_stats(batch_count_.data(), batch_sum_.data(), rows_.data(), idx_.data(), N, K_, D_);
   if (ema_) {
     ema_updates_++;
-    vq_ema_update(params_.param(codebook_), ema_count_.data(), ema_sum_.data(), batch_count_.data(),
+    vq_ema_update(params_.param(vq.codebook), ema_count_.data(), ema_sum_.data(), batch_count_.data(),
                   batch_sum_.data(), K_, D_, decay_, 1e-5, ema_updates_);
   }
   for (int k = 0; k < K_; k++) since_used_[k] = batch_count_[k] > 0.0f ? 0 : since_used_[k] + 1;

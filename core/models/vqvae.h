@@ -38,31 +38,15 @@
 #include <utility>
 #include <vector>
 
+#include "core/nn/arena.h"
 #include "core/nn/conv.h"
+#include "core/nn/vq.h"
 #include "core/models/model.h"
 
 namespace ll {
 
-// Nearest codes. z [N, D] rows, codebook [K, D]: idx[n] = argmin_k ||z_n - e_k||^2, computed as
-// ||e_k||^2 - 2 z_n . e_k (||z_n||^2 does not change the argmin); ties go to the lowest k.
-// dist is scratch of at least min(N, 256) * K floats.
-void vq_nearest(int32_t* idx, const float* z, const float* codebook, int N, int K, int D, float* dist);
-
-// Assignment counts [K] and sums of the assigned rows [K, D] (overwritten).
-void vq_batch_stats(float* count, float* sum, const float* z, const int32_t* idx, int N, int K, int D);
-
-// One EMA codebook update, number t (from 1), debiased (Sonnet 2; Kingma & Ba's bias correction):
-//   w = decay (1 - decay^(t-1)) / (1 - decay^t)          (w = 0 at t = 1: the first update is the batch)
-//   N_k = w N_k + (1 - w) n_k;   m_k = w m_k + (1 - w) sum_k
-//   n = sum_k N_k;  N~_k = (N_k + eps) / (n + K eps) * n  (Laplace smoothing)
-//   e_k = m_k / N~_k, except that a code never chosen since the averages started (N_k exactly 0) keeps
-//   its vector (Sonnet would set it to 0 / N~_k = 0, piling all such codes onto the origin).
-// ema_count [K] and ema_sum [K, D] hold N and m (the debiased averages).
-void vq_ema_update(float* codebook, float* ema_count, float* ema_sum, const float* batch_count,
-                   const float* batch_sum, int K, int D, double decay, double eps, int64_t t);
-
-// exp(entropy) of the code distribution counts[K] / sum(counts); 0 when all counts are 0.
-double code_perplexity(const int64_t* counts, int K);
+// The quantisation kernels and the layer pair (vq_nearest, vq_ema_update, code_perplexity, ...) are in
+// core/nn/vq.h.
 
 // The registry entry's pieces: the hyperparameters, and recognising a PyTorch-saved file by
 // encoder.0.weight of rank 4 plus codebook.weight [K, D] (the image size cannot be read from conv
@@ -106,7 +90,7 @@ class VqVae : public Model {
   const float* z_e() const { return ze_.data(); }      // [B,D,g,g] of the last encode
   const float* z_q() const { return zq_.data(); }      // [B,D,g,g] of the last quantise
   const int32_t* indices() const { return idx_.data(); }  // [B,G] of the last quantise
-  const float* codebook() const { return params_.param(codebook_); }  // [K,D]
+  const float* codebook() const { return params_.param(vq.codebook); }  // [K,D]
   // Post-ReLU activations of the last encode / decoder_forward, named by their nn.Sequential index:
   // encoder.1 [B,32,S/2,S/2], encoder.3 [B,64,g,g], decoder.1 [B,64,g,g], decoder.3 [B,32,S/2,S/2].
   const float* encoder_1() const { return h1_.data(); }
@@ -123,6 +107,7 @@ class VqVae : public Model {
   int64_t restarts() const { return restarts_; }
 
   Conv2d enc0, enc2, enc4, dec0;
+  VectorQuantizer vq;
   ConvTranspose2d dec2, dec4;
 
  private:
@@ -135,27 +120,27 @@ class VqVae : public Model {
   double decay_ = 0.9;
   int dead_steps_ = 0;
   bool sigmoid_output_ = true;
-  int codebook_ = -1;  // slot id
 
   int B_ = 0;
   const float* x_ = nullptr;
   const float* target_ = nullptr;
   // Activations (post-ReLU only: y > 0 exactly where the pre-activation is > 0, so the ReLU masks come
-  // from the outputs). Shapes for max_batch B.
-  std::vector<float> h1_;       // [B,32,S/2,S/2]
-  std::vector<float> h2_;       // [B,64,g,g]
-  std::vector<float> ze_, zq_;  // [B,D,g,g]
-  std::vector<float> rows_;     // [B*G, D]: z_e cell by cell
-  std::vector<int32_t> idx_;    // [B*G]
-  std::vector<float> code_f_;   // [B*G]
-  std::vector<float> d0_;       // [B,64,g,g]
-  std::vector<float> d2_;       // [B,32,S/2,S/2]
-  std::vector<float> out_;      // [B,P]
-  std::vector<float> mse_, codebook_term_, commit_;  // [B]
+  // from the outputs), all slices of one arena laid out by reserve(). Shapes for max_batch B.
+  ActivationArena arena_;
+  Slice<float> h1_;       // [B,32,S/2,S/2]
+  Slice<float> h2_;       // [B,64,g,g]
+  Slice<float> ze_, zq_;  // [B,D,g,g]
+  Slice<float> rows_;     // [B*G, D]: z_e cell by cell
+  Slice<int32_t> idx_;    // [B*G]
+  Slice<float> code_f_;   // [B*G]
+  Slice<float> d0_;       // [B,64,g,g]
+  Slice<float> d2_;       // [B,32,S/2,S/2]
+  Slice<float> out_;      // [B,P]
+  Slice<float> mse_, codebook_term_, commit_;  // [B]
   // Gradients. g32_ holds d(decoder.2 output) and later d(encoder.0 output); g64_ d(decoder.0 output)
   // and later d(encoder.2 output): each pair has one shape and is used one after the other.
-  std::vector<float> dout_, g32_, g64_, dzq_, dze_;
-  std::vector<float> workspace_, dist_;
+  Slice<float> dout_, g32_, g64_, dzq_, dze_;
+  Slice<float> workspace_, dist_;  // the convolutions' shared scratch; vq_nearest's distance rows
   // Training state (not saved in model files).
   std::vector<float> ema_count_, ema_sum_, batch_count_, batch_sum_;
   int64_t ema_updates_ = 0;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 
 namespace ll {
 
@@ -57,5 +58,40 @@ size_t ParamArena::count() const {
 }
 
 void ParamArena::zero_grad() { std::fill(grads.begin(), grads.end(), 0.0f); }
+
+namespace {
+// Slices start on 64-byte boundaries (16 floats / 16 ints) of the block.
+constexpr size_t kSliceAlign = 16;
+size_t round_up(size_t n) { return (n + kSliceAlign - 1) / kSliceAlign * kSliceAlign; }
+
+template <typename T>
+void place(std::vector<std::pair<Slice<T>*, size_t>>& slices, std::vector<T>& block) {
+  size_t total = 0;
+  for (const auto& s : slices) total += round_up(s.second);
+  block.assign(total + kSliceAlign, T(0));
+  // The block's own start, rounded up to 64 bytes.
+  const size_t mis = (reinterpret_cast<uintptr_t>(block.data()) / sizeof(T)) % kSliceAlign;
+  size_t offset = mis == 0 ? 0 : kSliceAlign - mis;
+  for (auto& s : slices) {
+    s.first->ptr = block.data() + offset;
+    s.first->n = s.second;
+    offset += round_up(s.second);
+  }
+}
+}  // namespace
+
+void ActivationArena::begin() {
+  float_slices_.clear();
+  int_slices_.clear();
+}
+
+void ActivationArena::add(Slice<float>* slice, size_t n) { float_slices_.push_back({slice, n}); }
+
+void ActivationArena::add(Slice<int32_t>* slice, size_t n) { int_slices_.push_back({slice, n}); }
+
+void ActivationArena::allocate() {
+  place(float_slices_, floats_);
+  place(int_slices_, ints_);
+}
 
 }  // namespace ll

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ll {
@@ -43,6 +44,42 @@ class ParamArena {
   std::vector<TensorSlot> slots_;
   size_t total_ = 0;
   bool finalized_ = false;
+};
+
+// A model's activations (and its gradients of activations, workspaces, per-example terms): every buffer
+// a slice of one block, laid out and allocated once by the model's reserve(max_batch), so that forward
+// and backward never allocate and pointers into it stay valid until the next reserve(). Layout:
+// begin(), then add() for every buffer, then allocate(): each slice then points into one zero-filled
+// block (each piece 64-byte aligned). A later begin/add/allocate (a larger batch) moves every slice.
+// Integer buffers (code indices) live in a second block of the same life cycle.
+template <typename T>
+struct Slice {
+  T* ptr = nullptr;
+  size_t n = 0;
+  T* data() { return ptr; }
+  const T* data() const { return ptr; }
+  T* begin() { return ptr; }
+  T* end() { return ptr + n; }
+  const T* begin() const { return ptr; }
+  const T* end() const { return ptr + n; }
+  T& operator[](size_t i) { return ptr[i]; }
+  const T& operator[](size_t i) const { return ptr[i]; }
+  size_t size() const { return n; }
+};
+
+class ActivationArena {
+ public:
+  void begin();
+  void add(Slice<float>* slice, size_t n);
+  void add(Slice<int32_t>* slice, size_t n);
+  void allocate();
+  size_t floats() const { return floats_.size(); }  // the float block's size, padding included
+
+ private:
+  std::vector<std::pair<Slice<float>*, size_t>> float_slices_;
+  std::vector<std::pair<Slice<int32_t>*, size_t>> int_slices_;
+  std::vector<float> floats_;
+  std::vector<int32_t> ints_;
 };
 
 // While one of these lives, finalize() on this thread records the layout but allocates nothing, so a

@@ -1,4 +1,5 @@
-// Convolutions, NCHW, PyTorch semantics and weight layouts; forward and backward side by side.
+// Convolutions, NCHW, PyTorch semantics and weight layouts; forward and backward side by side, as free
+// kernels and as layer structs (below) shaped like Linear.
 // Backward ACCUMULATES (+=) into dinp, dweight, dbias (any may be null to skip). No allocation: callers
 // pass a workspace of at least `workspace_floats(s)` floats for the same shape s (per thread: one
 // image's patch rows, one zero-padded image and a weight-gradient partial; it does not grow with the
@@ -53,25 +54,52 @@ void conv_transpose2d_forward__scalar(float* out, const float* inp, const float*
 void conv_transpose2d_backward__scalar(float* dinp, float* dweight, float* dbias, const float* dout,
                                        const float* inp, const float* weight, const ConvShape& s);
 
-// Layer structs: config plus arena slices, PyTorch names ("<name>.weight", "<name>.bias").
+// Layer structs: config plus arena slices, PyTorch names ("<name>.weight", "<name>.bias"), with
+// forward/backward shaped like Linear's (layers.h) plus the input's spatial size:
+//   forward(arena, out, inp, B, H, W)            out [B,OC,OH,OW] from inp [B,C,H,W]
+//   backward(arena, dinp, dout, inp, B, H, W)    dinp (may be null) += ..., the weight and bias
+//                                                gradients += ... in the arena
+// Their scratch is `workspace`, which the model points into its ActivationArena at reserve(), at least
+// workspace_floats(H, W) floats for the largest input the layer sees (layers of one model may share it:
+// they run one after the other).
 // Init as PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, where fan_in is
 // C*KH*KW for Conv2d and weight.size(1)*KH*KW = OC*KH*KW for ConvTranspose2d.
 struct Conv2d {
   int C = 0, OC = 0, K = 0, stride = 1, pad = 0;
   int weight = -1, bias = -1;
+  float* workspace = nullptr;
   void add_to(ParamArena& arena, const std::string& name, int in_ch, int out_ch, int kernel,
               int stride_, int pad_);
   void init(ParamArena& arena, Rng& rng) const;
   ConvShape shape(int B, int H, int W) const;
+  size_t workspace_floats(int H, int W) const { return conv2d_workspace_floats(shape(1, H, W)); }
+  void forward(const ParamArena& arena, float* out, const float* inp, int B, int H, int W) const {
+    conv2d_forward(out, inp, arena.param(weight), arena.param(bias), shape(B, H, W), workspace);
+  }
+  void backward(ParamArena& arena, float* dinp, const float* dout, const float* inp, int B, int H,
+                int W) const {
+    conv2d_backward(dinp, arena.grad(weight), arena.grad(bias), dout, inp, arena.param(weight),
+                    shape(B, H, W), workspace);
+  }
 };
 
 struct ConvTranspose2d {
   int C = 0, OC = 0, K = 0, stride = 1, pad = 0;
   int weight = -1, bias = -1;
+  float* workspace = nullptr;
   void add_to(ParamArena& arena, const std::string& name, int in_ch, int out_ch, int kernel,
               int stride_, int pad_);
   void init(ParamArena& arena, Rng& rng) const;
   ConvShape shape(int B, int H, int W) const;
+  size_t workspace_floats(int H, int W) const { return conv_transpose2d_workspace_floats(shape(1, H, W)); }
+  void forward(const ParamArena& arena, float* out, const float* inp, int B, int H, int W) const {
+    conv_transpose2d_forward(out, inp, arena.param(weight), arena.param(bias), shape(B, H, W), workspace);
+  }
+  void backward(ParamArena& arena, float* dinp, const float* dout, const float* inp, int B, int H,
+                int W) const {
+    conv_transpose2d_backward(dinp, arena.grad(weight), arena.grad(bias), dout, inp, arena.param(weight),
+                              shape(B, H, W), workspace);
+  }
 };
 
 }  // namespace ll
