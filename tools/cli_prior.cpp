@@ -39,7 +39,7 @@ Status load_code_model(const std::string& path, CodeModel* out) {
   out->grids = out->model->code_grids();
   if (!out->grids || out->grids->levels() != 1)
     return Status::error(path + " holds a '" + out->model->config().kind +
-                         "' model, which has no single grid of discrete codes (a vqvae has one)");
+                         "' model, not a vqvae: it has no single grid of discrete codes for a prior to model");
   out->level = out->grids->level(0);
   return Status();
 }

@@ -222,9 +222,17 @@ Status XnnpackInference::setup(const Model& model, int B, int threads) {
   reset();
   const std::string& kind = model.config().kind;
   InferenceGraph graph;
-  if (!model.inference_graph(&graph))
-    return Status::error("XNNPACK inference takes models that export an inference graph (the kinds vae, "
-                         "beta_vae, ae, dae and vqvae today), not '" + kind + "' (use the core backend)");
+  if (!model.inference_graph(&graph)) {
+    // The kinds whose models export an inference graph, from the registry.
+    std::string kinds;
+    std::vector<std::string> names;
+    for (const ModelKind& k : model_kinds())
+      if (xnnpack_supports_kind(k.name)) names.push_back(k.name);
+    for (size_t i = 0; i < names.size(); i++)
+      kinds += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+    return Status::error("XNNPACK inference takes the kinds " + kinds + ", not '" + kind +
+                         "' (it takes models that export an inference graph; use the core backend)");
+  }
   if (B < 1) return Status::error("XNNPACK inference: the batch size must be at least 1, not " + std::to_string(B));
   if (threads < 1)
     return Status::error("XNNPACK inference: the thread count must be at least 1, not " + std::to_string(threads));
