@@ -316,8 +316,7 @@ bool is_prior_file(const std::string& path) {
   std::vector<uint8_t> bytes;
   SafetensorsFile f;
   if (!read_file(path, &bytes).ok() || !parse_safetensors(bytes.data(), bytes.size(), &f).ok()) return false;
-  auto it = f.metadata.find("latentlab.model");
-  return it != f.metadata.end() && it->second == "pixelcnn_prior";
+  return is_prior_metadata(f.metadata);
 }
 
 int run_eval_prior(const PriorEvalOptions& o) {

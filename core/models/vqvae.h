@@ -95,6 +95,7 @@ class VqVae : public Model, public CodeGrids {
   void metrics_report(std::vector<std::pair<std::string, double>>* out) const override;
 
   // ---- capabilities ----
+  using Model::code_grids;  // the const query too
   CodeGrids* code_grids() override { return this; }
   bool inference_graph(InferenceGraph* out) const override;
   int levels() const override { return 1; }
