@@ -33,6 +33,11 @@ for dir in core/*/; do
     fi
   done < <(grep -HE '^#include "core/' "$dir"*.h "$dir"*.cpp 2>/dev/null)
 done
+# The backends reach models only through the protocol: of core/models/ they include model.h alone.
+while IFS= read -r hit; do
+  echo "${hit%%:*} includes $(sed -nE 's/.*#include "(core\/models\/[^"]+)".*/\1/p' <<<"$hit"): core/backends/ may include only core/models/model.h of the models (the protocol)"
+  bad=1
+done < <(grep -HE '^#include "core/models/' core/backends/*.h core/backends/*.cpp 2>/dev/null | grep -v '"core/models/model.h"')
 loose=$(find core -maxdepth 1 -type f \( -name '*.h' -o -name '*.cpp' \))
 if [[ -n "$loose" ]]; then
   echo "files outside every room: $loose"

@@ -64,8 +64,7 @@ Status load_model_file(const std::string& path, std::unique_ptr<Model>* out) {
   if (!s.ok()) return s;
   SafetensorsFile file;
   if (parse_safetensors(bytes.data(), bytes.size(), &file).ok()) {
-    auto kind = file.metadata.find("latentlab.model");
-    if (kind != file.metadata.end() && kind->second == "pixelcnn_prior")
+    if (is_prior_metadata(file.metadata))
       return Status::error(path + " is a PixelCNN prior; pass it with --prior (latentlab sample "
                            "--model-file VQVAE --prior " + path + "), or evaluate it with eval --vqvae VQVAE");
   }

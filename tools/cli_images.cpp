@@ -91,7 +91,7 @@ int run_sample(const ImageOptions& o) {
   std::unique_ptr<Model> model;
   s = load_model_file(o.model_file, &model);
   if (!s.ok()) return fail(s);
-  if (model->config().kind == "vqvae") {
+  if (model->code_grids()) {  // discrete codes: sampled by a prior over them
     if (o.prior.empty() && !o.uniform_codes)
       return fail("a VQ-VAE samples through a learned prior over its codes: give --prior PRIOR.safetensors "
                   "(latentlab train-prior), or --uniform-codes for uniformly random codes");

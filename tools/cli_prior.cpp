@@ -17,7 +17,6 @@
 #include "core/kernels/kernels.h"
 #include "core/models/pixelcnn.h"
 #include "core/io/safetensors.h"
-#include "core/models/vqvae.h"
 #include "tools/cli.h"
 #include "tools/png.h"
 
@@ -27,26 +26,36 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Status load_vqvae(const std::string& path, std::unique_ptr<Model>* holder, VqVae** vq) {
-  Status s = load_model_file(path, holder);
+// A model whose codes the prior models: one level of code grids (CodeGrids, model.h), e.g. a VQ-VAE.
+struct CodeModel {
+  std::unique_ptr<Model> model;
+  CodeGrids* grids = nullptr;
+  CodeLevel level;  // its one level
+};
+
+Status load_code_model(const std::string& path, CodeModel* out) {
+  Status s = load_model_file(path, &out->model);
   if (!s.ok()) return s;
-  *vq = dynamic_cast<VqVae*>(holder->get());
-  if (!*vq) return Status::error(path + " holds a '" + (*holder)->config().kind + "' model, not a vqvae");
+  out->grids = out->model->code_grids();
+  if (!out->grids || out->grids->levels() != 1)
+    return Status::error(path + " holds a '" + out->model->config().kind +
+                         "' model, not a vqvae: it has no single grid of discrete codes for a prior to model");
+  out->level = out->grids->level(0);
   return Status();
 }
 
-// Code grids [n, G] of the first n images of `data` (all if n <= 0) under the VQ-VAE.
-std::vector<int32_t> encode_all(VqVae& vq, const Dataset& data) {
-  const int batch = 500, P = vq.config().input, G = vq.code_size();
+// Code grids [n, G] of the first n images of `data` (all if n <= 0) under the code model.
+std::vector<int32_t> encode_all(CodeModel& cm, const Dataset& data) {
+  const int batch = 500, P = cm.model->config().input, G = cm.level.cells();
   std::vector<float> x(static_cast<size_t>(batch) * P);
   std::vector<int32_t> codes(static_cast<size_t>(data.size()) * G);
-  vq.reserve(batch);
+  cm.model->reserve(batch);
   for (int first = 0; first < data.size(); first += batch) {
     const int B = std::min(batch, data.size() - first);
     data.to_float(nullptr, first, B, x.data());
-    vq.encode(x.data(), B);
-    vq.quantise(B);
-    std::copy(vq.indices(), vq.indices() + static_cast<size_t>(B) * G, codes.begin() + static_cast<size_t>(first) * G);
+    cm.grids->encode_codes(x.data(), B);
+    const int32_t* idx = cm.grids->indices(0);
+    std::copy(idx, idx + static_cast<size_t>(B) * G, codes.begin() + static_cast<size_t>(first) * G);
   }
   return codes;
 }
@@ -108,15 +117,15 @@ double prior_marginal_nll(PixelCnnPrior& prior, const std::vector<int32_t>& code
   return n ? sum / n : 0.0;
 }
 
-// Decodes code grids [n, G] to images [n, P] with the VQ-VAE.
-std::vector<float> decode_codes(VqVae& vq, const std::vector<int32_t>& codes) {
-  const int G = vq.code_size(), P = vq.config().input, n = static_cast<int>(codes.size() / G), batch = 250;
-  std::vector<float> z(static_cast<size_t>(batch) * G), out(static_cast<size_t>(n) * P);
-  vq.reserve(batch);
+// Decodes code grids [n, G] to images [n, P] with the code model.
+std::vector<float> decode_codes(CodeModel& cm, const std::vector<int32_t>& codes) {
+  const int G = cm.level.cells(), P = cm.model->config().input, n = static_cast<int>(codes.size() / G), batch = 250;
+  std::vector<float> out(static_cast<size_t>(n) * P);
+  cm.model->reserve(batch);
   for (int first = 0; first < n; first += batch) {
     const int B = std::min(batch, n - first);
-    for (size_t i = 0; i < static_cast<size_t>(B) * G; i++) z[i] = static_cast<float>(codes[static_cast<size_t>(first) * G + i]);
-    vq.decode(z.data(), B, out.data() + static_cast<size_t>(first) * P);
+    const int32_t* grids[1] = {codes.data() + static_cast<size_t>(first) * G};
+    cm.grids->decode_codes(grids, B, out.data() + static_cast<size_t>(first) * P);
   }
   return out;
 }
@@ -156,28 +165,28 @@ int run_train_prior(const PriorOptions& o) {
   set_num_threads(o.threads);
   Status s = check_out(o.out_option, o.out);
   if (!s.ok()) return fail(s);
-  std::unique_ptr<Model> holder;
-  VqVae* vq = nullptr;
-  if (!(s = load_vqvae(o.vqvae, &holder, &vq)).ok()) return fail(s);
+  CodeModel vq;
+  if (!(s = load_code_model(o.vqvae, &vq)).ok()) return fail(s);
   Dataset train, test;
   if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
-  if (!(s = check_image_size(train, vq->config().input, o.data + " training set")).ok() ||
-      !(s = check_image_size(test, vq->config().input, o.data + " test set")).ok())
+  if (!(s = check_image_size(train, vq.model->config().input, o.data + " training set")).ok() ||
+      !(s = check_image_size(test, vq.model->config().input, o.data + " test set")).ok())
     return fail(s);
   for (const Dataset* d : {&train, &test})  // before the encoding, which takes seconds
     for (uint8_t y : d->labels.labels)
       if (y >= o.classes && o.classes > 0)
         return fail("--classes " + std::to_string(o.classes) + " but the data hold label " + std::to_string(y));
-  const int G = vq->code_size();
+  const int G = vq.level.cells();
   auto t0 = Clock::now();
-  std::vector<int32_t> train_codes = encode_all(*vq, train), test_codes = encode_all(*vq, test);
+  std::vector<int32_t> train_codes = encode_all(vq, train), test_codes = encode_all(vq, test);
   std::printf("encoded %d training and %d test images to %dx%d code grids (K = %d) in %.1f s\n", train.size(),
-              test.size(), vq->grid(), vq->grid(), vq->K(),
+              test.size(), vq.level.H, vq.level.W, vq.level.K,
               std::chrono::duration<double>(Clock::now() - t0).count());
 
   PixelCnnConfig pc;
-  pc.K = vq->K();
-  pc.H = pc.W = vq->grid();
+  pc.K = vq.level.K;
+  pc.H = vq.level.H;
+  pc.W = vq.level.W;
   pc.channels = o.channels;
   pc.layers = o.layers;
   pc.stacks = o.stacks;
@@ -307,8 +316,7 @@ bool is_prior_file(const std::string& path) {
   std::vector<uint8_t> bytes;
   SafetensorsFile f;
   if (!read_file(path, &bytes).ok() || !parse_safetensors(bytes.data(), bytes.size(), &f).ok()) return false;
-  auto it = f.metadata.find("latentlab.model");
-  return it != f.metadata.end() && it->second == "pixelcnn_prior";
+  return is_prior_metadata(f.metadata);
 }
 
 int run_eval_prior(const PriorEvalOptions& o) {
@@ -316,14 +324,13 @@ int run_eval_prior(const PriorEvalOptions& o) {
   Status s = load_prior_file(o.prior_file, &prior);
   if (!s.ok()) return fail(s);
   if (o.vqvae.empty()) return fail("evaluating a prior needs --vqvae (the VQ-VAE whose codes it models)");
-  std::unique_ptr<Model> holder;
-  VqVae* vq = nullptr;
-  if (!(s = load_vqvae(o.vqvae, &holder, &vq)).ok()) return fail(s);
-  if (vq->K() != prior->config().K || vq->grid() != prior->config().H)
+  CodeModel vq;
+  if (!(s = load_code_model(o.vqvae, &vq)).ok()) return fail(s);
+  if (vq.level.K != prior->config().K || vq.level.H != prior->config().H || vq.level.W != prior->config().W)
     return fail("the prior models " + std::to_string(prior->config().K) + " codes on a " +
                 std::to_string(prior->config().H) + "x" + std::to_string(prior->config().W) + " grid but " + o.vqvae +
-                " has " + std::to_string(vq->K()) + " codes on a " + std::to_string(vq->grid()) + "x" +
-                std::to_string(vq->grid()) + " grid");
+                " has " + std::to_string(vq.level.K) + " codes on a " + std::to_string(vq.level.H) + "x" +
+                std::to_string(vq.level.W) + " grid");
   std::vector<uint8_t> judge_bytes;
   std::unique_ptr<Classifier> judge;
   std::map<std::string, std::string> judge_meta;
@@ -332,16 +339,16 @@ int run_eval_prior(const PriorEvalOptions& o) {
     return fail(s.with_context(o.judge + ": "));
   Dataset test;
   if (!(s = load_data(o.data, "test", &test)).ok()) return fail(s);
-  if (!(s = check_image_size(test, vq->config().input, o.data + " test set")).ok()) return fail(s);
+  if (!(s = check_image_size(test, vq.model->config().input, o.data + " test set")).ok()) return fail(s);
   if (o.limit > 0 && o.limit < test.size()) {  // only the first `limit` test images
     test.images.count = test.labels.count = o.limit;
     test.images.pixels.resize(static_cast<size_t>(o.limit) * test.images.pixels_per_image());
     test.labels.labels.resize(o.limit);
   }
-  const int G = vq->code_size(), P = vq->config().input;
+  const int G = vq.level.cells(), P = vq.model->config().input;
   const double judge_acc = classifier_accuracy(*judge, test);
 
-  auto test_codes = encode_all(*vq, test);
+  auto test_codes = encode_all(vq, test);
   const double nll = prior_nll(*prior, test_codes, class_labels(*prior, test), G);
   const double marginal_nll = prior->config().classes > 0 ? prior_marginal_nll(*prior, test_codes, G) : nll;
   const double uniform_nll = G * std::log(static_cast<double>(prior->config().K));
@@ -360,9 +367,9 @@ int run_eval_prior(const PriorEvalOptions& o) {
   for (int32_t& c : uniform) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(prior->config().K)));
   std::vector<int32_t> real(test_codes.begin(), test_codes.begin() + static_cast<size_t>(std::min(o.samples, test.size())) * G);
   double matched = 0.0;
-  const double rec_prior = recognisable(*judge, decode_codes(*vq, sampled), P, o.threshold, labels, &matched);
-  const double rec_uniform = recognisable(*judge, decode_codes(*vq, uniform), P, o.threshold);
-  const double rec_real = recognisable(*judge, decode_codes(*vq, real), P, o.threshold);
+  const double rec_prior = recognisable(*judge, decode_codes(vq, sampled), P, o.threshold, labels, &matched);
+  const double rec_uniform = recognisable(*judge, decode_codes(vq, uniform), P, o.threshold);
+  const double rec_real = recognisable(*judge, decode_codes(vq, real), P, o.threshold);
   std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
   if (prior->config().classes > 0)
     std::printf("  test NLL                %.3f nats per grid given the label; %.3f marginal over %d equally likely "
@@ -391,26 +398,25 @@ int run_eval_prior(const PriorEvalOptions& o) {
 
 int run_sample_prior(const std::string& vqvae_file, const std::string& prior_file, bool uniform_codes, int count,
                      int cols, int scale, float temperature, uint64_t seed, const std::string& out) {
-  std::unique_ptr<Model> holder;
-  VqVae* vq = nullptr;
-  Status s = load_vqvae(vqvae_file, &holder, &vq);
+  CodeModel vq;
+  Status s = load_code_model(vqvae_file, &vq);
   if (!s.ok()) return fail(s);
-  const int G = vq->code_size(), side = static_cast<int>(std::lround(std::sqrt(double(vq->config().input))));
+  const int G = vq.level.cells(), side = static_cast<int>(std::lround(std::sqrt(double(vq.model->config().input))));
   std::vector<int32_t> codes(static_cast<size_t>(count) * G);
   Rng rng(seed, 5);
   if (uniform_codes) {
-    for (int32_t& c : codes) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(vq->K())));
+    for (int32_t& c : codes) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(vq.level.K)));
   } else {
     std::unique_ptr<PixelCnnPrior> prior;
     if (!(s = load_prior_file(prior_file, &prior)).ok()) return fail(s);
-    if (prior->config().K != vq->K() || prior->config().H * prior->config().W != G)
+    if (prior->config().K != vq.level.K || prior->config().H * prior->config().W != G)
       return fail(prior_file + " was not trained on codes of this VQ-VAE (codebook or grid size differ)");
     prior->reserve(count);
     // A class-conditional prior draws the classes in turn (0, 1, ..., 9, 0, ...: one per column of a 10-wide grid).
     const std::vector<int32_t> labels = balanced_labels(*prior, count);
     prior->sample(codes.data(), count, temperature, rng, at(labels, 0));
   }
-  std::vector<float> images = decode_codes(*vq, codes);
+  std::vector<float> images = decode_codes(vq, codes);
   if (!(s = write_png_grid(out, images.data(), count, side, side, cols, scale)).ok()) return fail(s);
   std::printf("wrote %s: %d digits decoded from %s code grids\n", out.c_str(), count,
               uniform_codes ? "uniformly random" : "PixelCNN-prior");

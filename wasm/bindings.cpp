@@ -174,6 +174,32 @@ void trim(std::vector<T>* v) {
   if (v->capacity() * sizeof(T) > kKeepBytes) std::vector<T>().swap(*v);
 }
 
+// What the model can do (core/models/model.h, "capabilities"), for the page to ask instead of a kind's
+// name: {"codeVector": true, "decode": true, "gaussianPrior", "posterior", "codeGrids": null or
+// [{H, W, K, D}, ...] (one per level), "conditioning": null or {classes}, "likelihood", "sampler",
+// "sequence", "inferenceGraph"}.
+std::string capabilities_json(const Model& m) {
+  Model& mm = const_cast<Model&>(m);  // the queries are non-const; none changes the model
+  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  std::string grids = "null";
+  if (const CodeGrids* g = m.code_grids()) {
+    grids = "[";
+    for (int l = 0; l < g->levels(); l++) {
+      const CodeLevel c = g->level(l);
+      grids += std::string(l ? "," : "") + "{\"H\":" + std::to_string(c.H) + ",\"W\":" + std::to_string(c.W) +
+               ",\"K\":" + std::to_string(c.K) + ",\"D\":" + std::to_string(c.D) + "}";
+    }
+    grids += "]";
+  }
+  const Conditioning* cond = mm.conditioning();
+  return "{\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
+         ",\"posterior\":" + b(has_posterior(m)) + ",\"codeGrids\":" + grids + ",\"conditioning\":" +
+         (cond ? "{\"classes\":" + std::to_string(cond->classes()) + "}" : std::string("null")) +
+         ",\"likelihood\":" + b(mm.likelihood() != nullptr) + ",\"sampler\":" + b(mm.sampler() != nullptr) +
+         ",\"sequence\":" + b(mm.sequence() != nullptr) + ",\"inferenceGraph\":" + b(m.inference_graph(nullptr)) +
+         "}";
+}
+
 class ModelCore {
  public:
   // Input buffers of n elements; null when memory for them cannot be had (the wrapper throws).
@@ -245,7 +271,7 @@ class ModelCore {
                        ",\"codeSize\":" + std::to_string(m.code_size()) +
                        ",\"hasPrior\":" + (m.has_gaussian_prior() ? "true" : "false") +
                        ",\"hasLogvar\":" + (has_posterior(m) ? "true" : "false") +
-                       ",\"metadata\":{" + meta + "}}";
+                       ",\"capabilities\":" + capabilities_json(m) + ",\"metadata\":{" + meta + "}}";
     return ok_result(val(json));
   }
 
@@ -353,27 +379,30 @@ class ModelCore {
     return ok_result(r);
   }
 
-  // The VQ-VAE's codebook and usage state: {K, D, grid, ema, codebook: Float32Array [K*D],
+  // The codebook and usage state of a model with code grids (CodeGrids, core/models/model.h; level 0,
+  // or `level` of a model with several): {K, D, grid, ema, codebook: Float32Array [K*D],
   // stepsSinceUsed: Int32Array [K] (training steps since a cell last chose each code), deadCodeSteps,
   // restarts}. Code assignments themselves come from encode() (indices as floats, [B, grid*grid]).
   val vqState() {
     if (!state_) return not_loaded("vqState");
-    const VqVae* vq = dynamic_cast<const VqVae*>(state_->model.get());
-    if (!vq)
+    const CodeGrids* grids = state_->model->code_grids();
+    if (!grids)
       return error_result("vqState: model kind '" + state_->model->config().kind +
-                          "' has no codebook (only vqvae has one)");
+                          "' has no codebook (it has no code grids; a vqvae has one)");
+    const int l = 0;
+    const CodeLevel level = grids->level(l);
     val r = val::object();
-    r.set("K", vq->K());
-    r.set("D", vq->D());
-    r.set("grid", vq->grid());
-    r.set("ema", vq->ema());
-    r.set("codebook", val(emscripten::typed_memory_view(static_cast<size_t>(vq->K()) * vq->D(),
-                                                        vq->codebook())).call<val>("slice"));
-    r.set("stepsSinceUsed",
-          val(emscripten::typed_memory_view(static_cast<size_t>(vq->K()), vq->steps_since_used()))
-              .call<val>("slice"));
-    r.set("deadCodeSteps", vq->config().get("dead_code_steps"));
-    r.set("restarts", static_cast<double>(vq->restarts()));
+    r.set("K", level.K);
+    r.set("D", level.D);
+    r.set("grid", level.H);
+    r.set("ema", grids->ema(l));
+    r.set("codebook", val(emscripten::typed_memory_view(static_cast<size_t>(level.K) * level.D,
+                                                        grids->codebook(l))).call<val>("slice"));
+    if (const int32_t* since = grids->steps_since_used(l))
+      r.set("stepsSinceUsed",
+            val(emscripten::typed_memory_view(static_cast<size_t>(level.K), since)).call<val>("slice"));
+    r.set("deadCodeSteps", grids->dead_code_steps(l));
+    r.set("restarts", static_cast<double>(grids->restarts(l)));
     return ok_result(r);
   }
 
@@ -525,8 +554,10 @@ class TrainerCore {
                           std::to_string(kMaxStepsPerCall) + "]");
     const int n = static_cast<int>(count);
     const std::vector<std::string> names = state_->model->loss_terms();
-    const VqVae* vq = dynamic_cast<const VqVae*>(state_->model.get());
-    std::vector<int64_t> counts(vq ? static_cast<size_t>(vq->K()) : 0, 0);
+    // A model with code grids reports the usage of its (first level's) codes over this call's batches.
+    const CodeGrids* vq = state_->model->code_grids();
+    const CodeLevel level = vq ? vq->level(0) : CodeLevel{};
+    std::vector<int64_t> counts(static_cast<size_t>(level.K), 0);
     val steps = val::array();
     Status s;
     for (int i = 0; i < n && s.ok(); i++) {
@@ -534,8 +565,8 @@ class TrainerCore {
       s = trainer_->step(&t);
       if (!s.ok()) break;
       if (vq) {  // the training batch's code assignments (the last forward was this step's)
-        const int cells = std::min(settings_.batch, data_.size()) * vq->grid() * vq->grid();
-        for (int c = 0; c < cells; c++) counts[vq->indices()[c]]++;
+        const int cells = std::min(settings_.batch, data_.size()) * level.cells();
+        for (int c = 0; c < cells; c++) counts[vq->indices(0)[c]]++;
       }
       val terms = val::object();
       for (size_t k = 0; k < names.size(); k++) terms.set(names[k], t.mean(k));
@@ -557,7 +588,7 @@ class TrainerCore {
       std::vector<double> cd(counts.begin(), counts.end());
       usage.set("counts", val(emscripten::typed_memory_view(cd.size(), cd.data())).call<val>("slice"));
       usage.set("used", used);
-      usage.set("perplexity", code_perplexity(counts.data(), vq->K()));
+      usage.set("perplexity", code_perplexity(counts.data(), level.K));
       r.set("codeUsage", usage);
     }
     if (!s.ok()) {

@@ -125,7 +125,8 @@ function makeApi(core) {
       });
     }
 
-    // {kind, config, parameters, lossTerms, input, codeSize, hasPrior, hasLogvar, metadata}
+    // {kind, config, parameters, lossTerms, input, codeSize, hasPrior, hasLogvar, capabilities, metadata};
+    // capabilities: what the model can do (codeGrids: null or [{H, W, K, D}] per level, ...; bindings.cpp).
     info() {
       return JSON.parse(unwrap(live(this, 'info').info()));
     }

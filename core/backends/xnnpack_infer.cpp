@@ -16,9 +16,6 @@
 
 #include "core/kernels/kernels.h"
 #include "core/nn/layers.h"
-#include "core/models/mlp_ae.h"
-#include "core/models/mlp_vae.h"
-#include "core/models/vqvae.h"
 
 namespace ll {
 
@@ -84,7 +81,8 @@ void XnnpackInference::reset() {
   kind_.clear();
   B_ = 0, threads_ = 1, P_ = 0;
   input_ = logits_ = out_ = code_ = zq_ = -1;
-  vq_sigmoid_ = false;
+  sigmoid_ = false;
+  nearest_ = nullptr;
   encoder_ops_ = 0, G_ = K_ = D_ = 0;
   codebook_.clear();
   idx_.clear();
@@ -148,78 +146,93 @@ Status XnnpackInference::add_deconvolution(const std::string& name, const float*
   return Status();
 }
 
-// vae / beta_vae: x -> fc1 + ReLU -> mu = fc21 -> fc3 + ReLU -> fc4 = logits; ae / dae the same with
-// encoder.0, encoder.2, decoder.0, decoder.2.
-Status XnnpackInference::build_mlp(const Model& model) {
-  const Linear* layers[4] = {nullptr, nullptr, nullptr, nullptr};
-  const std::string* names = nullptr;
-  static const std::string kVaeNames[4] = {"fc1", "fc21", "fc3", "fc4"};
-  static const std::string kAeNames[4] = {"encoder.0", "encoder.2", "decoder.0", "decoder.2"};
-  if (const auto* vae = dynamic_cast<const MlpVae*>(&model)) {
-    layers[0] = &vae->fc1, layers[1] = &vae->fc21, layers[2] = &vae->fc3, layers[3] = &vae->fc4;
-    names = kVaeNames;
-  } else if (const auto* ae = dynamic_cast<const MlpAutoencoder*>(&model)) {
-    layers[0] = &ae->enc0, layers[1] = &ae->enc2, layers[2] = &ae->dec0, layers[3] = &ae->dec2;
-    names = kAeNames;
-  } else {
-    return Status::error("XNNPACK inference: a '" + model.config().kind + "' model is not an MLP VAE or AE");
-  }
-  const ParamArena& a = model.params();
+// The graph's layers in order: a buffer per layer output (NHWC for images), one XNNPACK operator per
+// layer, and the quantisation between the encoder's and the decoder's operators. An image enters and
+// leaves with one channel, where NCHW and NHWC agree; inside, convolutions keep NHWC throughout.
+Status XnnpackInference::build(const InferenceGraph& graph) {
+  using T = InferenceLayer::Type;
+  if (graph.layers.empty()) return Status::error("XNNPACK inference: the model's inference graph is empty");
+  sigmoid_ = graph.sigmoid_output;
   int prev = input_;
-  for (int i = 0; i < 4; i++) {
-    const Linear& l = *layers[i];
-    const int next = i == 3 ? logits_ : add_buffer(l.OC);
-    Status s = add_fully_connected(names[i], a.param(l.weight), a.param(l.bias), l.C, l.OC,
-                                   /*relu*/ i == 0 || i == 2, prev, next);
+  size_t prev_size = static_cast<size_t>(P_);  // floats per image of prev
+  bool images = false;                          // prev holds conv activations (NHWC)
+  for (size_t i = 0; i < graph.layers.size(); i++) {
+    const InferenceLayer& l = graph.layers[i];
+    const bool last = i + 1 == graph.layers.size();
+    const std::string where = "XNNPACK inference: layer " + l.name + ": ";
+    size_t size = 0;
+    int out_h = 0, out_w = 0;
+    switch (l.type) {
+      case T::kLinear:
+        if (images) return Status::error(where + "a fully-connected layer after convolutions is not supported");
+        if (static_cast<size_t>(l.C) != prev_size)
+          return Status::error(where + "takes " + std::to_string(l.C) + " inputs, the layer before gives " +
+                               std::to_string(prev_size));
+        size = static_cast<size_t>(l.OC);
+        break;
+      case T::kConv2d:
+      case T::kConvTranspose2d:
+      case T::kQuantise:
+        if (static_cast<size_t>(l.C) * l.H * l.W != prev_size || (prev == input_ && l.C != 1))
+          return Status::error(where + "its input of " + std::to_string(l.C) + "x" + std::to_string(l.H) + "x" +
+                               std::to_string(l.W) + " does not follow the layer before (" +
+                               std::to_string(prev_size) + " floats per image, one channel at the input)");
+        if (l.type == T::kConv2d) {
+          out_h = (l.H + 2 * l.pad - l.kernel) / l.stride + 1, out_w = (l.W + 2 * l.pad - l.kernel) / l.stride + 1;
+        } else if (l.type == T::kConvTranspose2d) {
+          out_h = (l.H - 1) * l.stride - 2 * l.pad + l.kernel, out_w = (l.W - 1) * l.stride - 2 * l.pad + l.kernel;
+        } else {
+          out_h = l.H, out_w = l.W;
+        }
+        size = static_cast<size_t>(l.OC) * out_h * out_w;
+        break;
+    }
+    if (last && (size != static_cast<size_t>(P_) || (l.type != T::kLinear && l.OC != 1)))
+      return Status::error(where + "the graph ends in " + std::to_string(size) + " floats per image, not the " +
+                           std::to_string(P_) + " one-channel pixels of the model's input");
+    if (l.type == T::kQuantise) {
+      if (code_ >= 0) return Status::error(where + "more than one quantisation is not supported");
+      if (!l.nearest || l.codes < 1 || l.C != l.OC)
+        return Status::error(where + "a quantisation needs a codebook and its nearest-code search");
+      code_ = prev;
+      zq_ = add_buffer(size);
+      G_ = l.H * l.W, K_ = l.codes, D_ = l.C;
+      codebook_.assign(l.weight, l.weight + static_cast<size_t>(K_) * D_);
+      nearest_ = l.nearest;
+      encoder_ops_ = static_cast<int>(ops_.size());
+      prev = zq_, prev_size = size, images = true;
+      continue;
+    }
+    const int next = !last ? add_buffer(size) : sigmoid_ ? logits_ = add_buffer(size) : out_;
+    Status s;
+    if (l.type == T::kLinear)
+      s = add_fully_connected(l.name, l.weight, l.bias, l.C, l.OC, l.relu, prev, next);
+    else if (l.type == T::kConv2d)
+      s = add_convolution(l.name, l.weight, l.bias, l.C, l.OC, l.kernel, l.stride, l.pad, l.H, l.W, l.relu, prev, next);
+    else
+      s = add_deconvolution(l.name, l.weight, l.bias, l.C, l.OC, l.kernel, l.stride, l.pad, l.H, l.W, l.relu, prev,
+                            next);
     if (!s.ok()) return s;
-    prev = next;
+    prev = next, prev_size = size, images = l.type != T::kLinear;
   }
   return Status();
-}
-
-// vqvae: x [B,S,S,1] -> encoder.0 + ReLU [B,S/2,S/2,32] -> encoder.2 + ReLU [B,g,g,64] -> encoder.4 =
-// z_e [B,g,g,D] = rows [B*G, D] | nearest codes -> z_q rows | decoder.0 + ReLU [B,g,g,64] -> decoder.2 +
-// ReLU [B,S/2,S/2,32] -> decoder.4 [B,S,S,1].
-Status XnnpackInference::build_vqvae(const Model& model) {
-  const auto* vq = dynamic_cast<const VqVae*>(&model);
-  if (!vq) return Status::error("XNNPACK inference: a '" + model.config().kind + "' model is not a VQ-VAE");
-  const ParamArena& a = model.params();
-  const int S = vq->side(), g = vq->grid(), h = S / 2;
-  G_ = g * g, K_ = vq->K(), D_ = vq->D();
-  codebook_.assign(vq->codebook(), vq->codebook() + static_cast<size_t>(K_) * D_);
-  const int h1 = add_buffer(static_cast<size_t>(h) * h * vq->enc0.OC);
-  const int h2 = add_buffer(static_cast<size_t>(G_) * vq->enc2.OC);
-  code_ = add_buffer(static_cast<size_t>(G_) * D_);
-  zq_ = add_buffer(static_cast<size_t>(G_) * D_);
-  const int d0 = add_buffer(static_cast<size_t>(G_) * vq->dec0.OC);
-  const int d2 = add_buffer(static_cast<size_t>(h) * h * vq->dec2.OC);
-  auto conv = [&](const char* name, const Conv2d& c, int H, bool relu, int in, int out) {
-    return add_convolution(name, a.param(c.weight), a.param(c.bias), c.C, c.OC, c.K, c.stride, c.pad, H, H,
-                           relu, in, out);
-  };
-  auto deconv = [&](const char* name, const ConvTranspose2d& c, int H, bool relu, int in, int out) {
-    return add_deconvolution(name, a.param(c.weight), a.param(c.bias), c.C, c.OC, c.K, c.stride, c.pad, H,
-                             H, relu, in, out);
-  };
-  Status s;
-  if (!(s = conv("encoder.0", vq->enc0, S, true, input_, h1)).ok()) return s;
-  if (!(s = conv("encoder.2", vq->enc2, h, true, h1, h2)).ok()) return s;
-  if (!(s = conv("encoder.4", vq->enc4, g, false, h2, code_)).ok()) return s;
-  encoder_ops_ = static_cast<int>(ops_.size());
-  if (!(s = conv("decoder.0", vq->dec0, g, true, zq_, d0)).ok()) return s;
-  if (!(s = deconv("decoder.2", vq->dec2, g, true, d0, d2)).ok()) return s;
-  // With a sigmoid output (the default) decoder.4 writes logits and run() applies the core's sigmoid.
-  vq_sigmoid_ = model.config().get("sigmoid_output") != 0.0;
-  if (vq_sigmoid_) logits_ = add_buffer(static_cast<size_t>(P_));
-  return deconv("decoder.4", vq->dec4, h, false, d2, vq_sigmoid_ ? logits_ : out_);
 }
 
 Status XnnpackInference::setup(const Model& model, int B, int threads) {
   reset();
   const std::string& kind = model.config().kind;
-  if (!xnnpack_supports_kind(kind))
-    return Status::error("XNNPACK inference takes the kinds vae, beta_vae, ae, dae and vqvae, not '" + kind +
-                         "' (use the core backend)");
+  InferenceGraph graph;
+  if (!model.inference_graph(&graph)) {
+    // The kinds whose models export an inference graph, from the registry.
+    std::string kinds;
+    std::vector<std::string> names;
+    for (const ModelKind& k : model_kinds())
+      if (xnnpack_supports_kind(k.name)) names.push_back(k.name);
+    for (size_t i = 0; i < names.size(); i++)
+      kinds += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+    return Status::error("XNNPACK inference takes the kinds " + kinds + ", not '" + kind +
+                         "' (it takes models that export an inference graph; use the core backend)");
+  }
   if (B < 1) return Status::error("XNNPACK inference: the batch size must be at least 1, not " + std::to_string(B));
   if (threads < 1)
     return Status::error("XNNPACK inference: the thread count must be at least 1, not " + std::to_string(threads));
@@ -239,13 +252,7 @@ Status XnnpackInference::setup(const Model& model, int B, int threads) {
   P_ = model.config().input;
   input_ = add_buffer(static_cast<size_t>(P_));
   out_ = add_buffer(static_cast<size_t>(P_));
-  Status s;
-  if (kind == "vqvae") {
-    s = build_vqvae(model);
-  } else {
-    logits_ = add_buffer(static_cast<size_t>(P_));
-    s = build_mlp(model);
-  }
+  Status s = build(graph);
   if (s.ok()) s = resize(B);
   if (!s.ok()) reset();
   return s;
@@ -256,7 +263,7 @@ Status XnnpackInference::resize(int B) {
     const size_t n = static_cast<size_t>(B) * per_image_[i] + kExtraFloats;
     if (bufs_[i].size() < n) bufs_[i].assign(n, 0.0f);
   }
-  if (kind_ == "vqvae") {
+  if (code_ >= 0) {
     idx_.resize(static_cast<size_t>(B) * G_);
     dist_.resize(static_cast<size_t>(std::min(B * G_, 256)) * K_);
   }
@@ -299,26 +306,25 @@ Status XnnpackInference::run(const float* x, int B) {
   if (B != B_ && !(s = resize(B)).ok()) return s;
   const size_t n = static_cast<size_t>(B) * P_;
   std::memcpy(buf(input_), x, sizeof(float) * n);
-  if (kind_ == "vqvae") {
+  if (code_ >= 0) {
     if (!(s = run_ops(0, encoder_ops_)).ok()) return s;
     const int N = B * G_;
-    vq_nearest(idx_.data(), buf(code_), codebook_.data(), N, K_, D_, dist_.data());
+    nearest_(idx_.data(), buf(code_), codebook_.data(), N, K_, D_, dist_.data());
     float* zq = buf(zq_);
     for (int r = 0; r < N; r++)
       std::memcpy(zq + static_cast<size_t>(r) * D_, codebook_.data() + static_cast<size_t>(idx_[r]) * D_,
                   sizeof(float) * D_);
     if (!(s = run_ops(encoder_ops_, static_cast<int>(ops_.size()))).ok()) return s;
-    if (vq_sigmoid_) sigmoid_forward(buf(out_), buf(logits_), n);
-    return Status();
+  } else if (!(s = run_ops(0, static_cast<int>(ops_.size()))).ok()) {
+    return s;
   }
-  if (!(s = run_ops(0, static_cast<int>(ops_.size()))).ok()) return s;
-  sigmoid_forward(buf(out_), buf(logits_), n);
+  if (sigmoid_) sigmoid_forward(buf(out_), buf(logits_), n);
   return Status();
 }
 
 InferenceBackend choose_inference_backend(Model& model, const float* x, int B, int threads, double* ratio) {
   if (ratio) *ratio = 0.0;
-  if (B < 1 || threads < 1 || !xnnpack_supports_kind(model.config().kind)) return InferenceBackend::kCore;
+  if (B < 1 || threads < 1 || !xnnpack_supports(model)) return InferenceBackend::kCore;
   XnnpackInference xnn;
   if (!xnn.setup(model, B, threads).ok()) return InferenceBackend::kCore;
   model.reserve(B);

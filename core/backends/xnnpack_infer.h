@@ -1,22 +1,28 @@
 // XNNPACK (Debian's libxnnpack-dev, the 2022 operator API) as a native inference backend: forward-only
 // reconstruction of a trained model through XNNPACK's fully-connected, convolution and deconvolution
 // operators, built once from the model's weights.
+// The backend reaches models only through the protocol (core/models/model.h): a model that exports an
+// InferenceGraph (Model::inference_graph) is built layer by layer from it, whatever its kind; today
 //   vae, beta_vae  fc1 + ReLU -> fc21 (the posterior mean; fc22 is not needed) -> fc3 + ReLU -> fc4 ->
 //                  sigmoid: what Model::forward with ZMode::kMean reconstructs
 //   ae, dae        encoder.0 + ReLU -> encoder.2 -> decoder.0 + ReLU -> decoder.2 -> sigmoid
-//   vqvae          the encoder convolutions in NHWC -> nearest codes (vq_nearest on the NHWC rows, which
-//                  are exactly the [B*G, D] cells) -> decoder.0 + ReLU -> two deconvolutions -> sigmoid
-//                  (with sigmoid_output = 1, the default; files made before it have the raw output)
+//   vqvae          the encoder convolutions in NHWC -> nearest codes (the model's own search on the NHWC
+//                  rows, which are exactly the [B*G, D] cells) -> decoder.0 + ReLU -> two deconvolutions
+//                  -> sigmoid (with sigmoid_output = 1, the default; files made before it have the raw
+//                  output)
 // ReLUs are fused into the operators (output_min = 0); the sigmoid is the core's (sigmoid_forward).
-// Other kinds are refused with a message. The core stays the specification: tests/test_xnnpack.cpp holds
-// each supported kind to the core's reconstruction.
+// Models without a graph, or with layers it cannot lay out (convolutions over several input channels
+// after a flattening, more than one quantisation), are refused with a message. The core stays the
+// specification: tests/test_xnnpack.cpp holds each supported kind to the core's reconstruction.
 //
 // This header is included everywhere (wasm too): the backend choice below is always defined, the
 // XnnpackInference class only when the build found XNNPACK (LATENTLAB_HAVE_XNNPACK; never in wasm, where
 // XNNPACK cannot be built from Debian). It never includes xnnpack.h. Like all of core/, nothing here
-// prints, exits or throws.
+// prints, exits or throws. Of the models' room it includes only core/models/model.h
+// (scripts/check_layout.sh holds it to that).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,8 +50,17 @@ inline bool xnnpack_built() {
   return false;
 #endif
 }
+// Whether the model exports an inference graph (XnnpackInference::setup may still refuse a graph it
+// cannot lay out, with a message).
+inline bool xnnpack_supports(const Model& model) { return model.inference_graph(nullptr); }
+// The same for a kind, asked of a shapes-only model of its default config (nothing allocated); false for
+// an unknown kind.
 inline bool xnnpack_supports_kind(const std::string& kind) {
-  return kind == "vae" || kind == "beta_vae" || kind == "ae" || kind == "dae" || kind == "vqvae";
+  ModelConfig config;
+  config.kind = kind;
+  std::unique_ptr<Model> model;
+  ShapesOnly shapes_only;
+  return create_model(config, &model).ok() && xnnpack_supports(*model);
 }
 
 // The backend used when none is asked for is chosen by measurement, not by a table: which of the two is
@@ -110,11 +125,11 @@ class XnnpackInference {
   // From the last run: [B, P] pixel probabilities (vae, ae families), pixel values (vqvae; raw values
   // with sigmoid_output = 0); null before a setup.
   const float* reconstruction() const { return ready() ? buf(out_) : nullptr; }
-  // From the last run of a VQ-VAE: code indices [B, G] (raster order, as VqVae::indices()); null for
-  // other kinds.
-  const int32_t* indices() const { return ready() && kind_ == "vqvae" ? idx_.data() : nullptr; }
-  // From the last run of a VQ-VAE: the encoder output z_e as NHWC rows [B*G, D].
-  const float* z_e_rows() const { return ready() && kind_ == "vqvae" ? buf(code_) : nullptr; }
+  // From the last run of a model with a quantisation (a VQ-VAE): code indices [B, G] (raster order, as
+  // CodeGrids::indices); null for other models.
+  const int32_t* indices() const { return ready() && code_ >= 0 ? idx_.data() : nullptr; }
+  // From the last run of a model with a quantisation: its input z_e as NHWC rows [B*G, D].
+  const float* z_e_rows() const { return ready() && code_ >= 0 ? buf(code_) : nullptr; }
 
  private:
   // One operator and what it reads and writes (buffer ids); convolutions also need the input size.
@@ -136,8 +151,8 @@ class XnnpackInference {
                          int K, int stride, int pad, int H, int W, bool relu, int in, int out);
   Status add_deconvolution(const std::string& name, const float* weight, const float* bias, int C, int OC,
                            int K, int stride, int pad, int H, int W, bool relu, int in, int out);
-  Status build_mlp(const Model& model);
-  Status build_vqvae(const Model& model);
+  // Operators and buffers for the graph's layers, in order (input_ -> ... -> logits_ or out_).
+  Status build(const InferenceGraph& graph);
   Status resize(int B);  // buffers for B images and every operator set up on them
   Status run_ops(int first, int last);
   float* buf(int id) { return bufs_[id].data(); }
@@ -150,13 +165,14 @@ class XnnpackInference {
   std::vector<Op> ops_;
   std::vector<size_t> per_image_;        // floats per image of each buffer
   std::vector<std::vector<float>> bufs_;
-  int input_ = -1, logits_ = -1, out_ = -1;  // buffer ids (logits_: the Bernoulli models and a VQ-VAE's sigmoid output)
-  bool vq_sigmoid_ = false;                  // the VQ-VAE's decoder.4 is followed by a sigmoid
-  // VQ-VAE: ops_[0, encoder_ops_) are the encoder, the rest the decoder; quantisation in between reads
-  // code_ ([B*G, D] rows) and writes zq_ (the same shape).
+  int input_ = -1, logits_ = -1, out_ = -1;  // buffer ids (logits_: before the graph's output sigmoid)
+  bool sigmoid_ = false;                     // the graph ends in a sigmoid
+  // With a quantisation: ops_[0, encoder_ops_) are the encoder, the rest the decoder; quantisation in
+  // between reads code_ ([B*G, D] rows) and writes zq_ (the same shape).
   int encoder_ops_ = 0, code_ = -1, zq_ = -1;
   int G_ = 0, K_ = 0, D_ = 0;
   std::vector<float> codebook_;  // [K, D]
+  void (*nearest_)(int32_t*, const float*, const float*, int, int, int, float*) = nullptr;
   std::vector<int32_t> idx_;     // [B*G]
   std::vector<float> dist_;      // vq_nearest's scratch
 };

@@ -75,4 +75,15 @@ void MlpAutoencoder::decode(const float* z, int B, float* out) {
   for (size_t i = 0; i < n; i++) out[i] = stable_sigmoid(logits_[i]);
 }
 
+bool MlpAutoencoder::inference_graph(InferenceGraph* out) const {
+  if (!out) return true;
+  out->layers.clear();
+  out->layers.push_back(linear_inference_layer("encoder.0", params_.param(enc0.weight), params_.param(enc0.bias), enc0.C, enc0.OC, true));
+  out->layers.push_back(linear_inference_layer("encoder.2", params_.param(enc2.weight), params_.param(enc2.bias), enc2.C, enc2.OC, false));
+  out->layers.push_back(linear_inference_layer("decoder.0", params_.param(dec0.weight), params_.param(dec0.bias), dec0.C, dec0.OC, true));
+  out->layers.push_back(linear_inference_layer("decoder.2", params_.param(dec2.weight), params_.param(dec2.bias), dec2.C, dec2.OC, false));
+  out->sigmoid_output = true;
+  return true;
+}
+
 }  // namespace ll

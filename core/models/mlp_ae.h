@@ -22,6 +22,8 @@ class MlpAutoencoder : public Model {
   const float* reconstruction() const override { return probs_.data(); }
   const float* code() const override { return code_.data(); }
   void decode(const float* z, int B, float* out) override;
+  // Forward-only reconstruction for inference backends: encoder.0 + ReLU -> encoder.2 -> decoder.0 + ReLU -> decoder.2 -> sigmoid.
+  bool inference_graph(InferenceGraph* out) const override;
 
   Linear enc0, enc2, dec0, dec2;
 

@@ -119,4 +119,15 @@ void MlpVae::metrics_report(std::vector<std::pair<std::string, double>>* out) co
   if (active >= 0) out->push_back({"active_units", active});
 }
 
+bool MlpVae::inference_graph(InferenceGraph* out) const {
+  if (!out) return true;
+  out->layers.clear();
+  out->layers.push_back(linear_inference_layer("fc1", params_.param(fc1.weight), params_.param(fc1.bias), fc1.C, fc1.OC, true));
+  out->layers.push_back(linear_inference_layer("fc21", params_.param(fc21.weight), params_.param(fc21.bias), fc21.C, fc21.OC, false));
+  out->layers.push_back(linear_inference_layer("fc3", params_.param(fc3.weight), params_.param(fc3.bias), fc3.C, fc3.OC, true));
+  out->layers.push_back(linear_inference_layer("fc4", params_.param(fc4.weight), params_.param(fc4.bias), fc4.C, fc4.OC, false));
+  out->sigmoid_output = true;
+  return true;
+}
+
 }  // namespace ll

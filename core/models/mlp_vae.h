@@ -24,6 +24,8 @@ class MlpVae : public Model {
   const float* reconstruction() const override { return probs_.data(); }
   const float* code() const override { return mu_.data(); }
   void decode(const float* z, int B, float* out) override;
+  // Forward-only reconstruction for inference backends: fc1 + ReLU -> fc21 (the posterior mean) -> fc3 + ReLU -> fc4 -> sigmoid.
+  bool inference_graph(InferenceGraph* out) const override;
   bool has_gaussian_prior() const override { return true; }
   bool posterior(const float** mu, const float** logvar, const float** z) const override {
     *mu = mu_.data(), *logvar = logvar_.data(), *z = z_.data();

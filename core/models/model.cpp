@@ -25,6 +25,16 @@ std::string number_str(double v) {
 
 }  // namespace
 
+InferenceLayer linear_inference_layer(const std::string& name, const float* weight, const float* bias, int C,
+                                      int OC, bool relu) {
+  InferenceLayer l;
+  l.type = InferenceLayer::Type::kLinear;
+  l.name = name;
+  l.weight = weight, l.bias = bias;
+  l.C = C, l.OC = OC, l.relu = relu;
+  return l;
+}
+
 const ModelKind* find_model_kind(const std::string& name) {
   for (const ModelKind& k : model_kinds())
     if (k.name == name) return &k;

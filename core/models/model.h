@@ -5,6 +5,7 @@
 // Model kinds are listed in one registry (model_registry.cpp) with their hyperparameters, so the CLI,
 // the model files and the bindings learn about a new kind from that one place.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,122 @@ struct ModelConfig {
 // How the VAE picks z: a sample from q(z|x) (training, the usual one-sample ELBO) or its mean.
 // Models without a stochastic code ignore it.
 enum class ZMode { kSample, kMean };
+
+// ---- capabilities ----
+// What a model can do beyond "images in, reconstruction and loss terms out" is asked, never cast for:
+// each capability is an interface a kind implements, and Model has one query per capability returning
+// the interface or null (code_grids(), conditioning(), likelihood(), sampler(), sequence(), inference_graph()).
+// Callers (CLI, bindings, backends, page through the bindings' info()) branch on these answers, never
+// on a kind's name or its class (scripts/check_protocol.sh holds every file outside the registry and
+// the kinds' own files to that). Vector codes (Model::code), decoding a vector (Model::decode) and
+// sampling a Gaussian prior (has_gaussian_prior) are part of Model itself.
+
+// One level of discrete codes: an H x W grid of indices into a codebook of K vectors of size D.
+struct CodeLevel {
+  int H = 0, W = 0, K = 0, D = 0;
+  int cells() const { return H * W; }
+};
+
+// Encoding to grids of code indices, and decoding from them: a VQ-VAE (one level), a VQ-VAE-2 (two:
+// level 0 the top, coarse grid; level 1 the bottom, fine grid; issue 12). Indices, z_e rows and
+// codebooks are the model's own buffers, valid until its next forward / encode / decode.
+class CodeGrids {
+ public:
+  virtual ~CodeGrids() = default;
+  virtual int levels() const = 0;
+  virtual CodeLevel level(int l) const = 0;  // 0 <= l < levels()
+  // Encodes x[B, input] (B <= max_batch) to every level's indices; no loss, no reconstruction.
+  virtual void encode_codes(const float* x, int B) = 0;
+  // From the last forward or encode_codes: indices [B, cells] in raster order (row = h * W + w), the
+  // encoder's output before quantisation as rows [B * cells, D] (cell by cell), and the codebook [K, D].
+  virtual const int32_t* indices(int l) const = 0;
+  virtual const float* z_e_rows(int l) const = 0;
+  virtual const float* codebook(int l) const = 0;
+  // Decodes codes[l] ([B, cells of level l], each in [0, K)) to out[B, input]. B <= max_batch.
+  virtual void decode_codes(const int32_t* const* codes, int B, float* out) = 0;
+  // Training state of level l's codebook for the page: EMA updates on, per-code training steps since a
+  // cell last chose it [K] (null when not tracked), restarts of dead codes so far, and the dead-code
+  // window in steps (0: no restarts).
+  virtual bool ema(int l) const { return false; }
+  virtual const int32_t* steps_since_used(int l) const { return nullptr; }
+  virtual int64_t restarts(int l) const { return 0; }
+  virtual int dead_code_steps(int l) const { return 0; }
+};
+
+// A condition per example (a class label): set before forward / sampling. Declared for the
+// class-conditional kinds of issue 12 (PixelCNN over pixels); no kind has it yet.
+class Conditioning {
+ public:
+  virtual ~Conditioning() = default;
+  virtual int classes() const = 0;
+  // labels[B] in [0, classes()), or null for none; the model keeps the pointer until the next call.
+  virtual void set_labels(const int32_t* labels, int B) = 0;
+};
+
+// An exact (or bounded) negative log-likelihood per example of the last forward, in nats: the density
+// models of issue 12 (PixelCNN over pixels: exact; VQ-VAE-2 priors over codes). Declared; no kind has
+// it yet (the VAEs' bound is their loss; iwae.h estimates log p(x) through Model::posterior).
+class Likelihood {
+ public:
+  virtual ~Likelihood() = default;
+  virtual bool exact() const = 0;
+  virtual const float* nll() const = 0;  // [B]
+};
+
+// Drawing examples from the model's own distribution (the autoregressive kinds of issues 12 and 13;
+// the VAEs' Gaussian prior is has_gaussian_prior() + decode). Declared; no kind has it yet.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // count examples out[count, input] (temperature scales the logits); labels[count] when the model is
+  // conditional, else null.
+  virtual void sample(float* out, int count, float temperature, Rng& rng, const int32_t* labels) = 0;
+};
+
+// Stepping through a sequence with a state carried between steps: the TD-VAE's belief
+// b_t = RNN(b_{t-1}, x_t) (issue 13). Declared; no kind has it yet.
+class SequenceStepper {
+ public:
+  virtual ~SequenceStepper() = default;
+  virtual int state_size() const = 0;                  // floats of state per sequence
+  virtual void reset_state(int B) = 0;                 // B sequences, each at its start
+  virtual void step(const float* x, int B) = 0;        // one frame x[B, input] per sequence
+  virtual const float* state() const = 0;              // [B, state_size()]
+  // Predicts `jump` steps ahead from the current state: frames out[B, input].
+  virtual void predict(int jump, float* out, int B, Rng& rng) = 0;
+};
+
+// A forward-only reconstruction as a chain of standard layers, for inference backends (XNNPACK): the
+// model exports its weights (PyTorch layouts, the model's own memory) and shapes; the backend builds its
+// operators from them and never needs the model's class. Each layer reads the previous one's output.
+//   kLinear           x [B, C] -> [B, OC]; weight [OC, C], bias [OC]
+//   kConv2d           [B, C, H, W] -> [B, OC, ...]; weight [OC, C, kernel, kernel], bias [OC]
+//   kConvTranspose2d  weight [C, OC, kernel, kernel], bias [OC]
+//   kQuantise         each cell's C-vector replaced by its nearest row of the codebook `weight`
+//                     [codes, C] (vq_nearest: ties to the lowest index)
+// Activations between convolutions are images of H x W (the layer's input size) with C channels.
+struct InferenceLayer {
+  enum class Type { kLinear, kConv2d, kConvTranspose2d, kQuantise };
+  Type type = Type::kLinear;
+  std::string name;  // the tensors' prefix ("fc1", "encoder.0")
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  int C = 0, OC = 0;
+  int kernel = 1, stride = 1, pad = 0;
+  int H = 1, W = 1;  // input size of a convolution or quantisation
+  int codes = 0;     // kQuantise: codebook rows
+  // kQuantise: the model's nearest-code search, idx[n] = argmin_k ||z_n - e_k||^2 for rows z [N, C] and
+  // the codebook [codes, C]; dist is scratch of min(N, 256) * codes floats (vq_nearest, vqvae.h).
+  void (*nearest)(int32_t* idx, const float* z, const float* codebook, int N, int K, int D, float* dist) = nullptr;
+  bool relu = false;  // a ReLU after the layer
+};
+struct InferenceGraph {
+  std::vector<InferenceLayer> layers;
+  bool sigmoid_output = false;  // a sigmoid after the last layer (pixel probabilities)
+};
+// A kLinear layer (the MLP kinds' graphs are four of them).
+InferenceLayer linear_inference_layer(const std::string& name, const float* weight, const float* bias, int C,
+                                      int OC, bool relu);
 
 class Model {
  public:
@@ -97,6 +214,18 @@ class Model {
   // [B, code_size()]; false for models without one. Used by the importance-weighted log p(x) (iwae.h).
   virtual bool posterior(const float** mu, const float** logvar, const float** z) const { return false; }
 
+  // ---- capabilities (see above): null / false when the model has none ----
+  virtual CodeGrids* code_grids() { return nullptr; }
+  const CodeGrids* code_grids() const { return const_cast<Model*>(this)->code_grids(); }
+  virtual Conditioning* conditioning() { return nullptr; }
+  virtual Likelihood* likelihood() { return nullptr; }
+  virtual Sampler* sampler() { return nullptr; }
+  virtual SequenceStepper* sequence() { return nullptr; }
+  // Whether the model's forward-only reconstruction (ZMode::kMean) is a chain of standard layers; fills
+  // *out when out is not null (pointers into the model's weights, valid while it lives and is unchanged).
+  // Valid on a shapes-only model with out == null (the answer depends on the kind and config only).
+  virtual bool inference_graph(InferenceGraph* out) const { return false; }
+
   // ---- training hooks (the Trainer calls these; defaults do nothing) ----
   // Corrupt a training input in place (denoising autoencoders); the loss target stays clean.
   virtual void corrupt(float* x, int B, Rng& rng) const {}
@@ -132,9 +261,17 @@ struct ModelKind {
   // kinds); null when there is none. Runs in ModelConfig::validate, so a bad file never reaches a
   // constructor's asserts.
   Status (*check)(const ModelConfig& config) = nullptr;
+  // Fills in what a file of this kind written by an older LatentLab left out (a hyperparameter added
+  // later, whose old behaviour differs from its default); runs on the config read from a file's
+  // metadata, before validation. Null when there is nothing to fill.
+  void (*old_file_defaults)(ModelConfig* config) = nullptr;
 };
 const std::vector<ModelKind>& model_kinds();
 const ModelKind* find_model_kind(const std::string& name);
+// Adds a kind to the registry (e.g. a test's toy kind, from its own file). Refused when the name is
+// empty, not [a-z0-9_], or taken, or the kind has no constructor. Not thread-safe: register before
+// models are created from other threads (it may move the registry's entries).
+Status register_model_kind(ModelKind kind);
 
 // The memory budget of one model: parameters (four arenas) plus the activations of a batch, in floats.
 // 2^28 floats (1 GiB) is far beyond every model LatentLab ships or the page trains (with a batch of 128:

@@ -54,9 +54,9 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
   if (it != file.metadata.end()) {
     s = ModelConfig::from_json(it->second, &config);
     if (!s.ok()) return s.with_context("metadata 'latentlab.config': ");
-    // LatentLab writes every hyperparameter into its files, so a VQ-VAE file without "sigmoid_output"
-    // predates it: its decoder's output is raw.
-    if (config.kind == "vqvae" && !config.hyper.count("sigmoid_output")) config.hyper["sigmoid_output"] = 0;
+    // What older files of the kind left out (the kind's registry entry knows).
+    const ModelKind* k = find_model_kind(config.kind);
+    if (k && k->old_file_defaults) k->old_file_defaults(&config);
     auto kind = file.metadata.find("latentlab.model");
     if (kind != file.metadata.end() && kind->second != config.kind)
       return Status::error("metadata disagree: 'latentlab.model' is '" + kind->second +

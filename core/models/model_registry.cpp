@@ -1,5 +1,6 @@
 // The registry of model kinds: name, description, hyperparameters, constructor, and how to recognise a
-// PyTorch-saved file of the kind. Adding a kind = one entry here (and its own files).
+// PyTorch-saved file of the kind. Adding a kind = one entry here (and its own files), or a call of
+// register_model_kind from the kind's own files (tests/toy_kind.cpp).
 #include <map>
 #include <string>
 #include <vector>
@@ -58,10 +59,15 @@ std::unique_ptr<Model> make(const ModelConfig& c) {
   return std::unique_ptr<Model>(new T(c));
 }
 
-}  // namespace
+// LatentLab writes every hyperparameter into its files, so a VQ-VAE file without "sigmoid_output"
+// predates it: its decoder's output is raw.
+void vqvae_old_file_defaults(ModelConfig* c) {
+  if (!c->hyper.count("sigmoid_output")) c->hyper["sigmoid_output"] = 0;
+}
 
-const std::vector<ModelKind>& model_kinds() {
-  static const std::vector<ModelKind> kinds = {
+// The kinds shipped with LatentLab, then any added by register_model_kind.
+std::vector<ModelKind>& registry() {
+  static std::vector<ModelKind> kinds = {
       {"ae", "MLP autoencoder: input-hidden-latent-hidden-input, ReLU, linear code, BCE", {},
        make<MlpAutoencoder>,
        [](const Shapes& s, ModelConfig* c) { return infer_mlp(s, "encoder.0.weight", "encoder.2.weight", "ae", c); }},
@@ -96,9 +102,24 @@ const std::vector<ModelKind>& model_kinds() {
         {"tied", 0, 0, 1, true, "Single-layer AEs: 1 = tied weights, the decoder weight is encoder.0.weight transposed (no decoder.0.weight tensor)"}},
        make<ContractiveAutoencoder>, nullptr},
       {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
-       vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image},
+       vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults},
   };
   return kinds;
+}
+
+}  // namespace
+
+const std::vector<ModelKind>& model_kinds() { return registry(); }
+
+Status register_model_kind(ModelKind kind) {
+  if (kind.name.empty()) return Status::error("register_model_kind: the kind has no name");
+  for (char ch : kind.name)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
+      return Status::error("register_model_kind: kind name '" + kind.name + "' may hold only a-z, 0-9 and _");
+  if (!kind.create) return Status::error("register_model_kind: kind '" + kind.name + "' has no constructor");
+  if (find_model_kind(kind.name)) return Status::error("register_model_kind: kind '" + kind.name + "' exists already");
+  registry().push_back(std::move(kind));
+  return Status();
 }
 
 }  // namespace ll

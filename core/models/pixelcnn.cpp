@@ -480,4 +480,9 @@ Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPri
   return Status();
 }
 
+bool is_prior_metadata(const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.find("latentlab.model");
+  return it != metadata.end() && it->second == "pixelcnn_prior";
+}
+
 }  // namespace ll

@@ -143,5 +143,8 @@ std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::
                                 DType dtype = DType::kF32);
 Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
                   std::map<std::string, std::string>* metadata = nullptr);
+// Whether a model file's metadata names it a prior file ("latentlab.model" = "pixelcnn_prior"): the
+// callers ask this instead of comparing the name themselves.
+bool is_prior_metadata(const std::map<std::string, std::string>& metadata);
 
 }  // namespace ll

@@ -223,6 +223,57 @@ void VqVae::decode(const float* z, int B, float* out) {
   std::copy(out_.begin(), out_.begin() + static_cast<size_t>(B) * P_, out);
 }
 
+void VqVae::decode_codes(const int32_t* const* codes, int B, float* out) {
+  assert(B <= max_batch_);
+  const float* E = params_.param(codebook_);
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < G_; c++) {
+      const size_t i = static_cast<size_t>(b) * G_ + c;
+      const int k = codes[0][i];
+      assert(k >= 0 && k < K_);
+      idx_[i] = k;
+      code_f_[i] = static_cast<float>(k);
+      for (int d = 0; d < D_; d++)
+        zq_[(static_cast<size_t>(b) * D_ + d) * G_ + c] = E[static_cast<size_t>(k) * D_ + d];
+    }
+  decoder_forward(zq_.data(), B);
+  std::copy(out_.begin(), out_.begin() + static_cast<size_t>(B) * P_, out);
+}
+
+// x [S,S,1] -> encoder.0 + ReLU -> encoder.2 + ReLU -> encoder.4 = z_e [g,g,D] -> nearest codes ->
+// decoder.0 + ReLU -> decoder.2 + ReLU -> decoder.4 (-> sigmoid with sigmoid_output).
+bool VqVae::inference_graph(InferenceGraph* out) const {
+  if (!out) return true;
+  const ParamArena& a = params_;
+  const int h = S_ / 2;
+  auto conv = [&](InferenceLayer::Type type, const char* name, int C, int OC, int K, int stride, int pad,
+                  int weight, int bias, int H, bool relu) {
+    InferenceLayer l;
+    l.type = type;
+    l.name = name;
+    l.weight = a.param(weight), l.bias = a.param(bias);
+    l.C = C, l.OC = OC, l.kernel = K, l.stride = stride, l.pad = pad, l.H = l.W = H, l.relu = relu;
+    return l;
+  };
+  using T = InferenceLayer::Type;
+  out->layers.clear();
+  out->layers.push_back(conv(T::kConv2d, "encoder.0", enc0.C, enc0.OC, enc0.K, enc0.stride, enc0.pad, enc0.weight, enc0.bias, S_, true));
+  out->layers.push_back(conv(T::kConv2d, "encoder.2", enc2.C, enc2.OC, enc2.K, enc2.stride, enc2.pad, enc2.weight, enc2.bias, h, true));
+  out->layers.push_back(conv(T::kConv2d, "encoder.4", enc4.C, enc4.OC, enc4.K, enc4.stride, enc4.pad, enc4.weight, enc4.bias, g_, false));
+  InferenceLayer q;
+  q.type = T::kQuantise;
+  q.name = "codebook";
+  q.weight = codebook();
+  q.C = q.OC = D_, q.H = q.W = g_, q.codes = K_;
+  q.nearest = vq_nearest;
+  out->layers.push_back(q);
+  out->layers.push_back(conv(T::kConv2d, "decoder.0", dec0.C, dec0.OC, dec0.K, dec0.stride, dec0.pad, dec0.weight, dec0.bias, g_, true));
+  out->layers.push_back(conv(T::kConvTranspose2d, "decoder.2", dec2.C, dec2.OC, dec2.K, dec2.stride, dec2.pad, dec2.weight, dec2.bias, g_, true));
+  out->layers.push_back(conv(T::kConvTranspose2d, "decoder.4", dec4.C, dec4.OC, dec4.K, dec4.stride, dec4.pad, dec4.weight, dec4.bias, h, false));
+  out->sigmoid_output = sigmoid_output_;
+  return true;
+}
+
 void VqVae::restart_code(int k, const float* v) {
   float* e = params_.param(vq.codebook) + static_cast<size_t>(k) * D_;
   std::copy(v, v + D_, e);

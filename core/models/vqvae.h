@@ -54,7 +54,9 @@ namespace ll {
 std::vector<HyperSpec> vqvae_hyper();
 bool vqvae_infer(const std::map<std::string, std::vector<int64_t>>& shapes, ModelConfig* out);
 
-class VqVae : public Model {
+// The capabilities it has: CodeGrids (one level: g x g cells, K codes of size D) and an inference graph
+// (the XNNPACK backend).
+class VqVae : public Model, public CodeGrids {
  public:
   explicit VqVae(const ModelConfig& config);
   void reserve(int max_batch) override;
@@ -75,6 +77,25 @@ class VqVae : public Model {
   void metrics_reset() override;
   void metrics_accumulate(int B) override;
   void metrics_report(std::vector<std::pair<std::string, double>>* out) const override;
+
+  // ---- capabilities ----
+  using Model::code_grids;  // the const query too
+  CodeGrids* code_grids() override { return this; }
+  bool inference_graph(InferenceGraph* out) const override;
+  int levels() const override { return 1; }
+  CodeLevel level(int l) const override { return {g_, g_, K_, D_}; }
+  void encode_codes(const float* x, int B) override {
+    encode(x, B);
+    quantise(B);
+  }
+  const int32_t* indices(int l) const override { return idx_.data(); }
+  const float* z_e_rows(int l) const override { return rows_.data(); }
+  const float* codebook(int l) const override { return codebook(); }
+  void decode_codes(const int32_t* const* codes, int B, float* out) override;
+  bool ema(int l) const override { return ema_; }
+  const int32_t* steps_since_used(int l) const override { return since_used_.data(); }
+  int64_t restarts(int l) const override { return restarts_; }
+  int dead_code_steps(int l) const override { return dead_steps_; }
 
   // ---- the stages of forward, public for the UI and the tests ----
   void encode(const float* x, int B);                // x [B,P] -> z_e [B,D,g,g]

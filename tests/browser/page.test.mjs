@@ -238,6 +238,18 @@ test('a bad model file gives a clear message, changes nothing, and the page keep
   await page.click('#errors .error button');
 });
 
+test('a VQ-VAE in training is offered in the VQ panel: asked of its capabilities, not its kind name', async () => {
+  const p4 = await openPage('?kind=vqvae&panels=train,vq');
+  const shown = () => p4.$eval('select[aria-label="VQ-VAE shown"]', (s) => [s.disabled, s.value]);
+  assert.deepEqual(await shown(), [true, 'vqvae']);
+  await p4.click('[data-testid=train-step]');
+  await p4.waitForFunction(() => {
+    const s = document.querySelector('select[aria-label="VQ-VAE shown"]');
+    return !s.disabled && s.value === 'training';
+  }, null, { timeout: 120000 });
+  await p4.close();
+});
+
 test('the state lives in the URL: a link reproduces the view', async () => {
   const p2 = await openPage('?kind=vqvae&temperature=0.5&seed=7&panels=sample,train&digit=12');
   assert.equal(await p2.$eval('[data-testid=kind]', (s) => s.value), 'vqvae');

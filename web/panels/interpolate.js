@@ -45,13 +45,16 @@ export function initInterpolate(app) {
       both.set(b, P);
       for (const r of rowEls) {
         await app.ensureModel(r.name);
+        // Discrete codes (the model has code grids) switch cell by cell; vectors move along the line.
+        const { capabilities } = await lab.call('loadModel', { name: r.name });  // cached: the model's info
+        const discrete = Boolean(capabilities?.codeGrids);
         const codes = await lab.call('encode', { name: r.name, pixels: both });
         const Z = codes.length / 2;
         const z = new Float32Array(STEPS * Z);
         for (let s = 0; s < STEPS; s++) {
           const t = s / (STEPS - 1);
           for (let j = 0; j < Z; j++) {
-            z[s * Z + j] = r.name === 'vqvae' ? (j < Math.round(t * Z) ? codes[Z + j] : codes[j]) : (1 - t) * codes[j] + t * codes[Z + j];
+            z[s * Z + j] = discrete ? (j < Math.round(t * Z) ? codes[Z + j] : codes[j]) : (1 - t) * codes[j] + t * codes[Z + j];
           }
         }
         const images = await lab.call('decode', { name: r.name, z });

@@ -110,7 +110,7 @@ export function initTrain(app) {
     const terms = ['loss', ...info.lossTerms];
     const mine = session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog };
     app.loaded.add('training');
-    app.onTrainingModel?.(info.kind);
+    app.onTrainingModel?.(info);
     showProgress(prog);
     // Each chart and the reconstructions in a task of its own, so no main-thread task is long as training
     // starts (the loss chart alone took about 30 ms here).

@@ -12,10 +12,12 @@ export function initVq(app) {
   const book = h('div', { class: 'codebook', 'data-testid': 'codebook' });
   const histBox = h('div', { class: 'hist', 'data-testid': 'usage' });
   const figs = h('div', { class: 'figs-line' });
-  const sourceSelect = h('select', { 'aria-label': 'VQ-VAE shown' }, h('option', { value: 'vqvae' }, 'pretrained VQ-VAE'), h('option', { value: 'training' }, 'the VQ-VAE in training'));
+  // What is shown: the shipped model file (its name) or 'training' (the model in the Train panel).
+  const PRETRAINED = 'vqvae';
+  const sourceSelect = h('select', { 'aria-label': 'VQ-VAE shown' }, h('option', { value: PRETRAINED }, 'pretrained VQ-VAE'), h('option', { value: 'training' }, 'the VQ-VAE in training'));
   sourceSelect.disabled = true;
   sourceSelect.addEventListener('change', () => { source = sourceSelect.value; refreshAll(); });
-  let source = 'vqvae';
+  let source = PRETRAINED;
 
   root.append(
     h('div', { class: 'controls' }, h('label', {}, 'Show ', sourceSelect)),
@@ -37,7 +39,7 @@ export function initVq(app) {
 
   async function refreshCodes() {
     try {
-      if (source === 'vqvae') await app.ensureModel('vqvae');
+      if (source !== 'training') await app.ensureModel(source);
       const r = await lab.call('vqCodes', { name: source, pixels: app.input.pixels });
       codes = r.codes;
       K = r.state.K;
@@ -105,8 +107,8 @@ export function initVq(app) {
 
   async function refreshUsage() {
     try {
-      if (source === 'vqvae') {
-        const u = await lab.call('vqUsage', { name: 'vqvae', data: state.data, count: 2000 });
+      if (source !== 'training') {
+        const u = await lab.call('vqUsage', { name: source, data: state.data, count: 2000 });
         figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used · ${u.dead} dead · over ${u.images} test digits`);
         drawHist(u.counts, 'test digits');
         app.metrics.vqUsage = u;
@@ -126,9 +128,10 @@ export function initVq(app) {
     const now = performance.now();
     if (now - lastLive > 1500) { lastLive = now; refreshCodes(); refreshBook(300); }
   });
-  app.onTrainingModel = (kind) => {
-    if (kind === 'vqvae') { sourceSelect.disabled = false; sourceSelect.value = source = 'training'; refreshAll(); }
-    else if (source === 'training') { sourceSelect.value = source = 'vqvae'; sourceSelect.disabled = true; refreshAll(); }
+  // info: the model in training (the core's info(), with its capabilities), or null when none is.
+  app.onTrainingModel = (info) => {
+    if (info?.capabilities?.codeGrids) { sourceSelect.disabled = false; sourceSelect.value = source = 'training'; refreshAll(); }
+    else if (source === 'training') { sourceSelect.value = source = PRETRAINED; sourceSelect.disabled = true; refreshAll(); }
   };
 
   function refreshAll() {
