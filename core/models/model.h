@@ -132,8 +132,17 @@ struct ModelKind {
   // kinds); null when there is none. Runs in ModelConfig::validate, so a bad file never reaches a
   // constructor's asserts.
   Status (*check)(const ModelConfig& config) = nullptr;
+  // Which of the architecture sizes (model_size_specs) the kind reads; the page's form and the CLI's
+  // help show only those.
+  bool uses_hidden = true, uses_latent = true;
 };
 const std::vector<ModelKind>& model_kinds();
+// The architecture sizes every kind may have (hidden, latent): defaults, ranges and help, in one place
+// for ModelConfig::validate, the CLI's flags and the page's form.
+const std::vector<HyperSpec>& model_size_specs();
+// One architecture size against its spec: "latent = 0 is out of range [1, 4096]" (the message the CLI,
+// the bindings and the page show); "must be an integer" for a fraction.
+Status check_model_size(const HyperSpec& spec, double value);
 const ModelKind* find_model_kind(const std::string& name);
 
 // The memory budget of one model: parameters (four arenas) plus the activations of a batch, in floats.
