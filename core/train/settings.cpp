@@ -142,7 +142,10 @@ Status TrainSettings::from_json(const std::string& json, TrainSettings* out) {
     if (val.type == JsonValue::Type::kString) {
       s = t.set(key, val.string);
     } else if (val.type == JsonValue::Type::kNumber) {
-      s = t.set(key, val.number);
+      const SettingSpec* spec = find_train_setting(key);
+      s = spec && spec->type == Type::kChoice  // a choice by name only: an index would mean nothing to a reader
+              ? Status::error(key + " = " + json_number(val.number) + " is not one of " + names_of(spec->choices))
+              : t.set(key, val.number);
     } else {
       const SettingSpec* spec = find_train_setting(key);
       s = spec ? Status::error(key + " must be " + (spec->type == Type::kChoice ? "a string" : "a number"))

@@ -23,7 +23,7 @@ export function initTrain(app) {
   const dataSelect = h('select', { 'aria-label': 'data set' }, h('option', { value: 'mnist' }, 'MNIST'), h('option', { value: 'fashion' }, 'Fashion-MNIST'));
   dataSelect.value = state.data;
   dataSelect.addEventListener('change', () => set({ data: dataSelect.value }));
-  const fieldsBox = h('div', { class: 'fields' });
+  const fieldsBox = h('div', { class: 'fields', 'data-testid': 'train-fields' });
   const btn = {
     start: h('button', { class: 'primary', onclick: () => start(), 'data-testid': 'train-start' }, 'Start'),
     pause: h('button', { onclick: () => lab.call('trainPause'), 'data-testid': 'train-pause' }, 'Pause'),
@@ -75,7 +75,7 @@ export function initTrain(app) {
           // The core's message for the value, the one the CLI and the bindings give.
           const why = typed.trim() === '' ? 'a value is required'
             : await lab.call('settingError', { kind: state.kind, name: spec.name, value: Number(typed) }).catch((e) => e.message);
-          app.error(new Error(`${label}: ${why || `${typed} is not valid`} (it stays ${state[key]})`));
+          app.error(new Error(`${why && typed.trim() !== '' ? why : `${label}: ${why || `${typed} is not valid`}`} (it stays ${state[key]})`));
           return;
         }
         app.clearError();
