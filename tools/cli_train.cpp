@@ -43,9 +43,7 @@ std::string flag_of(const std::string& name) {
 
 // " (default 0.001, range [1e-08, 10])" for --help, from the core's table.
 std::string range_help(double def, double lo, double hi) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, " (default %g, range [%g, %g])", def, lo, hi);
-  return buf;
+  return " (default " + json_number(def) + ", range [" + json_number(lo) + ", " + json_number(hi) + "])";
 }
 
 // The training settings from the table's defaults and the flags given; errors name the flag, then give
@@ -257,11 +255,15 @@ Action add_train(CLI::App& app) {
   for (const SettingSpec& spec : train_setting_specs()) {
     const std::string key = spec.name;
     if (spec.type == SettingSpec::Type::kChoice) {
+      std::string names;
+      for (const std::string& c : spec.choices) names += (names.empty() ? "" : ",") + c;
       cmd->add_option_function<std::string>(flag_of(key), [o, key](const std::string& v) { o->train_choices[key] = v; },
-                                            spec.help + " (default " + spec.choices[size_t(spec.def)] + ")");
+                                            spec.help + " (default " + spec.choices[size_t(spec.def)] + ")")
+          ->type_name("{" + names + "}");
     } else {
       cmd->add_option_function<double>(flag_of(key), [o, key](const double& v) { o->train[key] = v; },
-                                       spec.help + range_help(spec.def, spec.lo, spec.hi));
+                                       spec.help + range_help(spec.def, spec.lo, spec.hi))
+          ->type_name(spec.type == SettingSpec::Type::kInt ? "INT" : "FLOAT");
     }
   }
   for (const HyperSpec& h : model_size_specs()) {
@@ -270,7 +272,8 @@ Action add_train(CLI::App& app) {
     for (const ModelKind& k : model_kinds())
       if (!(key == "hidden" ? k.uses_hidden : k.uses_latent)) unused += (unused.empty() ? "" : ", ") + k.name;
     cmd->add_option_function<double>(flag_of(key), [o, key](const double& v) { o->sizes[key] = v; },
-                                     h.help + range_help(h.def, h.lo, h.hi) + (unused.empty() ? "" : "; unused by " + unused));
+                                     h.help + range_help(h.def, h.lo, h.hi) + (unused.empty() ? "" : "; unused by " + unused))
+        ->type_name("INT");
   }
   cmd->add_option("--limit", o->limit, "Use only the first N training images (0 = all)")->check(CLI::Range(0, 100000000));
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
