@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential g++ cmake pkg-config      # compiler, CMake + CTest
   libgtest-dev libgmock-dev libbenchmark-dev  # GoogleTest/GoogleMock, Google Benchmark
   libeigen3-dev                             # dense math (header-only; also used by the wasm build)
+  nlohmann-json3-dev                        # the JSON parser under core/io/json.cpp (header-only; wasm too)
   libopenblas-dev                           # the native GEMM (OpenBLAS sgemm; Eigen without it)
   libxnnpack-dev libpthreadpool-dev         # native XNNPACK inference backend (core only without it)
   zlib1g-dev                                # gzip-compressed IDX files (Fashion-MNIST), native only

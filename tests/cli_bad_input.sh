@@ -195,6 +195,13 @@ expect_error "prior as a model" "is a PixelCNN prior; pass it with --prior" samp
   --prior-samples 10 --json >"$tmp/prior_eval" 2>&1 && tail -1 "$tmp/prior_eval" | grep -q '"images":100,' ||
   { echo "FAIL: eval of a prior with --limit 100:"; tail -2 "$tmp/prior_eval"; failures=$((failures + 1)); }
 
+# The bad value of tests/bad_setting.txt: exactly the core's message after the flag, the message the
+# bindings give too (tests/wasm/bindings.test.mjs reads the same file; test_train_settings.cpp the core).
+{ read -r bad_name; read -r bad_value; read -r bad_message; } <"$repo/tests/bad_setting.txt"
+got=$("$bin" train --"$bad_name" "$bad_value" --epochs 1 --limit 16 --quiet 2>&1 >/dev/null)
+if [[ "$got" == "latentlab: error: --$bad_name: $bad_message" ]]; then echo "ok: shared bad setting: $got"
+else echo "FAIL: shared bad setting: got '$got'"; failures=$((failures + 1)); fi
+
 # And the good paths still work, with --help on every subcommand.
 for cmd in train eval reconstruct sample train-prior train-classifier export; do
   "$bin" $cmd --help >/dev/null 2>&1 || { echo "FAIL: $cmd --help"; failures=$((failures + 1)); }

@@ -14,9 +14,12 @@
 #include "core/nn/adam.h"
 #include "core/eval/classifier.h"
 #include "core/io/file_io.h"
+#include "core/io/json.h"
 #include "core/kernels/kernels.h"
 #include "core/models/pixelcnn.h"
 #include "core/io/safetensors.h"
+#include "core/models/vqvae.h"
+#include "core/train/settings.h"
 #include "tools/cli.h"
 #include "tools/png.h"
 
@@ -211,7 +214,15 @@ int run_train_prior(const PriorOptions& o) {
   double seconds = 0.0, test_nll = 0.0;
   const int steps_per_epoch = (train.size() + o.batch - 1) / o.batch, total_steps = steps_per_epoch * o.epochs;
   int step = 0;
-  const bool cosine = o.lr_schedule == "cosine";
+  // The prior's recipe as TrainSettings (the core's table): its schedule function, and the JSON saved.
+  TrainSettings recipe;
+  recipe.batch = o.batch;
+  recipe.adam.lr = o.lr;
+  recipe.epochs = o.epochs;
+  recipe.seed = o.seed;
+  recipe.schedule = o.lr_schedule == "cosine" ? LrSchedule::kCosine : LrSchedule::kConstant;
+  recipe.reduction = LossReduction::kMean;  // backward(1 / B) below
+  const bool cosine = recipe.schedule == LrSchedule::kCosine;
   for (int e = 1; e <= o.epochs; e++) {
     auto te = Clock::now();
     rng.shuffle(order.data(), order.size());
@@ -229,8 +240,9 @@ int run_train_prior(const PriorOptions& o) {
       sum += batch_sum;
       prior.params().zero_grad();
       prior.backward(1.0f / B);
-      // cosine: lr * (1 + cos(pi t / T)) / 2 over the T steps of training (Loshchilov & Hutter 2017).
-      if (cosine) adam.config.lr = static_cast<float>(0.5 * o.lr * (1.0 + std::cos(M_PI * step / total_steps)));
+      // cosine: lr * (1 + cos(pi t / T)) / 2 over the T steps of training (Loshchilov & Hutter 2017), rounded
+      // to float as the shipped prior was trained.
+      if (cosine) adam.config.lr = static_cast<float>(recipe.lr_at(step, total_steps));
       step++;
       adam.step(prior.params());
     }
@@ -242,12 +254,10 @@ int run_train_prior(const PriorOptions& o) {
     std::fflush(stdout);
   }
   if (!o.out.empty()) {
-    char meta[512];
-    std::snprintf(meta, sizeof meta,
-                  "{\"vqvae\":\"%s\",\"data\":\"%s\",\"epochs\":%d,\"batch\":%d,\"lr\":%g,\"lr_schedule\":\"%s\","
-                  "\"seed\":%llu,\"train_seconds\":%.1f,\"test_nll\":%.4f}",
-                  o.vqvae.c_str(), o.data.c_str(), o.epochs, o.batch, o.lr, o.lr_schedule.c_str(),
-                  static_cast<unsigned long long>(o.seed), seconds, test_nll);
+    const std::string meta =
+        recipe.to_json({"\"vqvae\":" + json_quote(o.vqvae), "\"data\":" + json_quote(o.data),
+                        "\"train_seconds\":" + json_number(std::round(seconds * 10) / 10),
+                        "\"test_nll\":" + json_number(std::round(test_nll * 1e4) / 1e4)});
     auto bytes = save_prior(prior, {{"latentlab.train", meta}}, o.dtype == "f16" ? DType::kF16 : DType::kF32);
     if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
     std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
@@ -297,12 +307,11 @@ int run_train_classifier(const ClassifierOptions& o) {
               "test accuracy %.4f\n", desc.c_str(), c->params().count(), o.data.c_str(), o.epochs, o.negatives,
               o.negative_weight, secs, acc);
   if (!o.out.empty()) {
-    char meta[256];
-    std::snprintf(meta, sizeof meta,
-                  "{\"data\":\"%s\",\"epochs\":%d,\"seed\":%llu,\"negatives\":%d,\"negative_weight\":%g,"
-                  "\"train_seconds\":%.1f,\"test_accuracy\":%.4f}",
-                  o.data.c_str(), o.epochs, static_cast<unsigned long long>(o.seed), o.negatives, o.negative_weight, secs,
-                  acc);
+    const std::string meta = "{\"data\":" + json_quote(o.data) + ",\"epochs\":" + std::to_string(o.epochs) +
+                             ",\"seed\":" + std::to_string(o.seed) + ",\"negatives\":" + std::to_string(o.negatives) +
+                             ",\"negative_weight\":" + json_number(o.negative_weight) +
+                             ",\"train_seconds\":" + json_number(std::round(secs * 10) / 10) +
+                             ",\"test_accuracy\":" + json_number(std::round(acc * 1e4) / 1e4) + "}";
     auto bytes = save_classifier(*c, {{"latentlab.train", meta}});
     if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
     std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/io/file_io.h"
+#include "core/io/json.h"
 #include "core/kernels/kernels.h"
 #include "core/models/model_file.h"
 #include "core/models/pixelcnn.h"
@@ -21,14 +22,46 @@ namespace ll::cli {
 namespace {
 
 struct TrainOptions {
-  std::string model = "vae", data = "mnist", out, dtype = "f32";
-  int epochs = 10, batch = 128, hidden = 400, latent = 20, threads = 1, limit = 0;
-  double lr = 1e-3;
-  uint64_t seed = 1;
+  std::string model = "vae", data = "mnist", out, dtype = "f32", log;
+  int threads = 1, limit = 0;
   bool quiet = false;
   const CLI::Option* out_option = nullptr;
-  std::map<std::string, double> hyper;  // kind-specific settings given on the command line
+  // Given on the command line, checked against the core's tables when the command runs (settings.h,
+  // model.h): the training settings (numbers, and choices by name), the architecture sizes, and the
+  // kind-specific hyperparameters.
+  std::map<std::string, double> train;
+  std::map<std::string, std::string> train_choices;
+  std::map<std::string, double> sizes;
+  std::map<std::string, double> hyper;
 };
+
+std::string flag_of(const std::string& name) {
+  std::string flag = "--" + name;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+// " (default 0.001, range [1e-08, 10])" for --help, from the core's table.
+std::string range_help(double def, double lo, double hi) {
+  return " (default " + json_number(def) + ", range [" + json_number(lo) + ", " + json_number(hi) + "])";
+}
+
+// The training settings from the table's defaults and the flags given; errors name the flag, then give
+// the core's message (the same the bindings and the page show).
+Status train_settings_of(const TrainOptions& o, TrainSettings* out) {
+  TrainSettings t;
+  for (const auto& [name, value] : o.train) {
+    Status s = t.set(name, value);
+    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
+  }
+  for (const auto& [name, value] : o.train_choices) {
+    Status s = t.set(name, value);
+    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
+  }
+  if (t.epochs < 1) return Status::error("--epochs: the command line trains at least 1 epoch");
+  *out = t;
+  return Status();
+}
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) {
@@ -73,8 +106,12 @@ class ProgressBar {
 
 int run_train(const TrainOptions& o) {
   set_num_threads(o.threads);
+  // The settings first, then the output, before any data is read: a typo loses no time.
+  TrainSettings settings;
+  Status s = train_settings_of(o, &settings);
+  if (!s.ok()) return fail(s);
   // The output is checked before training, so an unwritable or empty --out loses no work.
-  Status s = check_out(o.out_option, o.out);
+  s = check_out(o.out_option, o.out);
   if (!s.ok()) return fail(s);
   Dataset train, test;
   s = load_data(o.data, "train", &train);
@@ -91,8 +128,13 @@ int run_train(const TrainOptions& o) {
   ModelConfig config;
   config.kind = o.model;
   config.input = train.images.pixels_per_image();
-  config.hidden = o.hidden;
-  config.latent = o.latent;
+  for (const HyperSpec& h : model_size_specs()) {
+    auto it = o.sizes.find(h.name);
+    const double v = it == o.sizes.end() ? h.def : it->second;
+    s = check_model_size(h, v);
+    if (!s.ok()) return fail(s.with_context(flag_of(h.name) + ": "));
+    (h.name == "hidden" ? config.hidden : config.latent) = static_cast<int>(v);
+  }
   const ModelKind* kind = find_model_kind(o.model);
   for (const auto& [name, value] : o.hyper) {
     bool known = false;
@@ -114,14 +156,9 @@ int run_train(const TrainOptions& o) {
   std::unique_ptr<Model> model;
   s = create_model(config, &model);
   if (!s.ok()) return fail(s);
-  Rng init_rng(o.seed, /*stream=*/1);
+  Rng init_rng(settings.seed, /*stream=*/1);
   model->init(init_rng);
 
-  TrainSettings settings;
-  settings.batch = o.batch;
-  settings.adam.lr = o.lr;
-  settings.seed = o.seed;
-  settings.epochs = o.epochs;
   Trainer trainer;
   s = trainer.setup(model.get(), &train, settings);
   if (!s.ok()) return fail(s);
@@ -129,35 +166,53 @@ int run_train(const TrainOptions& o) {
   std::printf("training %s %s on %s: %d train / %d test images, %d epochs, batch %d, lr %g, seed %llu, "
               "%zu parameters\n",
               o.model.c_str(), model->config().to_json().c_str(), o.data.c_str(), train.size(), test.size(),
-              o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed), model->params().count());
+              settings.epochs, settings.batch, settings.adam.lr, static_cast<unsigned long long>(settings.seed),
+              model->params().count());
   std::fflush(stdout);
+  // Per-step metrics for charts, one JSON object a line (--log).
+  std::FILE* log = nullptr;
+  if (!o.log.empty() && !(log = std::fopen(o.log.c_str(), "w")))
+    return fail("--log: cannot write " + o.log);
+  const std::vector<std::string> term_names = model->loss_terms();
 
   ProgressBar bar(!o.quiet);
   const int steps = trainer.steps_per_epoch();
   double train_seconds = 0.0;
   LossTotals test_sample, test_mean;
   const bool is_vae = model->has_gaussian_prior();
-  for (int epoch = 1; epoch <= o.epochs; epoch++) {
+  const int epochs = settings.epochs;
+  for (int epoch = 1; epoch <= epochs; epoch++) {
     LossTotals epoch_totals;
     auto t0 = Clock::now();
     for (int step = 1; step <= steps; step++) {
       LossTotals batch;
-      s = trainer.step(&batch);
+      StepMetrics m;
+      s = trainer.step(&batch, &m);
       if (!s.ok()) {
         bar.clear();
+        if (log) std::fclose(log);
         return fail(s);
       }
+      if (log) {
+        std::string terms;
+        for (size_t t = 0; t < term_names.size(); t++)
+          terms += (t ? "," : "") + json_quote(term_names[t]) + ":" + json_number(batch.mean(t));
+        std::fprintf(log, "{\"step\":%lld,\"epoch\":%d,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,\"loss\":%s,\"terms\":{%s}}\n",
+                     static_cast<long long>(m.step), m.epoch, json_number(m.lr).c_str(),
+                     json_number(m.grad_norm).c_str(), m.clipped ? "true" : "false",
+                     json_number(batch.loss()).c_str(), terms.c_str());
+      }
       epoch_totals.add(batch);
-      bar.update(epoch, o.epochs, step, steps, epoch_totals.loss(), epoch_totals.count / seconds_since(t0));
+      bar.update(epoch, epochs, step, steps, epoch_totals.loss(), epoch_totals.count / seconds_since(t0));
     }
     const double secs = seconds_since(t0);
     train_seconds += secs;
     bar.clear();
     // Test figures: with a sampled z (the usual one-sample ELBO; a fixed generator so every epoch is
     // measured the same way) and, for the VAE, with z = posterior mean.
-    Rng eval_rng(o.seed, /*stream=*/3);
+    Rng eval_rng(settings.seed, /*stream=*/3);
     test_sample = evaluate(*model, test, ZMode::kSample, eval_rng);
-    std::printf("epoch %2d/%d  train loss %.3f (%s)  test loss %.3f (%s)", epoch, o.epochs,
+    std::printf("epoch %2d/%d  train loss %.3f (%s)  test loss %.3f (%s)", epoch, epochs,
                 epoch_totals.loss(), terms_str(*model, epoch_totals).c_str(), test_sample.loss(),
                 terms_str(*model, test_sample).c_str());
     if (is_vae) {
@@ -169,14 +224,16 @@ int run_train(const TrainOptions& o) {
     std::fflush(stdout);
   }
 
+  if (log) std::fclose(log);
   if (!o.out.empty()) {
-    char train_json[512];
-    std::snprintf(train_json, sizeof train_json,
-                  "{\"data\":\"%s\",\"epochs\":%d,\"batch\":%d,\"lr\":%g,\"seed\":%llu,\"steps\":%lld,"
-                  "\"train_seconds\":%.1f,\"test_loss\":%.4f,\"test_loss_mean_z\":%.4f}",
-                  o.data.c_str(), o.epochs, o.batch, o.lr, static_cast<unsigned long long>(o.seed),
-                  static_cast<long long>(trainer.steps_done()), train_seconds, test_sample.loss(),
-                  is_vae ? test_mean.loss() : test_sample.loss());
+    // The recipe: every training setting (TrainSettings writes them), plus what this run measured.
+    const double round4 = 1e4;
+    const std::string train_json = settings.to_json(
+        {"\"data\":" + json_quote(o.data), "\"steps\":" + std::to_string(trainer.steps_done()),
+         "\"train_seconds\":" + json_number(std::round(train_seconds * 10) / 10),
+         "\"test_loss\":" + json_number(std::round(test_sample.loss() * round4) / round4),
+         "\"test_loss_mean_z\":" +
+             json_number(std::round((is_vae ? test_mean.loss() : test_sample.loss()) * round4) / round4)});
     auto bytes = save_model(*model, {{"latentlab.train", train_json}},
                             o.dtype == "f16" ? DType::kF16 : DType::kF32);
     s = write_file(o.out, bytes);
@@ -193,16 +250,37 @@ Action add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model and save it as .safetensors");
   cmd->add_option("--model", o->model, model_kinds_help())->check(model_kind_validator())->capture_default_str();
   cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
-  cmd->add_option("--epochs", o->epochs, "Passes over the training set")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--batch", o->batch, "Images per step")->check(CLI::Range(1, 65536))->capture_default_str();
-  cmd->add_option("--lr", o->lr, "Adam learning rate")->check(CLI::Range(1e-8, 10.0))->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of every random choice (init, shuffling, z samples)")->capture_default_str();
-  cmd->add_option("--hidden", o->hidden, "Hidden layer width")->check(CLI::Range(1, 16384))->capture_default_str();
-  cmd->add_option("--latent", o->latent, "Latent size")->check(CLI::Range(1, 4096))->capture_default_str();
+  // One flag per training setting and architecture size, from the core's tables: help, default and
+  // range come from there, and the values are checked there when the command runs.
+  for (const SettingSpec& spec : train_setting_specs()) {
+    const std::string key = spec.name;
+    if (spec.type == SettingSpec::Type::kChoice) {
+      std::string names;
+      for (const std::string& c : spec.choices) names += (names.empty() ? "" : ",") + c;
+      cmd->add_option_function<std::string>(flag_of(key), [o, key](const std::string& v) { o->train_choices[key] = v; },
+                                            spec.help + " (default " + spec.choices[size_t(spec.def)] + ")")
+          ->type_name("{" + names + "}");
+    } else {
+      cmd->add_option_function<double>(flag_of(key), [o, key](const double& v) { o->train[key] = v; },
+                                       spec.help + range_help(spec.def, spec.lo, spec.hi))
+          ->type_name(spec.type == SettingSpec::Type::kInt ? "INT" : "FLOAT");
+    }
+  }
+  for (const HyperSpec& h : model_size_specs()) {
+    const std::string key = h.name;
+    std::string unused;
+    for (const ModelKind& k : model_kinds())
+      if (!(key == "hidden" ? k.uses_hidden : k.uses_latent)) unused += (unused.empty() ? "" : ", ") + k.name;
+    cmd->add_option_function<double>(flag_of(key), [o, key](const double& v) { o->sizes[key] = v; },
+                                     h.help + range_help(h.def, h.lo, h.hi) + (unused.empty() ? "" : "; unused by " + unused))
+        ->type_name("INT");
+  }
   cmd->add_option("--limit", o->limit, "Use only the first N training images (0 = all)")->check(CLI::Range(0, 100000000));
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   o->out_option = cmd->add_option("--out", o->out, "Where to save the trained model (.safetensors)");
   cmd->add_flag("--quiet", o->quiet, "No progress bar");
+  cmd->add_option("--log", o->log, "Write per-step metrics to this file, one JSON object a line: step, epoch, lr, "
+                                    "grad_norm (before clipping), clipped, loss and each loss term (per image)");
   add_threads_option(cmd, &o->threads);
   // One flag per kind-specific hyperparameter in the registry (--beta, --rho, ...); each is checked
   // against the chosen kind, and its range, when the command runs.

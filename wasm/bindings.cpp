@@ -429,10 +429,36 @@ class ModelCore {
               ",\"default\":" + number_str(h.def) + ",\"min\":" + number_str(h.lo) +
               ",\"max\":" + number_str(h.hi) + ",\"integer\":" + (h.integer ? "true" : "false") +
               ",\"help\":" + json_quote(h.help) + "}";
+      std::string sizes;
+      for (const HyperSpec& h : model_size_specs())
+        if (h.name == "hidden" ? k.uses_hidden : k.uses_latent) sizes += (sizes.empty() ? "\"" : ",\"") + h.name + "\"";
       s += (s.size() > 1 ? "," : "") + std::string("{\"name\":") + json_quote(k.name) +
-           ",\"description\":" + json_quote(k.description) + ",\"hyper\":[" + hs + "]}";
+           ",\"description\":" + json_quote(k.description) + ",\"sizes\":[" + sizes + "],\"hyper\":[" + hs + "]}";
     }
     return s + "]";
+  }
+
+  // The common settings as JSON, from the core's tables: {train: [training settings (settings.h)],
+  // sizes: [architecture sizes, as kinds()' hyper entries]}. The page builds its form and URL state from it.
+  // The core's message for one value of a setting of `kind` (a training setting, an architecture size or
+  // one of the kind's hyperparameters), or "" when it is valid: the page shows what the CLI would.
+  static std::string settingError(const std::string& kind, const std::string& name, double value) {
+    if (find_train_setting(name)) return TrainSettings().set(name, value).message();
+    for (const HyperSpec& h : model_size_specs())
+      if (h.name == name) return check_model_size(h, value).message();
+    ModelConfig c;
+    c.kind = kind;
+    c.hyper[name] = value;
+    return c.validate().message();
+  }
+
+  static std::string settings() {
+    std::string sizes;
+    for (const HyperSpec& h : model_size_specs())
+      sizes += (sizes.empty() ? "" : ",") + std::string("{\"name\":") + json_quote(h.name) +
+               ",\"default\":" + number_str(h.def) + ",\"min\":" + number_str(h.lo) +
+               ",\"max\":" + number_str(h.hi) + ",\"integer\":true,\"help\":" + json_quote(h.help) + "}";
+    return "{\"train\":" + train_settings_json() + ",\"sizes\":[" + sizes + "]}";
   }
 
   const std::shared_ptr<ModelState>& state() const { return state_; }
@@ -562,7 +588,8 @@ class TrainerCore {
     Status s;
     for (int i = 0; i < n && s.ok(); i++) {
       LossTotals t;
-      s = trainer_->step(&t);
+      StepMetrics metrics;
+      s = trainer_->step(&t, &metrics);
       if (!s.ok()) break;
       if (vq) {  // the training batch's code assignments (the last forward was this step's)
         const int cells = std::min(settings_.batch, data_.size()) * level.cells();
@@ -576,6 +603,9 @@ class TrainerCore {
       rec.set("loss", t.loss());
       rec.set("terms", terms);
       rec.set("mse", t.mse_mean());
+      rec.set("lr", metrics.lr);
+      rec.set("gradNorm", metrics.grad_norm);
+      rec.set("clipped", metrics.clipped);
       steps.call<void>("push", rec);
     }
     record_training();
@@ -606,32 +636,9 @@ class TrainerCore {
   }
 
  private:
+  // The settings JSON against the core's table (TrainSettings::from_json): the messages are the CLI's.
   static Status parse_settings(const std::string& json, TrainSettings* out) {
-    JsonValue v;
-    Status s = parse_json(json.data(), json.size(), &v);
-    if (!s.ok()) return s;
-    if (v.type != JsonValue::Type::kObject) return Status::error("expected a JSON object");
-    TrainSettings t;
-    for (const auto& [key, val] : v.object) {
-      if (val.type != JsonValue::Type::kNumber)
-        return Status::error("'" + key + "' must be a number");
-      if (key == "batch" || key == "epochs") {  // epochs: the planned length, for schedules
-        if (!val.is_integer || val.integer < 1 || val.integer > 1000000)
-          return Status::error("'" + key + "' must be an integer in [1, 1000000]");
-        (key == "batch" ? t.batch : t.epochs) = static_cast<int>(val.integer);
-      } else if (key == "lr") {
-        t.adam.lr = val.number;
-      } else if (key == "seed") {
-        s = seed_from_number(val.number, &t.seed);
-        if (!s.ok()) return s;
-      } else {
-        return Status::error("unknown key '" + key + "' (expected batch, lr, seed, epochs)");
-      }
-    }
-    s = t.validate();
-    if (!s.ok()) return s;
-    *out = t;
-    return Status();
+    return TrainSettings::from_json(json, out);
   }
 
   Status make_data(const std::string& format, int input) {
@@ -671,11 +678,8 @@ class TrainerCore {
 
   // The training recipe, saved with the model (metadata "latentlab.train", as the native tool writes).
   void record_training() {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "{\"data\":\"wasm\",\"batch\":%d,\"lr\":%g,\"seed\":%llu,\"steps\":%lld}",
-                  settings_.batch, settings_.adam.lr, static_cast<unsigned long long>(settings_.seed),
-                  static_cast<long long>(trainer_->steps_done()));
-    state_->metadata["latentlab.train"] = buf;
+    state_->metadata["latentlab.train"] =
+        settings_.to_json({"\"data\":\"wasm\"", "\"steps\":" + std::to_string(trainer_->steps_done())});
   }
 
   val progress_object() const {
@@ -932,7 +936,9 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("evaluate", &ModelCore::evaluate)
       .function("vqState", &ModelCore::vqState)
       .function("save", &ModelCore::save)
-      .class_function("kinds", &ModelCore::kinds);
+      .class_function("kinds", &ModelCore::kinds)
+      .class_function("settings", &ModelCore::settings)
+      .class_function("settingError", &ModelCore::settingError);
   class_<TrainerCore>("TrainerCore")
       .constructor<ModelCore&>()
       .function("bufferImages", &TrainerCore::bufferImages)

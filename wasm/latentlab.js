@@ -175,7 +175,8 @@ function makeApi(core) {
   class Trainer {
     // model: a Model (kept alive by the trainer); data: {images, labels, format = 'auto'}: the IDX
     // files' bytes, or raw pixel bytes (N*input) and labels (N) with format 'raw' ('auto' tells them
-    // apart by the IDX magic); settings: {batch = 128, lr = 1e-3, seed = 1, epochs}.
+    // apart by the IDX magic); settings: {lr, batch, epochs, seed, schedule, warmup, clip, reduction},
+    // each absent one at the core's default (lab.settings().train lists them with their ranges).
     constructor(model, data, settings = {}) {
       if (!(model instanceof Model)) throw new TypeError('Trainer: expected a Model');
       if (!data || typeof data !== 'object') throw new TypeError('Trainer: expected data {images, labels}');
@@ -264,7 +265,13 @@ function makeApi(core) {
     benchGemm: ({ M, N, K, transA = false, transB = false, seconds = 0.5 }) => unwrap(core.benchGemm(M, N, K, transA, transB, seconds)),
     // Bytes of wasm memory the module holds now (it grows with use and never shrinks).
     memoryBytes: () => core.memoryBytes(),
-    // [{name, description, hyper: [{name, default, min, max, integer, help}]}]
+    // [{name, description, sizes: ['hidden', 'latent' (those the kind uses)], hyper: [{name, default, min,
+    // max, integer, help}]}]
     kinds: () => JSON.parse(core.ModelCore.kinds()),
+    // The common settings from the core's tables: {train: [{name, type: 'int'|'number'|'choice', default,
+    // min, max, choices, help}], sizes: [{name, default, min, max, integer, help}] (hidden, latent)}.
+    settings: () => JSON.parse(core.ModelCore.settings()),
+    // The core's message for a bad value of a setting of `kind` ('' when valid), as the CLI prints it.
+    settingError: (kind, name, value) => core.ModelCore.settingError(String(kind), String(name), Number(value)),
   };
 }

@@ -1,7 +1,7 @@
 // The page: reads the state from the URL, starts the worker, loads the first view's models, and wires
 // the panels. Nothing here computes: the worker does (client.js), this thread only draws.
 import { WorkerClient } from './client.js';
-import { state, set, readUrl, onChange, schema } from './state.js';
+import { state, set, readUrl, onChange, schema, addCoreSettings } from './state.js';
 import { h, fmt } from './render.js';
 import { initDraw } from './panels/draw.js';
 import { initLatent } from './panels/latent.js';
@@ -61,8 +61,10 @@ async function boot() {
   const known = new Set(app.manifest.map((m) => m.name));
   // The first view: the drawing panel's models, the 2-D models of the latent view and the VQ-VAE.
   const first = [...new Set([...state.models, 'vae_2d', 'ae_2d', 'vqvae'])].filter((n) => known.has(n));
-  const { kinds } = await lab.call('init', { load: first });
+  const { kinds, settings } = await lab.call('init', { load: first });
   app.kinds = kinds;
+  app.settings = settings;
+  app.settingKeys = addCoreSettings(settings, kinds);  // before any panel can write the URL
   for (const n of first) app.loaded.add(n);
   document.body.classList.toggle('embed', state.embed);
   showPanels();

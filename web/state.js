@@ -27,23 +27,37 @@ export const schema = {
   seed: { def: 1, ...T.int(0, 1e9), help: 'sampling seed' },
   pclass: { def: -1, ...T.int(-1, 9), help: 'digit the VQ-VAE prior draws (-1: each in turn); a class-conditional prior only' },
   sampler: { def: 'vae_2d', ...T.oneOf('vae_2d', 'vae_mlp', 'conv_vae', 'beta_vae'), help: 'VAE sampled from N(0, I)' },
-  // Train
-  kind: { def: 'vae', ...T.oneOf('vae', 'ae', 'dae', 'beta_vae', 'sparse_ae', 'ksparse_ae', 'contractive_ae', 'conv_vae', 'vqvae'), help: 'model kind trained' },
-  zdim: { def: 20, ...T.int(1, 256), help: 'latent size' },
-  hidden: { def: 400, ...T.int(8, 2048), help: 'hidden units' },
-  beta: { def: 4, ...T.num(0, 100), help: 'beta-VAE beta' },
-  K: { def: 64, ...T.int(2, 1024), help: 'VQ codebook size' },
-  commitment: { def: 0.25, ...T.num(0, 10), help: 'VQ commitment beta' },
-  ema: { def: true, ...T.bool(), help: 'VQ EMA codebook (else codebook loss)' },
-  lr: { def: 0.001, ...T.num(1e-6, 1), help: 'learning rate' },
-  batch: { def: 128, ...T.int(1, 1024), help: 'batch size' },
-  tseed: { def: 1, ...T.int(0, 1e9), help: 'training seed' },
+  // Train: the kind here; its settings come from the core's tables (addCoreSettings, below).
+  kind: { def: 'vae', ...T.oneOf('vae'), help: 'model kind trained' },
   // Layout (embedding): which panels show
   panels: { def: ['draw', 'latent', 'interpolate', 'sample', 'vq', 'train'], ...T.list(/^(draw|latent|interpolate|sample|vq|train)$/), help: 'panels shown' },
   embed: { def: false, ...T.bool(), help: 'embedded: no header or footer' },
 };
 
 export const state = {};
+
+// The Train form's settings from the core (the bindings' lab.settings() and lab.kinds()): one key per
+// training setting, architecture size and kind hyperparameter, with the core's default and range, so the
+// page, the CLI and the core's validation share one table. A name that is already a page key ('seed' of
+// sampling, 'latent' of the latent view) gets a 't' in front ('tseed', 'tlatent'). Returns
+// {name -> state key}; reads the new keys (and 'kind', now of every kind) from the URL.
+export const settingKeys = new Map();
+export function addCoreSettings({ train, sizes }, kinds, search = location.search) {
+  const specOf = (s) => (s.type === 'choice' ? T.oneOf(...s.choices)
+    : s.type === 'int' || s.integer ? T.int(s.min, s.max) : T.num(s.min, s.max));
+  const add = (s) => {
+    if (settingKeys.has(s.name)) return;  // a hyperparameter shared by kinds ('tied'): one key
+    const key = s.name in schema ? `t${s.name}` : s.name;
+    settingKeys.set(s.name, key);
+    schema[key] = { def: s.default, ...specOf(s), help: s.help, setting: s };
+  };
+  for (const s of train) add(s);
+  for (const s of sizes) add(s);
+  for (const k of kinds) for (const hp of k.hyper) add(hp);
+  schema.kind = { ...schema.kind, ...T.oneOf(...kinds.map((k) => k.name)) };
+  readUrl(search, ['kind', ...settingKeys.values()]);
+  return settingKeys;
+}
 const listeners = new Set();
 
 function format(key, value) {
@@ -55,9 +69,10 @@ function same(a, b) {
   return Array.isArray(a) ? Array.isArray(b) && a.join(',') === b.join(',') : a === b;
 }
 
-export function readUrl(search = location.search) {
+export function readUrl(search = location.search, keys = Object.keys(schema)) {
   const params = new URLSearchParams(search);
-  for (const [key, spec] of Object.entries(schema)) {
+  for (const key of keys) {
+    const spec = schema[key];
     const raw = params.get(key);
     const v = raw === null ? undefined : spec.parse(raw);
     state[key] = v === undefined ? (Array.isArray(spec.def) ? [...spec.def] : spec.def) : v;

@@ -196,7 +196,7 @@ const ops = {
     if (!lab) lab = await loadLatentLab({ locateFile: (file) => new URL(`./lib/${file}`, import.meta.url).href });
     const loaded = {};
     await Promise.all(load.map(async (name) => { loaded[name] = await loadModel(name); }));
-    return { kinds: lab.kinds(), loaded };
+    return { kinds: lab.kinds(), settings: lab.settings(), loaded };
   },
   loadModel: ({ name }) => loadModel(name),
   async loadPrior({ name }) {
@@ -347,6 +347,8 @@ const ops = {
     const z = new Float32Array(count * grid * grid).map(() => Math.floor(rand() * K));
     return { codes: z, images: m.decode(z) };
   },
+
+  settingError({ kind, name, value }) { return lab.settingError(kind, name, value); },
 
   // Training: a fresh model of `config` ({kind, latent, ...hyperparameters}) or a model file's bytes,
   // trained on the data set's training images with settings {batch, lr, seed}.

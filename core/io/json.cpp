@@ -1,14 +1,24 @@
-// Strict RFC 8259 JSON reader and string quoting; see json.h. Goes into the wasm build: no exceptions,
-// no printing, and no byte is read at or past `size` (the text need not be NUL-terminated). Errors name
-// the 0-based byte offset. Duplicate object keys are kept in order (RFC 8259 allows them); callers that
-// care (safetensors) reject them with their own message.
+// Strict RFC 8259 JSON reader and string quoting; see json.h. The parsing is nlohmann-json's (Debian's
+// nlohmann-json3-dev, header-only, used without exceptions: its SAX interface reports errors through a
+// callback, and JSON_NOEXCEPTION turns any throw it would do into an abort, which the SAX path never
+// reaches). What is LatentLab's own here: the tree it builds (JsonValue, keys in order, duplicates kept,
+// integers exact), the limits (nesting depth 64, at most 2^18 values), and the error messages: nlohmann's
+// report (a token, a position counted in characters read, a message) is turned into one line naming the
+// 0-based byte where the input went wrong and what was expected there. Goes into the wasm build: no
+// printing, and no byte is read at or past `size` (the text need not be NUL-terminated).
 #include "core/io/json.h"
 
-#include <cerrno>
-#include <clocale>
+#define JSON_NOEXCEPTION 1
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <vector>
 
 namespace ll {
 namespace {
@@ -19,331 +29,282 @@ constexpr int kMaxDepth = 64;
 // 30,000 tensor entries, far beyond any model here, and bounds the parser's memory to tens of MB.
 constexpr size_t kMaxValues = size_t(1) << 18;
 
-class Parser {
- public:
-  Parser(const char* text, size_t size) : p_(reinterpret_cast<const unsigned char*>(text)), n_(size) {}
+using Json = nlohmann::json;
 
-  Status parse(JsonValue* out) {
-    skip_ws();
-    if (!parse_value(out, 0)) return fail_status();
-    skip_ws();
-    if (i_ < n_) {
-      fail_at(i_, "unexpected " + describe(i_) + " after the JSON value");
-      return fail_status();
+// A pointer into the text that records how far nlohmann has read (it reads one character at a time
+// through its iterator adapter), so that the builder's own errors (depth, count) and the sign of "-0"
+// can be placed in the text.
+struct CountingIterator {
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+  const char* p = nullptr;
+  const char** furthest = nullptr;
+  reference operator*() const { return *p; }
+  CountingIterator& operator++() {
+    ++p;
+    if (p > *furthest) *furthest = p;
+    return *this;
+  }
+  CountingIterator operator++(int) {
+    CountingIterator old = *this;
+    ++*this;
+    return old;
+  }
+  bool operator==(const CountingIterator& o) const { return p == o.p; }
+  bool operator!=(const CountingIterator& o) const { return p != o.p; }
+};
+
+// "character 'x'", "byte 0x01" or "end of input" for position `pos` of text[0, n).
+std::string describe(const unsigned char* t, size_t n, size_t pos) {
+  if (pos >= n) return "end of input";
+  char buf[32];
+  if (t[pos] >= 0x20 && t[pos] < 0x7F) {
+    std::snprintf(buf, sizeof buf, "character '%c'", t[pos]);
+  } else {
+    std::snprintf(buf, sizeof buf, "byte 0x%02X", static_cast<unsigned>(t[pos]));
+  }
+  return buf;
+}
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+bool is_hex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Builds the JsonValue tree from nlohmann's SAX events, enforcing the depth and count limits; on an
+// error keeps the byte and the message.
+class Builder : public nlohmann::json_sax<Json> {
+ public:
+  Builder(const unsigned char* text, size_t n, const char** furthest)
+      : t_(text), n_(n), base_(reinterpret_cast<const char*>(text)), furthest_(furthest) {}
+
+  bool null() override { return leaf() != nullptr; }
+  bool boolean(bool v) override {
+    JsonValue* x = leaf();
+    if (!x) return false;
+    x->type = JsonValue::Type::kBool;
+    x->boolean = v;
+    return true;
+  }
+  bool number_integer(number_integer_t v) override {
+    JsonValue* x = number();
+    if (!x) return false;
+    x->is_integer = true;
+    x->integer = v;
+    x->number = static_cast<double>(v);
+    // nlohmann reads "-0" as the integer 0: the sign is in the text, just before the 0 it read last
+    // (the character after the number may have been read too).
+    if (v == 0) {
+      size_t end = read();
+      size_t zero = end >= 1 && t_[end - 1] == '0' ? end - 1 : end - 2;
+      if (zero >= 1 && zero < n_ && t_[zero - 1] == '-') x->number = -0.0;
     }
-    return Status();
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    JsonValue* x = number();
+    if (!x) return false;
+    x->number = static_cast<double>(v);
+    if (v <= static_cast<uint64_t>(INT64_MAX)) {
+      x->is_integer = true;
+      x->integer = static_cast<int64_t>(v);
+    }
+    return true;
+  }
+  bool number_float(number_float_t v, const string_t&) override {
+    JsonValue* x = number();
+    if (!x) return false;
+    x->number = v;
+    return true;
+  }
+  bool string(string_t& v) override {
+    JsonValue* x = leaf();
+    if (!x) return false;
+    x->type = JsonValue::Type::kString;
+    x->string = std::move(v);
+    return true;
+  }
+  bool binary(binary_t&) override { return false; }  // never from JSON text
+  bool start_object(std::size_t) override { return open(JsonValue::Type::kObject); }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return open(JsonValue::Type::kArray); }
+  bool end_array() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string& last_token,
+                   const nlohmann::detail::exception& ex) override {
+    translate(position, last_token, ex.id, ex.what());
+    return false;
   }
 
+  JsonValue& root() { return root_; }
+  bool failed() const { return !err_.empty(); }
+  size_t err_pos() const { return err_pos_; }
+  const std::string& err() const { return err_; }
+
  private:
-  const unsigned char* p_;
+  const unsigned char* t_;
   size_t n_;
-  size_t i_ = 0;
-  size_t values_ = 0;  // values begun so far, bounded by kMaxValues
+  const char* base_;
+  const char** furthest_;
+  JsonValue root_;
+  bool have_root_ = false;
+  std::vector<JsonValue*> stack_;  // open containers; each lives in its parent, which does not grow meanwhile
+  std::string key_;
+  size_t values_ = 0;
   size_t err_pos_ = 0;
   std::string err_;
 
-  bool fail_at(size_t pos, const std::string& msg) {
+  size_t read() const { return static_cast<size_t>(*furthest_ - base_); }
+  bool fail(size_t pos, std::string msg) {
     err_pos_ = pos;
-    err_ = msg;
+    err_ = std::move(msg);
     return false;
   }
-  Status fail_status() const {
-    return Status::error("malformed JSON at byte " + std::to_string(err_pos_) + ": " + err_);
-  }
-  // "character 'x'", "byte 0x01" or "end of input" for position `pos`.
-  std::string describe(size_t pos) const {
-    if (pos >= n_) return "end of input";
-    unsigned char c = p_[pos];
-    char buf[32];
-    if (c >= 0x20 && c < 0x7F) {
-      std::snprintf(buf, sizeof buf, "character '%c'", c);
-    } else {
-      std::snprintf(buf, sizeof buf, "byte 0x%02X", static_cast<unsigned>(c));
+  // The slot of the next value: the root, the next array element, or the object member of the last key.
+  JsonValue* leaf() {
+    if (++values_ > kMaxValues) {
+      fail(read() ? read() - 1 : 0, "more than " + std::to_string(kMaxValues) + " values in one document");
+      return nullptr;
     }
-    return buf;
-  }
-  void skip_ws() {
-    while (i_ < n_ && (p_[i_] == ' ' || p_[i_] == '\t' || p_[i_] == '\n' || p_[i_] == '\r')) i_++;
-  }
-  bool match_literal(const char* lit) {
-    for (size_t k = 0; lit[k]; k++) {
-      if (i_ >= n_ || p_[i_] != static_cast<unsigned char>(lit[k])) {
-        return fail_at(i_, std::string("invalid literal (expected '") + lit + "')");
-      }
-      i_++;
+    if (stack_.empty()) {
+      have_root_ = true;
+      return &root_;
     }
+    JsonValue* top = stack_.back();
+    if (top->type == JsonValue::Type::kArray) {
+      top->array.emplace_back();
+      return &top->array.back();
+    }
+    top->object.emplace_back(std::move(key_), JsonValue());
+    return &top->object.back().second;
+  }
+  JsonValue* number() {
+    JsonValue* x = leaf();
+    if (x) x->type = JsonValue::Type::kNumber;
+    return x;
+  }
+  bool open(JsonValue::Type type) {
+    // The '[' or '{' was the last character read.
+    if (static_cast<int>(stack_.size()) >= kMaxDepth)
+      return fail(read() - 1, "nesting deeper than " + std::to_string(kMaxDepth));
+    JsonValue* x = leaf();
+    if (!x) return false;
+    x->type = type;
+    stack_.push_back(x);
     return true;
   }
 
-  bool parse_value(JsonValue* v, int depth) {
-    *v = JsonValue();
-    if (++values_ > kMaxValues)
-      return fail_at(i_, "more than " + std::to_string(kMaxValues) + " values in one document");
-    if (i_ >= n_) return fail_at(i_, "unexpected end of input, expected a value");
-    unsigned char c = p_[i_];
-    switch (c) {
-      case '{': return parse_object(v, depth + 1);
-      case '[': return parse_array(v, depth + 1);
-      case '"': v->type = JsonValue::Type::kString; return parse_string(&v->string);
-      case 't': v->type = JsonValue::Type::kBool; v->boolean = true; return match_literal("true");
-      case 'f': v->type = JsonValue::Type::kBool; return match_literal("false");
-      case 'n': return match_literal("null");
-      default:
-        if (c == '-' || (c >= '0' && c <= '9')) return parse_number(v);
-        return fail_at(i_, "unexpected " + describe(i_) + ", expected a value");
-    }
-  }
-
-  bool parse_object(JsonValue* v, int depth) {
-    if (depth > kMaxDepth) return fail_at(i_, "nesting deeper than " + std::to_string(kMaxDepth));
-    v->type = JsonValue::Type::kObject;
-    i_++;  // '{'
-    skip_ws();
-    if (i_ < n_ && p_[i_] == '}') {
-      i_++;
-      return true;
-    }
-    for (;;) {
-      if (i_ >= n_ || p_[i_] != '"') {
-        return fail_at(i_, "expected a string object key, got " + describe(i_));
-      }
-      std::string key;
-      if (!parse_string(&key)) return false;
-      skip_ws();
-      if (i_ >= n_ || p_[i_] != ':') return fail_at(i_, "expected ':' after object key");
-      i_++;
-      skip_ws();
-      v->object.emplace_back(std::move(key), JsonValue());
-      if (!parse_value(&v->object.back().second, depth)) return false;
-      skip_ws();
-      if (i_ < n_ && p_[i_] == ',') {
-        i_++;
-        skip_ws();
-        continue;
-      }
-      if (i_ < n_ && p_[i_] == '}') {
-        i_++;
-        return true;
-      }
-      return fail_at(i_, "expected ',' or '}' after object member, got " + describe(i_));
-    }
-  }
-
-  bool parse_array(JsonValue* v, int depth) {
-    if (depth > kMaxDepth) return fail_at(i_, "nesting deeper than " + std::to_string(kMaxDepth));
-    v->type = JsonValue::Type::kArray;
-    i_++;  // '['
-    skip_ws();
-    if (i_ < n_ && p_[i_] == ']') {
-      i_++;
-      return true;
-    }
-    for (;;) {
-      v->array.emplace_back();
-      if (!parse_value(&v->array.back(), depth)) return false;
-      skip_ws();
-      if (i_ < n_ && p_[i_] == ',') {
-        i_++;
-        skip_ws();
-        continue;
-      }
-      if (i_ < n_ && p_[i_] == ']') {
-        i_++;
-        return true;
-      }
-      return fail_at(i_, "expected ',' or ']' after array element, got " + describe(i_));
-    }
-  }
-
-  bool is_digit(size_t pos) const { return pos < n_ && p_[pos] >= '0' && p_[pos] <= '9'; }
-
-  // number = [ "-" ] int [ frac ] [ exp ]; int = "0" / digit1-9 *digit
-  bool parse_number(JsonValue* v) {
-    size_t start = i_;
-    bool negative = false;
-    if (p_[i_] == '-') {
-      negative = true;
-      i_++;
-    }
-    if (!is_digit(i_)) return fail_at(i_, "expected a digit after '-'");
-    if (p_[i_] == '0' && is_digit(i_ + 1)) return fail_at(i_, "leading zeros are not allowed in numbers");
-    // Exact integer accumulation as a negative value (the int64 range is wider on that side).
-    bool fits = true;
-    int64_t acc = 0;
-    while (is_digit(i_)) {
-      int d = p_[i_] - '0';
-      if (acc < (INT64_MIN + d) / 10) fits = false;
-      if (fits) acc = acc * 10 - d;
-      i_++;
-    }
-    bool integral = true;
-    if (i_ < n_ && p_[i_] == '.') {
-      integral = false;
-      i_++;
-      if (!is_digit(i_)) return fail_at(i_, "expected a digit after the decimal point");
-      while (is_digit(i_)) i_++;
-    }
-    if (i_ < n_ && (p_[i_] == 'e' || p_[i_] == 'E')) {
-      integral = false;
-      i_++;
-      if (i_ < n_ && (p_[i_] == '+' || p_[i_] == '-')) i_++;
-      if (!is_digit(i_)) return fail_at(i_, "expected a digit in the exponent");
-      while (is_digit(i_)) i_++;
-    }
-    v->type = JsonValue::Type::kNumber;
-    if (integral && fits && (negative || acc != INT64_MIN)) {
-      v->is_integer = true;
-      v->integer = negative ? acc : -acc;
-    }
-    // strtod needs a NUL-terminated copy and the C locale's decimal point.
-    std::string tok(reinterpret_cast<const char*>(p_ + start), i_ - start);
-    const char* point = std::localeconv()->decimal_point;
-    if (point && point[0] && point[0] != '.' && !point[1]) {
-      for (char& ch : tok) {
-        if (ch == '.') ch = point[0];
-      }
-    }
-    char* end = nullptr;
-    double d = std::strtod(tok.c_str(), &end);
-    if (end != tok.c_str() + tok.size()) return fail_at(start, "could not convert number");
-    if (std::isinf(d)) return fail_at(start, "number out of range for a double");
-    v->number = d;
-    return true;
-  }
-
-  bool parse_hex4(uint32_t* out) {
-    if (n_ - i_ < 4) return fail_at(i_, "truncated \\u escape (needs 4 hex digits)");
-    uint32_t value = 0;
-    for (int k = 0; k < 4; k++) {
-      unsigned char c = p_[i_ + k];
-      uint32_t d;
-      if (c >= '0' && c <= '9') {
-        d = c - '0';
-      } else if (c >= 'a' && c <= 'f') {
-        d = c - 'a' + 10;
-      } else if (c >= 'A' && c <= 'F') {
-        d = c - 'A' + 10;
-      } else {
-        return fail_at(i_ + k, "invalid hex digit in \\u escape: " + describe(i_ + k));
-      }
-      value = value * 16 + d;
-    }
-    i_ += 4;
-    *out = value;
-    return true;
-  }
-
-  static void append_utf8(std::string* s, uint32_t cp) {
-    if (cp < 0x80) {
-      s->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      s->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      s->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  // nlohmann's report -> the byte where the input went wrong and what was expected there. `position` is
+  // the count of characters read, the end of input counting as one; `token` what it read of the last
+  // token (for strings and literals from their first character).
+  void translate(size_t position, const std::string& token, int id, const std::string& what) {
+    const size_t last = position ? position - 1 : 0;  // the last character read
+    size_t begin = position >= token.size() ? position - token.size() : 0;  // the token's first byte
+    std::string context, detail;
+    const size_t wp = what.find("while parsing "), dash = what.find(" - ");
+    if (wp != std::string::npos && dash != std::string::npos && dash > wp) {
+      context = what.substr(wp + 14, dash - wp - 14);
+      detail = what.substr(dash + 3);
     } else {
-      s->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      detail = what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2);
     }
-  }
-
-  // Length of the well-formed UTF-8 sequence at i_ (RFC 3629: no overlongs, no surrogates, at most
-  // U+10FFFF), or 0.
-  size_t utf8_length() const {
-    unsigned char c = p_[i_];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
+    const bool want_end = contains(detail, "expected end of input");
+    auto got = [&](size_t at) { return describe(t_, n_, at); };
+    // The structural messages, by what nlohmann was parsing.
+    auto structural = [&](size_t at) {
+      if (context == "object key") return fail(at, "expected a string object key, got " + got(at));
+      if (context == "object separator") return fail(at, "expected ':' after object key");
+      if (context == "object") return fail(at, "expected ',' or '}' after object member, got " + got(at));
+      if (context == "array") return fail(at, "expected ',' or ']' after array element, got " + got(at));
+      if (want_end) return fail(at, "unexpected " + got(at) + " after the JSON value");
+      if (at >= n_) return fail(at, "unexpected end of input, expected a value");
+      return fail(at, "unexpected " + got(at) + ", expected a value");
+    };
+    if (id == 406) {  // out_of_range: a number beyond a double
+      fail(begin, "number out of range for a double");
+    } else if (starts_with(detail, "unexpected end of input")) {
+      structural(n_);
+    } else if (starts_with(detail, "unexpected ")) {  // a whole token in the wrong place
+      const bool literal = contains(detail, "literal;");  // string, number, true, false, null
+      size_t at = literal ? begin : last;
+      // "01", "-012": nlohmann reads "0" as a number and then meets the next digits.
+      if (contains(detail, "unexpected number literal") && at >= 1 && t_[at - 1] == '0' &&
+          (at == 1 || !(std::isdigit(t_[at - 2]) || t_[at - 2] == '.' || t_[at - 2] == 'e' || t_[at - 2] == 'E')))
+        fail(at - 1, "leading zeros are not allowed in numbers");
+      else
+        structural(at);
+    } else if (starts_with(detail, "invalid literal")) {
+      // The literal's first character already wrong ("True", ".5", "'a'"): an unexpected character;
+      // later ("tru", "nulL"): a misspelt true / false / null.
+      const bool first = last == 0 || !std::isalpha(t_[last - 1]) || want_end;
+      if (first) structural(last);
+      else fail(last, "invalid literal (expected 'true', 'false' or 'null')");
+    } else if (starts_with(detail, "invalid number")) {
+      if (contains(detail, "after '-'")) fail(last, "expected a digit after '-'");
+      else if (contains(detail, "after '.'")) fail(last, "expected a digit after the decimal point");
+      else if (contains(detail, "exponent")) fail(last, "expected a digit in the exponent");
+      else fail(last, detail);
+    } else if (starts_with(detail, "invalid string")) {
+      string_error(detail, last);
     } else {
-      return 0;
+      fail(std::min(last, n_), detail);
     }
-    if (n_ - i_ < len) return 0;
-    if (p_[i_ + 1] < lo || p_[i_ + 1] > hi) return 0;
-    for (size_t k = 2; k < len; k++) {
-      if (p_[i_ + k] < 0x80 || p_[i_ + k] > 0xBF) return 0;
-    }
-    return len;
   }
 
-  bool parse_string(std::string* out) {
-    i_++;  // opening quote
-    for (;;) {
-      if (i_ >= n_) return fail_at(i_, "unterminated string");
-      unsigned char c = p_[i_];
-      if (c == '"') {
-        i_++;
-        return true;
+  void string_error(const std::string& detail, size_t last) {
+    // The nearest "\u" escape before `last` whose first hex digit and second match `pred`.
+    auto escape_before = [&](bool (*pred)(unsigned char, unsigned char)) {
+      for (size_t k = std::min(last, n_ - (n_ ? 1 : 0)) + 1; k-- > 0;)
+        if (k + 3 < n_ && t_[k] == '\\' && t_[k + 1] == 'u' && pred(t_[k + 2], t_[k + 3])) return k;
+      return last;
+    };
+    if (contains(detail, "missing closing quote")) {
+      fail(n_, "unterminated string");
+    } else if (contains(detail, "control character")) {
+      char buf[80];
+      std::snprintf(buf, sizeof buf, "control character 0x%02X in a string must be escaped",
+                    static_cast<unsigned>(last < n_ ? t_[last] : 0));
+      fail(last, buf);
+    } else if (contains(detail, "after backslash")) {
+      if (last >= n_) fail(last, "unterminated escape in string");
+      else fail(last - 1, std::string("invalid escape \\") + static_cast<char>(t_[last]) + " in string");
+    } else if (contains(detail, "hex digits")) {
+      size_t hex = last;  // the first hex digit of the escape
+      while (hex >= 2 && !(t_[hex - 2] == '\\' && t_[hex - 1] == 'u')) hex--;
+      if (n_ - hex < 4) fail(hex, "truncated \\u escape (needs 4 hex digits)");
+      else fail(last, "invalid hex digit in \\u escape: " + describe(t_, n_, last));
+    } else if (contains(detail, "must be followed by")) {
+      fail(escape_before([](unsigned char a, unsigned char b) {
+             return (a == 'd' || a == 'D') && ((b >= '8' && b <= '9') || (b >= 'a' && b <= 'b') || (b >= 'A' && b <= 'B'));
+           }),
+           "high surrogate in \\u escape not followed by a low surrogate");
+    } else if (contains(detail, "must follow")) {
+      fail(escape_before([](unsigned char a, unsigned char b) {
+             return (a == 'd' || a == 'D') && ((b >= 'c' && b <= 'f') || (b >= 'C' && b <= 'F'));
+           }),
+           "unpaired low surrogate in \\u escape");
+    } else if (contains(detail, "UTF-8")) {
+      // The start of the ill-formed sequence: its lead byte, when the bad byte was a later one.
+      size_t at = last;
+      if (at < n_ && t_[at] < 0xC0) {
+        size_t k = at;
+        while (k > 0 && t_[k - 1] >= 0x80 && t_[k - 1] < 0xC0) k--;
+        if (k > 0 && t_[k - 1] >= 0xC0) at = k - 1;
       }
-      if (c < 0x20) {
-        char buf[80];
-        std::snprintf(buf, sizeof buf, "control character 0x%02X in a string must be escaped",
-                      static_cast<unsigned>(c));
-        return fail_at(i_, buf);
-      }
-      if (c >= 0x80) {
-        size_t len = utf8_length();
-        if (len == 0) return fail_at(i_, "invalid UTF-8 in string");
-        out->append(reinterpret_cast<const char*>(p_ + i_), len);
-        i_ += len;
-        continue;
-      }
-      if (c != '\\') {
-        out->push_back(static_cast<char>(c));
-        i_++;
-        continue;
-      }
-      size_t esc = i_;
-      i_++;
-      if (i_ >= n_) return fail_at(i_, "unterminated escape in string");
-      switch (p_[i_]) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
-        case 'u': {
-          i_++;
-          uint32_t cp;
-          if (!parse_hex4(&cp)) return false;
-          if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return fail_at(esc, "unpaired low surrogate in \\u escape");
-          }
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (n_ - i_ < 2 || p_[i_] != '\\' || p_[i_ + 1] != 'u') {
-              return fail_at(esc, "high surrogate in \\u escape not followed by a low surrogate");
-            }
-            i_ += 2;
-            uint32_t low;
-            if (!parse_hex4(&low)) return false;
-            if (low < 0xDC00 || low > 0xDFFF) {
-              return fail_at(esc, "high surrogate in \\u escape not followed by a low surrogate");
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          append_utf8(out, cp);
-          continue;  // i_ already past the escape
-        }
-        default:
-          return fail_at(esc, "invalid escape \\" + std::string(1, static_cast<char>(p_[i_])) +
-                                  " in string");
-      }
-      i_++;
+      fail(at, "invalid UTF-8 in string");
+    } else {
+      fail(last, detail);
     }
   }
 };
@@ -361,11 +322,38 @@ const JsonValue* JsonValue::get(const std::string& key) const {
 Status parse_json(const char* text, size_t size, JsonValue* out) {
   if (!text && size > 0) return Status::error("malformed JSON at byte 0: null text");
   static const char kEmpty[1] = {0};
-  Parser parser(text ? text : kEmpty, size);
-  JsonValue v;
-  Status s = parser.parse(&v);
-  if (s.ok()) *out = std::move(v);
-  return s;
+  if (!text) text = kEmpty;
+  const unsigned char* t = reinterpret_cast<const unsigned char*>(text);
+  auto error = [](size_t pos, const std::string& msg) {
+    return Status::error("malformed JSON at byte " + std::to_string(pos) + ": " + msg);
+  };
+  // nlohmann skips a UTF-8 byte-order mark, which RFC 8259 does not allow a parser to require or JSON
+  // text to need; LatentLab's files never have one.
+  if (size >= 3 && t[0] == 0xEF && t[1] == 0xBB && t[2] == 0xBF)
+    return error(0, "unexpected byte 0xEF, expected a value (a byte-order mark is not JSON)");
+  // nlohmann reads a NUL byte as the end of the input; a raw NUL is never valid JSON (outside strings it
+  // is no token, inside them an unescaped control character), so the text ends at the first one and a
+  // parse that needed more is placed there.
+  const char* nul = static_cast<const char*>(std::memchr(text, 0, size));
+  const size_t n = nul ? static_cast<size_t>(nul - text) : size;
+  const char* furthest = text;
+  Builder builder(t, n, &furthest);
+  CountingIterator first{text, &furthest}, last{text + n, &furthest};
+  const bool ok = Json::sax_parse(first, last, &builder, nlohmann::detail::input_format_t::json, /*strict=*/true);
+  if (ok && !builder.failed()) {
+    if (n < size) return error(n, "unexpected byte 0x00 after the JSON value");
+    *out = std::move(builder.root());
+    return Status();
+  }
+  if (n < size && builder.err_pos() >= n) {  // it went wrong at the NUL byte
+    if (builder.err() == "unterminated string")
+      return error(n, "control character 0x00 in a string must be escaped");
+    std::string msg = builder.err();
+    const size_t at = msg.find("end of input");
+    if (at != std::string::npos) msg.replace(at, 12, "byte 0x00");
+    return error(n, msg);
+  }
+  return error(builder.err_pos(), builder.failed() ? builder.err() : "not valid JSON");
 }
 
 std::string json_quote(const std::string& s) {
@@ -394,6 +382,14 @@ std::string json_quote(const std::string& s) {
   }
   r.push_back('"');
   return r;
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 }  // namespace ll

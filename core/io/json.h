@@ -32,5 +32,8 @@ Status parse_json(const char* text, size_t size, JsonValue* out);
 
 // Escape a string for JSON output (quotes included).
 std::string json_quote(const std::string& s);
+// A finite double as the shortest of %.15g / %.17g that reads back to the same value ("0.001", "128");
+// non-finite values as null (JSON has no NaN or infinity).
+std::string json_number(double v);
 
 }  // namespace ll

@@ -101,15 +101,12 @@ Status ModelConfig::validate() const {
     for (const ModelKind& m : model_kinds()) names += (names.empty() ? "" : ", ") + m.name;
     return Status::error("unknown model kind '" + kind + "': expected one of " + names);
   }
-  auto check = [](const char* name, int v, int hi) {
-    return v >= 1 && v <= hi ? Status()
-                             : Status::error(std::string("model ") + name + " size " +
-                                             std::to_string(v) + " is out of range [1, " +
-                                             std::to_string(hi) + "]");
-  };
-  for (Status s : {check("input", input, 1 << 16), check("hidden", hidden, 1 << 14),
-                   check("latent", latent, 1 << 12)})
+  if (input < 1 || input > (1 << 16))
+    return Status::error("model input size " + std::to_string(input) + " is out of range [1, 65536]");
+  for (const HyperSpec& h : model_size_specs()) {  // the same message as the CLI's and the page's
+    Status s = check_model_size(h, h.name == "hidden" ? hidden : latent);
     if (!s.ok()) return s;
+  }
   for (const auto& [name, value] : hyper) {
     const HyperSpec* h = find_spec(*k, name);
     if (!h) return Status::error("'" + name + "' is not a setting of model kind '" + kind + "'");
@@ -120,6 +117,14 @@ Status ModelConfig::validate() const {
       return Status::error("'" + name + "' = " + number_str(value) + " must be an integer");
   }
   if (k->check) return k->check(*this);
+  return Status();
+}
+
+Status check_model_size(const HyperSpec& h, double v) {
+  if (!std::isfinite(v) || v < h.lo || v > h.hi)
+    return Status::error(h.name + " = " + json_number(v) + " is out of range [" + json_number(h.lo) + ", " +
+                         json_number(h.hi) + "]");
+  if (v != std::floor(v)) return Status::error(h.name + " = " + json_number(v) + " must be an integer");
   return Status();
 }
 

@@ -265,8 +265,17 @@ struct ModelKind {
   // later, whose old behaviour differs from its default); runs on the config read from a file's
   // metadata, before validation. Null when there is nothing to fill.
   void (*old_file_defaults)(ModelConfig* config) = nullptr;
+  // Which of the architecture sizes (model_size_specs) the kind reads; the page's form and the CLI's
+  // help show only those.
+  bool uses_hidden = true, uses_latent = true;
 };
 const std::vector<ModelKind>& model_kinds();
+// The architecture sizes every kind may have (hidden, latent): defaults, ranges and help, in one place
+// for ModelConfig::validate, the CLI's flags and the page's form.
+const std::vector<HyperSpec>& model_size_specs();
+// One architecture size against its spec: "latent = 0 is out of range [1, 4096]" (the message the CLI,
+// the bindings and the page show); "must be an integer" for a fraction.
+Status check_model_size(const HyperSpec& spec, double value);
 const ModelKind* find_model_kind(const std::string& name);
 // Adds a kind to the registry (e.g. a test's toy kind, from its own file). Refused when the name is
 // empty, not [a-z0-9_], or taken, or the kind has no constructor. Not thread-safe: register before

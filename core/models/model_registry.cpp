@@ -81,7 +81,7 @@ std::vector<ModelKind>& registry() {
         {"capacity_steps", 0, 0, 1e9, true, "beta-VAE capacity form: training steps over which C rises from 0 to capacity_max (0: the whole training)"}},
        make<BetaVae>, nullptr},
       {"conv_vae", "Convolutional VAE: Conv(1->32->64, k4 s2 p1) encoder, Gaussian latent, ConvTranspose decoder, BCE + KL (square images, side a multiple of 4; --hidden unused)",
-       {}, make<ConvVae>, ConvVae::infer, check_square_image},
+       {}, make<ConvVae>, ConvVae::infer, check_square_image, /*old_file_defaults=*/nullptr, /*uses_hidden=*/false},
       {"dae", "Denoising MLP autoencoder (Vincent et al. 2008): the ae trained on masked / noisy inputs, BCE against the clean image",
        {{"mask", 0.25, 0.0, 1.0, false, "Denoising: probability that a training pixel is set to 0"},
         {"gaussian", 0.0, 0.0, 10.0, false, "Denoising: standard deviation of Gaussian noise added to training inputs"}},
@@ -102,7 +102,8 @@ std::vector<ModelKind>& registry() {
         {"tied", 0, 0, 1, true, "Single-layer AEs: 1 = tied weights, the decoder weight is encoder.0.weight transposed (no decoder.0.weight tensor)"}},
        make<ContractiveAutoencoder>, nullptr},
       {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
-       vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults},
+       vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults,
+       /*uses_hidden=*/false, /*uses_latent=*/false},
   };
   return kinds;
 }
@@ -120,6 +121,15 @@ Status register_model_kind(ModelKind kind) {
   if (find_model_kind(kind.name)) return Status::error("register_model_kind: kind '" + kind.name + "' exists already");
   registry().push_back(std::move(kind));
   return Status();
+}
+
+const std::vector<HyperSpec>& model_size_specs() {
+  // The defaults are the MLP VAE of Kingma & Welling's MNIST recipe (as PyTorch's example).
+  static const std::vector<HyperSpec> specs = {
+      {"hidden", 400, 1, 1 << 14, true, "Hidden layer width"},
+      {"latent", 20, 1, 1 << 12, true, "Latent size"},
+  };
+  return specs;
 }
 
 }  // namespace ll

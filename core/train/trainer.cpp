@@ -44,15 +44,11 @@ void accumulate_totals(const Model& model, const float* x, int B, LossTotals* to
   totals->count += B;
 }
 
-Status TrainSettings::validate() const {
-  if (batch < 1 || batch > 65536)
-    return Status::error("batch size " + std::to_string(batch) + " is out of range [1, 65536]");
-  if (!(adam.lr > 0.0) || !std::isfinite(adam.lr) || adam.lr > 10.0)
-    return Status::error("learning rate " + std::to_string(adam.lr) + " must be in (0, 10]");
-  if (!(adam.beta1 >= 0.0 && adam.beta1 < 1.0) || !(adam.beta2 >= 0.0 && adam.beta2 < 1.0))
-    return Status::error("Adam betas must be in [0, 1)");
-  if (!(adam.eps > 0.0)) return Status::error("Adam eps must be positive");
-  return Status();
+// The global L2 norm of n gradients, summed in double (order fixed: the same on every machine).
+static double global_norm(const float* g, size_t n) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) s += static_cast<double>(g[i]) * g[i];
+  return std::sqrt(s);
 }
 
 Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& settings) {
@@ -88,13 +84,17 @@ int Trainer::steps_per_epoch() const {
   return (data_->size() + settings_.batch - 1) / settings_.batch;
 }
 
-Status Trainer::step(LossTotals* batch_totals) {
+int64_t Trainer::planned_steps() const {
+  return settings_.epochs > 0 ? int64_t(settings_.epochs) * steps_per_epoch() : 0;
+}
+
+Status Trainer::step(LossTotals* batch_totals, StepMetrics* metrics) {
   const int B = std::min(settings_.batch, data_->size() - cursor_);
   data_->to_float(order_.data(), cursor_, B, x_.data());
   const size_t n = static_cast<size_t>(B) * model_->config().input;
   std::copy(x_.begin(), x_.begin() + n, input_.begin());
   model_->corrupt(input_.data(), B, rng_);
-  const int64_t total = settings_.epochs > 0 ? int64_t(settings_.epochs) * steps_per_epoch() : 0;
+  const int64_t total = planned_steps();
   model_->begin_step(adam_.step_count, total);
   model_->forward(input_.data(), x_.data(), B, rng_, ZMode::kSample);
   LossTotals totals;
@@ -121,7 +121,7 @@ Status Trainer::step(LossTotals* batch_totals) {
   }
   ParamArena& arena = model_->params();
   arena.zero_grad();
-  model_->backward(1.0f);
+  model_->backward(settings_.reduction == LossReduction::kMean ? 1.0f / static_cast<float>(B) : 1.0f);
   if (!all_finite(arena.grads.data(), arena.size())) {
     std::string name = "?";
     for (const TensorSlot& slot : arena.slots())
@@ -131,6 +131,18 @@ Status Trainer::step(LossTotals* batch_totals) {
                          "' is not finite; the update was skipped and the weights are unchanged "
                          "(try a lower learning rate)");
   }
+  StepMetrics m;
+  m.grad_norm = global_norm(arena.grads.data(), arena.size());
+  if (settings_.clip > 0.0 && m.grad_norm > settings_.clip) {
+    // g <- g * clip / norm, as torch.nn.utils.clip_grad_norm_ (without its 1e-6 in the denominator).
+    const float f = static_cast<float>(settings_.clip / m.grad_norm);
+    float* g = arena.grads.data();
+    for (size_t i = 0; i < arena.size(); i++) g[i] *= f;
+    m.clipped = true;
+  }
+  // The constant schedule without warm-up leaves the configured lr untouched (bit-identical recipes).
+  m.lr = settings_.lr_at(adam_.step_count, total);
+  adam_.config.lr = m.lr;
   adam_.step(arena);
   model_->after_step(rng_);
   cursor_ += B;
@@ -140,6 +152,11 @@ Status Trainer::step(LossTotals* batch_totals) {
     rng_.shuffle(order_.data(), order_.size());
   }
   if (batch_totals) *batch_totals = totals;
+  if (metrics) {
+    m.step = adam_.step_count;
+    m.epoch = epoch_;
+    *metrics = m;
+  }
   return Status();
 }
 

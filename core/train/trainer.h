@@ -2,7 +2,10 @@
 // Shared by the native tool and (later) the browser worker; reports through return values, never prints.
 // Each epoch visits the training set in a fresh shuffled order; the last batch may be smaller (as
 // PyTorch's DataLoader without drop_last). The loss of a batch is summed over its images (as the
-// PyTorch VAE example), so gradients are of the batch sum.
+// PyTorch VAE example), so gradients are of the batch sum. The gradient convention: every Model's
+// backward(scale) accumulates scale times the gradient of the loss summed over the batch; the Trainer
+// picks the scale from TrainSettings::reduction (1 for kSum, 1/B for kMean). Per step it sets the
+// learning rate from the schedule, and clips the gradient's global norm when settings.clip > 0.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -13,6 +16,7 @@
 #include "core/models/model.h"
 #include "core/nn/noise.h"
 #include "core/base/status.h"
+#include "core/train/settings.h"
 
 namespace ll {
 
@@ -30,12 +34,14 @@ struct LossTotals {
   void add(const LossTotals& other);
 };
 
-struct TrainSettings {
-  int batch = 128;
-  AdamConfig adam;
-  uint64_t seed = 1;
-  int epochs = 0;  // planned length, for the models' schedules (0: unknown)
-  Status validate() const;
+// What one training step did, for charts: the batch's loss terms (LossTotals), the learning rate it
+// used, and the global L2 norm of the gradient before clipping (of the reduced loss: sum or mean).
+struct StepMetrics {
+  int64_t step = 0;  // 1-based: steps done after this one
+  int epoch = 0;     // completed epochs after this step
+  double lr = 0.0;
+  double grad_norm = 0.0;
+  bool clipped = false;
 };
 
 class Trainer {
@@ -45,7 +51,7 @@ class Trainer {
   // One optimisation step on the next batch. On a non-finite loss or gradient, or a batch loss beyond
   // kDivergenceFactor times the reference loss (below), the update is skipped, the parameters are
   // unchanged, and the error says what went bad at which step.
-  Status step(LossTotals* batch_totals);
+  Status step(LossTotals* batch_totals, StepMetrics* metrics = nullptr);
   // Divergence: a batch's mean loss per image above kDivergenceFactor * max(reference, 1), where the
   // reference is the loss of the model as it was set up, on the first training batch. Training lowers
   // the loss well below its start (MNIST AE: 543 -> 70, VAE: 550 -> 105), and warm-up bumps stay within
@@ -57,6 +63,8 @@ class Trainer {
   int64_t steps_done() const { return adam_.step_count; }
   int epoch() const { return epoch_; }                       // completed epochs
   int steps_per_epoch() const;
+  // The planned steps: settings.epochs * steps_per_epoch() (0 when open-ended).
+  int64_t planned_steps() const;
   int step_in_epoch() const { return (cursor_ + settings_.batch - 1) / settings_.batch; }
   const Adam& optimizer() const { return adam_; }
 

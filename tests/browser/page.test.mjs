@@ -229,11 +229,11 @@ test('a bad model file gives a clear message, changes nothing, and the page keep
   const seedBefore = await seed.inputValue();
   await seed.fill('-5');
   await seed.dispatchEvent('change');
-  assert.match(await errorText(), /seed: -5 is out of range/);
+  await page.waitForFunction(() => /seed = -5 is out of range \[0, 9007199254740991\]/.test(document.querySelector('#errors').textContent), null, { timeout: 10000 });
   assert.equal(await seed.inputValue(), seedBefore);
   await seed.fill('');
   await seed.dispatchEvent('change');
-  assert.match(await errorText(), /seed: a value is required/);
+  await page.waitForFunction(() => /seed: a value is required/.test(document.querySelector('#errors').textContent), null, { timeout: 10000 });
   assert.equal(await seed.inputValue(), seedBefore);
   await page.click('#errors .error button');
 });
@@ -247,6 +247,37 @@ test('a VQ-VAE in training is offered in the VQ panel: asked of its capabilities
     const s = document.querySelector('select[aria-label="VQ-VAE shown"]');
     return !s.disabled && s.value === 'training';
   }, null, { timeout: 120000 });
+  await p4.close();
+});
+
+test('the Train form is generated from the core for every kind', async () => {
+  const p4 = await openPage('?panels=train&lr=0.002&tlatent=7');
+  const { kinds, settings } = await p4.evaluate(() => ({ kinds: window.latentlab.kinds, settings: window.latentlab.settings }));
+  assert.equal(kinds.length, 9, 'the registry\'s kinds reach the page');
+  assert.deepEqual(await p4.$$eval('[data-testid=kind] option', (o) => o.map((x) => x.value)), kinds.map((k) => k.name));
+  const counts = {};
+  for (const k of kinds) {
+    await p4.selectOption('[data-testid=kind]', k.name);
+    const labels = await p4.$$eval('[data-testid=train-fields] [aria-label]', (xs) => xs.map((x) => x.getAttribute('aria-label')));
+    // The kind's architecture sizes, its hyperparameters from the registry, then the training settings.
+    assert.deepEqual(labels, [...k.sizes, ...k.hyper.map((hp) => hp.name), ...settings.train.map((t) => t.name)], k.name);
+    counts[k.name] = labels.length;
+  }
+  // Hand-counted from core/models/model_registry.cpp and core/train/settings.h (8 training settings).
+  assert.deepEqual(counts, { ae: 10, vae: 10, beta_vae: 14, conv_vae: 9, dae: 12, sparse_ae: 13, ksparse_ae: 14, contractive_ae: 12, vqvae: 15 });
+  // The URL's values reach the form; the core's range bounds the field.
+  assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=lr]', (x) => x.value), '0.002');
+  const lr = await p4.$('[data-testid=train-fields] [aria-label=lr]');
+  assert.equal(await lr.getAttribute('max'), '10');
+  await p4.selectOption('[data-testid=kind]', 'vae');
+  assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=latent]', (x) => x.value), '7');
+  // A bad value: the core's message, the one the CLI prints after its flag (tests/bad_setting.txt).
+  const [badName, badValue, badMessage] = fs.readFileSync(path.join(root, 'tests/bad_setting.txt'), 'utf8').split('\n');
+  const bad = await p4.$(`[data-testid=train-fields] [aria-label=${badName}]`);
+  await bad.fill(badValue);
+  await bad.dispatchEvent('change');
+  await p4.waitForSelector('#errors .error', { state: 'visible', timeout: 10000 });
+  assert.ok((await p4.$eval('#errors', (e) => e.textContent)).includes(`${badMessage} (it stays 0.002)`));
   await p4.close();
 });
 

@@ -240,10 +240,23 @@ test('bad input throws an Error with the core\'s message, and the module keeps w
   throwsWith(() => vae.evaluate(x, { mode: 'median' }), /mode 'median'/);
   // Bad training settings and data.
   const images = new Uint8Array(10 * P), labels = new Uint8Array(10);
-  throwsWith(() => new lab.Trainer(vae, { images, labels }, { batch: 0 }), /^training settings: 'batch' must be an integer in \[1, 1000000\]/);
-  throwsWith(() => new lab.Trainer(vae, { images, labels }, { lr: -1 }), /^training settings: learning rate -1\.0* must be in \(0, 10\]/);
-  throwsWith(() => new lab.Trainer(vae, { images, labels }, { momentum: 0.9 }), /unknown key 'momentum'/);
-  throwsWith(() => new lab.Trainer(vae, { images, labels }, { seed: 1.5 }), /seed 1\.5 must be an integer/);
+  throwsWith(() => new lab.Trainer(vae, { images, labels }, { batch: 0 }), /^training settings: batch = 0 is out of range \[1, 65536\]$/);
+  throwsWith(() => new lab.Trainer(vae, { images, labels }, { lr: -1 }), /^training settings: lr = -1 is out of range \[1e-08, 10\]$/);
+  throwsWith(() => new lab.Trainer(vae, { images, labels }, { momentum: 0.9 }), /unknown training setting 'momentum'/);
+  throwsWith(() => new lab.Trainer(vae, { images, labels }, { seed: 1.5 }), /seed = 1\.5 must be an integer/);
+  // The bad value of tests/bad_setting.txt: the core's message, exactly what the CLI prints after its flag
+  // (tests/cli_bad_input.sh) and the page shows (settingError).
+  const [badName, badValue, badMessage] = fs.readFileSync(path.join(root, 'tests/bad_setting.txt'), 'utf8').split('\n');
+  assert.throws(() => new lab.Trainer(vae, { images, labels }, { [badName]: Number(badValue) }), (e) => e.message === `training settings: ${badMessage}`);
+  assert.equal(lab.settingError('vae', badName, Number(badValue)), badMessage);
+  assert.equal(lab.settingError('vae', badName, 1e-3), '');
+  assert.equal(lab.settingError('vae', 'latent', 0), 'latent = 0 is out of range [1, 4096]');
+  assert.match(lab.settingError('beta_vae', 'beta', -1), /'beta' = -1 is out of range \[0, 1000\]/);
+  // The tables the page builds its Train form from.
+  const settings = lab.settings();
+  assert.deepEqual(settings.train.map((x) => x.name), ['lr', 'batch', 'epochs', 'seed', 'schedule', 'warmup', 'clip', 'reduction']);
+  assert.deepEqual(settings.sizes.map((x) => x.name), ['hidden', 'latent']);
+  assert.deepEqual(lab.kinds().find((k) => k.name === 'vqvae').sizes, []);
   throwsWith(() => new lab.Trainer(vae, { images: images.subarray(1), labels, format: 'raw' }), /^training data: raw images have 7839 bytes; expected a positive multiple of 784/);
   throwsWith(() => new lab.Trainer(vae, { images, labels: labels.subarray(1), format: 'raw' }), /10 images but 9 labels/);
   throwsWith(() => new lab.Trainer(vae, { images, labels, format: 'png' }), /format 'png'/);
@@ -253,7 +266,13 @@ test('bad input throws an Error with the core\'s message, and the module keeps w
   }
   const t = new lab.Trainer(new lab.Model({ kind: 'ae' }, 2), { images, labels, format: 'raw' }, { batch: 4 });
   throwsWith(() => t.step(0), /count 0 is out of range/);
-  assert.equal(t.step(3).steps.length, 3);
+  const three = t.step(3).steps;
+  assert.equal(three.length, 3);
+  for (const st of three) {  // per-step metrics for charts: the lr used and the gradient's norm
+    assert.equal(st.lr, 1e-3);
+    assert.ok(st.gradNorm > 0 && Number.isFinite(st.gradNorm), `gradNorm ${st.gradNorm}`);
+    assert.equal(st.clipped, false);
+  }
   t.dispose();
   throwsWith(() => t.step(1), /disposed/);
   // Still working, same answers.
@@ -349,9 +368,9 @@ test('bad input at any size: an Error, not Aborted(), and memory bounded by the 
   const conv = new lab.Model({ kind: 'conv_vae' }, 1);
   const images = new Uint8Array(16 * P), labels = new Uint8Array(16);
   throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 8192 }), /^trainer: the conv_vae model with a batch of 8192 needs \d+ MiB .*beyond the budget/);
-  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 1000000 }), /batch size 1000000 is out of range \[1, 65536\]/);
+  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 1000000 }), /batch = 1000000 is out of range \[1, 65536\]/);
   // Settings and step counts that are not what they claim.
-  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { epochs: 0 }), /'epochs' must be an integer in \[1, 1000000\]/);
+  throwsWith(() => new lab.Trainer(conv, { images, labels, format: 'raw' }, { epochs: -1 }), /epochs = -1 is out of range \[0, 100000\]/);
   const t = new lab.Trainer(conv, { images, labels, format: 'raw' }, { batch: 4, epochs: 1 });
   throwsWith(() => t.step(2.5), /^step: count 2\.5 must be an integer in \[1, 100000\]/);
   throwsWith(() => t.step(NaN), /^step: count nan must be an integer/i);

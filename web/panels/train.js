@@ -1,33 +1,29 @@
-// Panel 6, Train: choose a model kind and its key settings, train on the MNIST or Fashion-MNIST
+// Panel 6, Train: choose a model kind and its settings (the form is generated per kind from the core's
+// registry and settings table, app.kinds and app.settings: the kind's architecture sizes and
+// hyperparameters, then the training settings, each with the core's range and help), train on the MNIST or Fashion-MNIST
 // training set in the worker (start, pause, single step, reset), with live uPlot charts of every loss
 // term and of throughput, an epoch progress bar, reconstructions of eight fixed test digits refreshed
 // as it learns, and download / load of the model as a safetensors file.
 import { h, imageCanvas, drawImages, clamp01, fmt, thousands, P } from '../render.js';
 
-const KINDS = {
-  vae: { title: 'VAE (MLP)', fields: ['hidden', 'zdim'] },
-  ae: { title: 'Autoencoder (MLP)', fields: ['hidden', 'zdim'] },
-  dae: { title: 'Denoising AE', fields: ['hidden', 'zdim'] },
-  beta_vae: { title: 'β-VAE', fields: ['hidden', 'zdim', 'beta'] },
-  sparse_ae: { title: 'Sparse AE (KL)', fields: ['hidden'] },
-  ksparse_ae: { title: 'k-sparse AE', fields: ['hidden'] },
-  contractive_ae: { title: 'Contractive AE', fields: ['hidden'] },
-  conv_vae: { title: 'Convolutional VAE', fields: ['zdim'] },
-  vqvae: { title: 'VQ-VAE (conv)', fields: ['K', 'commitment', 'ema'] },
-};
-const FIELD_LABELS = { hidden: 'hidden units', zdim: 'latent size', beta: 'β', K: 'codebook size K', commitment: 'commitment β', ema: 'EMA codebook', lr: 'learning rate', batch: 'batch', tseed: 'seed' };
 const FIXED = [0, 1, 2, 3, 4, 5, 6, 7];  // the test digits whose reconstructions are shown
 
 export function initTrain(app) {
   const { lab, state, set } = app;
   const root = document.getElementById('panel-train');
-  const kindSelect = h('select', { 'aria-label': 'model kind', 'data-testid': 'kind' }, Object.entries(KINDS).map(([k, v]) => h('option', { value: k }, v.title)));
+  const kinds = new Map(app.kinds.map((k) => [k.name, k]));
+  const sizeSpecs = new Map(app.settings.sizes.map((s) => [s.name, s]));
+  const keyOf = (name) => app.settingKeys.get(name);
+  // The fields of a kind: its architecture sizes and hyperparameters (registry), then the training settings.
+  const fieldsOf = (kind) => [...kind.sizes.map((n) => sizeSpecs.get(n)), ...kind.hyper, ...app.settings.train];
+  const kindSelect = h('select', { 'aria-label': 'model kind', 'data-testid': 'kind' },
+    app.kinds.map((k) => h('option', { value: k.name, title: k.description }, k.description.split(':')[0])));
   kindSelect.value = state.kind;
   kindSelect.addEventListener('change', () => set({ kind: kindSelect.value }));
   const dataSelect = h('select', { 'aria-label': 'data set' }, h('option', { value: 'mnist' }, 'MNIST'), h('option', { value: 'fashion' }, 'Fashion-MNIST'));
   dataSelect.value = state.data;
   dataSelect.addEventListener('change', () => set({ data: dataSelect.value }));
-  const fieldsBox = h('div', { class: 'fields' });
+  const fieldsBox = h('div', { class: 'fields', 'data-testid': 'train-fields' });
   const btn = {
     start: h('button', { class: 'primary', onclick: () => start(), 'data-testid': 'train-start' }, 'Start'),
     pause: h('button', { onclick: () => lab.call('trainPause'), 'data-testid': 'train-pause' }, 'Pause'),
@@ -61,36 +57,46 @@ export function initTrain(app) {
       h('div', { class: 'label' }, 'eight test digits (top) and their reconstructions (bottom)'), recon)));
 
   function renderFields() {
-    const kind = KINDS[state.kind];
-    fieldsBox.replaceChildren(...[...kind.fields, 'lr', 'batch', 'tseed'].map((f) => {
-      const spec = app.schema[f];
-      const input = f === 'ema'
-        ? h('input', { type: 'checkbox', checked: state.ema })
-        : h('input', { type: 'number', value: state[f], step: f === 'lr' ? 0.0001 : f === 'commitment' || f === 'beta' ? 0.05 : 1, 'aria-label': FIELD_LABELS[f] });
-      input.addEventListener('change', () => {
+    const fields = fieldsOf(kinds.get(state.kind));
+    fieldsBox.dataset.fields = fields.length;
+    fieldsBox.replaceChildren(...fields.map((spec) => {
+      const key = keyOf(spec.name), label = spec.name.replace(/_/g, ' ');
+      const flag = spec.integer && spec.min === 0 && spec.max === 1;  // a 0/1 switch
+      const input = spec.type === 'choice'
+        ? h('select', { 'aria-label': spec.name }, spec.choices.map((c) => h('option', { value: c }, c)))
+        : flag ? h('input', { type: 'checkbox', 'aria-label': spec.name })
+          : h('input', { type: 'number', min: spec.min, max: spec.max, step: spec.type === 'int' || spec.integer ? 1 : 'any', 'aria-label': spec.name });
+      if (flag) input.checked = state[key] === 1; else input.value = state[key];
+      input.addEventListener('change', async () => {
         const typed = input.value;  // what was typed, before it is put back to the valid value
-        const v = f === 'ema' ? input.checked : spec.parse(typed);
+        const v = flag ? (input.checked ? 1 : 0) : app.schema[key].parse(typed);
         if (v === undefined) {
-          input.value = state[f];
-          app.error(new Error(typed.trim() === '' ? `${FIELD_LABELS[f]}: a value is required (it stays ${state[f]})`
-                                                  : `${FIELD_LABELS[f]}: ${typed} is out of range (it stays ${state[f]})`));
+          input.value = state[key];
+          // The core's message for the value, the one the CLI and the bindings give.
+          const why = typed.trim() === '' ? 'a value is required'
+            : await lab.call('settingError', { kind: state.kind, name: spec.name, value: Number(typed) }).catch((e) => e.message);
+          app.error(new Error(`${why && typed.trim() !== '' ? why : `${label}: ${why || `${typed} is not valid`}`} (it stays ${state[key]})`));
           return;
         }
         app.clearError();
-        set({ [f]: v });
+        set({ [key]: v });
       });
-      return h('label', { title: spec.help }, `${FIELD_LABELS[f]} `, input);
+      return h('label', { title: spec.help }, `${label} `, input);
     }));
   }
 
+  // The config and the settings sent to the core: the kind's values that differ from the registry's
+  // defaults (a default the model caps, as k-sparse's k, stays the model's choice), every training setting.
   function config() {
     const c = { kind: state.kind };
-    const f = KINDS[state.kind].fields;
-    if (f.includes('hidden')) c.hidden = state.hidden;
-    if (f.includes('zdim')) c.latent = state.zdim;
-    if (state.kind === 'beta_vae') c.beta = state.beta;
-    if (state.kind === 'vqvae') Object.assign(c, { codebook_size: state.K, commitment: state.commitment, ema: state.ema ? 1 : 0 });
+    for (const spec of fieldsOf(kinds.get(state.kind)).slice(0, -app.settings.train.length)) {
+      const v = state[keyOf(spec.name)];
+      if (v !== spec.default) c[spec.name] = v;
+    }
     return c;
+  }
+  function settings() {
+    return Object.fromEntries(app.settings.train.map((spec) => [spec.name, state[keyOf(spec.name)]]));
   }
 
   // ---- the session ----
@@ -101,7 +107,7 @@ export function initTrain(app) {
   async function ensureSession() {
     if (session) return session;
     progressText.textContent = 'loading the training set…';
-    const r = await lab.call('trainCreate', { config: config(), settings: { batch: state.batch, lr: state.lr, seed: state.tseed }, data: state.data });
+    const r = await lab.call('trainCreate', { config: config(), settings: settings(), data: state.data });
     newSession(r.info, r.progress);
     return session;
   }
@@ -162,8 +168,8 @@ export function initTrain(app) {
     try {
       const bytes = new Uint8Array(await file.arrayBuffer());
       progressText.textContent = 'loading the training set…';
-      const r = await lab.call('trainCreate', { bytes, settings: { batch: state.batch, lr: state.lr, seed: state.tseed }, data: state.data }, [bytes.buffer]);
-      if (KINDS[r.info.kind]) { kindSelect.value = r.info.kind; }
+      const r = await lab.call('trainCreate', { bytes, settings: settings(), data: state.data }, [bytes.buffer]);
+      if (kinds.has(r.info.kind)) { kindSelect.value = r.info.kind; }
       newSession(r.info, r.progress);
       summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${thousands(r.info.parameters)} parameters. Train it further, or see it in the Draw panel.`;
       app.metrics.loadedModel = r.info;
@@ -272,7 +278,7 @@ export function initTrain(app) {
   app.onChange((keys) => {
     if (keys.includes('kind')) { kindSelect.value = state.kind; renderFields(); }
     if (keys.includes('data')) dataSelect.value = state.data;
-    const trainKeys = ['kind', 'zdim', 'hidden', 'beta', 'K', 'commitment', 'ema', 'lr', 'batch', 'tseed', 'data'];
+    const trainKeys = ['kind', 'data', ...app.settingKeys.values()];
     if (session && keys.some((k) => trainKeys.includes(k))) summary.textContent = 'Settings changed: Reset, then Start, to train with them.';
   });
   summary.append(h('span', { class: 'muted' }, 'Press Start: the training set downloads (9.6 MB for MNIST), then the model trains here, in your browser.'));
