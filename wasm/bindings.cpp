@@ -290,12 +290,7 @@ class ModelCore {
     out_f32_.resize(static_cast<size_t>(B) * P);
     std::vector<float> terms(T * B);       // [T, B]
     std::vector<double> se(B), loss(B, 0.0);  // [B]
-    Rng rng(0);  // unused with ZMode::kMean
-    for (int first = 0; first < B; first += kChunk) {
-      const int b = std::min(kChunk, B - first);
-      if (b > m.max_batch()) m.reserve(b);
-      const float* x = in_f32_.data() + first * P;
-      m.forward(x, x, b, rng, ZMode::kMean);
+    forward_chunks(B, [&](int first, int b, const float* x) {
       std::memcpy(out_f32_.data() + first * P, m.reconstruction(), sizeof(float) * b * P);
       for (size_t t = 0; t < T; t++) {
         const float* v = m.term(static_cast<int>(t));
@@ -305,7 +300,7 @@ class ModelCore {
         }
       }
       image_squared_errors(m.reconstruction(), x, b, static_cast<int>(P), se.data() + first);
-    }
+    });
     val tv = val::object();
     const std::vector<std::string> names = m.loss_terms();
     for (size_t t = 0; t < T; t++)
@@ -477,22 +472,33 @@ class ModelCore {
     Model& m = *state_->model;
     int B = 0;
     Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
-    const size_t P = static_cast<size_t>(m.config().input), W = static_cast<size_t>(width_of(m));
+    const size_t W = static_cast<size_t>(width_of(m));
     if (s.ok()) {
       std::vector<float>().swap(out_f32_);
       s = ensure_memory(uint64_t(B) * W * sizeof(float) + reserve_bytes(m, std::min(B, kChunk)), "memory");
     }
     if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
     out_f32_.resize(static_cast<size_t>(B) * W);
+    forward_chunks(B, [&](int first, int b, const float*) {
+      std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
+    });
+    return ok_result(view_of(out_f32_));
+  }
+
+  // Forward passes (z = posterior mean) over the B images of the f32 buffer, kChunk at a time; after
+  // each, chunk(first, b, x) reads the model's outputs for images [first, first + b) of input x.
+  template <typename Chunk>
+  void forward_chunks(int B, Chunk chunk) {
+    Model& m = *state_->model;
+    const size_t P = static_cast<size_t>(m.config().input);
     Rng rng(0);  // unused with ZMode::kMean
     for (int first = 0; first < B; first += kChunk) {
       const int b = std::min(kChunk, B - first);
       if (b > m.max_batch()) m.reserve(b);
       const float* x = in_f32_.data() + first * P;
       m.forward(x, x, b, rng, ZMode::kMean);
-      std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
+      chunk(first, b, x);
     }
-    return ok_result(view_of(out_f32_));
   }
 
   // Decodes B codes (B * codeSize floats, not in the output buffer) into the output buffer.
