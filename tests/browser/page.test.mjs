@@ -287,6 +287,26 @@ test('the state lives in the URL: a link reproduces the view', async () => {
   assert.deepEqual(problems, []);
 });
 
+test('a VQ-VAE training in the page shows the core\'s live code usage of its batches', async () => {
+  const p4 = await openPage('?kind=vqvae&batch=16&panels=vq,train');
+  await p4.click('[data-testid=train-start]');
+  await waitMetric(p4, () => window.latentlab.metrics.vqLiveUsage?.steps >= 2 && window.latentlab.metrics.trainSteps >= 5, 120000);
+  await p4.click('[data-testid=train-pause]');
+  await waitMetric(p4, () => !document.querySelector('[data-testid=train-start]').disabled, 30000);
+  const u = await metric(p4, 'vqLiveUsage');
+  // The counts of the window's training calls (16 images of 49 cells per step), summarised by the core.
+  assert.equal(u.counts.length, 64);
+  assert.equal(u.counts.reduce((a, b) => a + b, 0) % (16 * 49), 0);
+  const w = new core.CodeUsageWindow(64, 1);
+  w.add(u.counts);
+  const own = w.summary();
+  assert.deepEqual([u.used, u.perplexity], [own.used, own.perplexity]);
+  w.dispose();
+  assert.match(await p4.$eval('#panel-vq .figs-line', (e) => e.textContent), new RegExp(`^perplexity ${own.perplexity.toFixed(1)} · ${own.used} of 64 codes used in the last ${u.steps} batches`));
+  await p4.close();
+  assert.deepEqual(problems, []);
+});
+
 test('the embeddable component: <latent-lab> frames size themselves to their panels', async () => {
   const p3 = await browser.newPage();
   p3.on('console', (m) => { if (m.type() === 'error') problems.push(`console (embed): ${m.text()}`); });
