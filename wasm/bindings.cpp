@@ -38,6 +38,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/eval/code_usage.h"
+#include "core/eval/image_figures.h"
 #include "core/io/idx.h"
 #include "core/io/json.h"
 #include "core/kernels/kernels.h"
@@ -295,6 +297,48 @@ class ModelCore {
                        [](const Model& m) { return posterior_logvar(m); });
   }
 
+  // Pixels [B, input] in [0, 1] (f32 buffer) -> {recon: Float32Array [B*input], terms: {name:
+  // Float32Array [B]}, loss: Float64Array [B], mse: Float64Array [B]}: the reconstruction (z = posterior
+  // mean) and each image's own loss terms (Model::term after the forward) and squared error
+  // (core/eval/image_figures.h): for one image, exactly evaluate()'s figures for it ("mean" mode).
+  val reconstructTerms() {
+    if (!state_) return not_loaded("reconstructTerms");
+    Model& m = *state_->model;
+    int B = 0;
+    Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
+    const size_t P = static_cast<size_t>(m.config().input), T = m.loss_terms().size();
+    if (s.ok()) {
+      std::vector<float>().swap(out_f32_);
+      s = ensure_memory(uint64_t(B) * (P + T + 4) * sizeof(float) * 2 + reserve_bytes(m, std::min(B, kChunk)),
+                        "memory");
+    }
+    if (!s.ok()) return error_result("reconstructTerms: " + s.message());
+    out_f32_.resize(static_cast<size_t>(B) * P);
+    std::vector<float> terms(T * B);       // [T, B]
+    std::vector<double> se(B), loss(B, 0.0);  // [B]
+    forward_chunks(B, [&](int first, int b, const float* x) {
+      std::memcpy(out_f32_.data() + first * P, m.reconstruction(), sizeof(float) * b * P);
+      for (size_t t = 0; t < T; t++) {
+        const float* v = m.term(static_cast<int>(t));
+        for (int i = 0; i < b; i++) {
+          terms[t * B + first + i] = v[i];
+          loss[first + i] += v[i];  // in double, as LossTotals::loss sums the terms
+        }
+      }
+      image_squared_errors(m.reconstruction(), x, b, static_cast<int>(P), se.data() + first);
+    });
+    val tv = val::object();
+    const std::vector<std::string> names = m.loss_terms();
+    for (size_t t = 0; t < T; t++)
+      tv.set(names[t], val(emscripten::typed_memory_view(static_cast<size_t>(B), terms.data() + t * B)).call<val>("slice"));
+    val r = val::object();
+    r.set("recon", val(emscripten::typed_memory_view(out_f32_.size(), out_f32_.data())).call<val>("slice"));
+    r.set("terms", tv);
+    r.set("loss", val(emscripten::typed_memory_view(loss.size(), loss.data())).call<val>("slice"));
+    r.set("mse", val(emscripten::typed_memory_view(se.size(), se.data())).call<val>("slice"));
+    return ok_result(r);
+  }
+
   // Codes [B, codeSize] (f32 buffer) -> pixel probabilities [B, input].
   val decode() {
     if (!state_) return not_loaded("decode");
@@ -483,22 +527,33 @@ class ModelCore {
     Model& m = *state_->model;
     int B = 0;
     Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
-    const size_t P = static_cast<size_t>(m.config().input), W = static_cast<size_t>(width_of(m));
+    const size_t W = static_cast<size_t>(width_of(m));
     if (s.ok()) {
       std::vector<float>().swap(out_f32_);
       s = ensure_memory(uint64_t(B) * W * sizeof(float) + reserve_bytes(m, std::min(B, kChunk)), "memory");
     }
     if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
     out_f32_.resize(static_cast<size_t>(B) * W);
+    forward_chunks(B, [&](int first, int b, const float*) {
+      std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
+    });
+    return ok_result(view_of(out_f32_));
+  }
+
+  // Forward passes (z = posterior mean) over the B images of the f32 buffer, kChunk at a time; after
+  // each, chunk(first, b, x) reads the model's outputs for images [first, first + b) of input x.
+  template <typename Chunk>
+  void forward_chunks(int B, Chunk chunk) {
+    Model& m = *state_->model;
+    const size_t P = static_cast<size_t>(m.config().input);
     Rng rng(0);  // unused with ZMode::kMean
     for (int first = 0; first < B; first += kChunk) {
       const int b = std::min(kChunk, B - first);
       if (b > m.max_batch()) m.reserve(b);
       const float* x = in_f32_.data() + first * P;
       m.forward(x, x, b, rng, ZMode::kMean);
-      std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
+      chunk(first, b, x);
     }
-    return ok_result(view_of(out_f32_));
   }
 
   // Decodes B codes (B * codeSize floats, not in the output buffer) into the output buffer.
@@ -869,6 +924,158 @@ class PriorCore {
   std::vector<float> out_f32_;
 };
 
+// ---- analyses of code assignments (core/eval/code_usage.h) and random codes, on plain arrays ----
+
+// Copies a JS array or typed array of numbers into `out` (one copy, by the typed array's set), after
+// checking that memory holds it. `what` names it in messages.
+template <typename T>
+Status copy_in(const val& array, const char* what, std::vector<T>* out) {
+  if (array.isNull() || array.isUndefined() || !array["length"].isNumber())
+    return Status::error(std::string(what) + ": expected an array of numbers");
+  const double n = array["length"].as<double>();
+  if (!(n >= 0 && n <= 536870912.0)) return Status::error(std::string(what) + ": too many values");
+  Status s = ensure_memory(uint64_t(n) * sizeof(T), what);
+  if (!s.ok()) return s;
+  out->assign(static_cast<size_t>(n), T(0));
+  if (n > 0) val(emscripten::typed_memory_view(out->size(), out->data())).call<void>("set", array);
+  return Status();
+}
+
+val usage_object(const int64_t* counts, int K) {
+  const CodeUsage u = summarise_code_usage(counts, K);
+  std::vector<double> cd(counts, counts + K);
+  val r = val::object();
+  r.set("counts", val(emscripten::typed_memory_view(cd.size(), cd.data())).call<val>("slice"));
+  r.set("cells", static_cast<double>(u.cells));
+  r.set("used", u.used);
+  r.set("dead", u.dead);
+  r.set("perplexity", u.perplexity);
+  return r;
+}
+
+Status check_codebook_size(const char* what, int K) {
+  if (K < 1 || K > 65536)
+    return Status::error(std::string(what) + ": K " + std::to_string(K) + " is out of range [1, 65536]");
+  return Status();
+}
+
+// codes (indices, as encode() gives them) of a K-code model -> {counts: Float64Array [K], cells, used,
+// dead, perplexity}.
+val code_usage(const val& codes_js, int K) {
+  Status s = check_codebook_size("codeUsage", K);
+  std::vector<float> codes;
+  if (s.ok()) s = copy_in(codes_js, "codeUsage: codes", &codes);
+  std::vector<int64_t> counts(s.ok() ? static_cast<size_t>(K) : 0, 0);
+  if (s.ok()) s = count_codes(codes.data(), codes.size(), K, counts.data()).with_context("codeUsage: ");
+  if (!s.ok()) return error_result(s.message());
+  return ok_result(usage_object(counts.data(), K));
+}
+
+// images (bytes, N images of S x S), codes [N, grid*grid] (indices as floats) -> {patches: Float32Array
+// [K*patch*patch] (the mean input patch of each code), counts: Float64Array [K]}.
+val code_patches_of(const val& images_js, const val& codes_js, int K, int grid, int patch) {
+  Status s = check_codebook_size("codePatches", K);
+  if (s.ok() && (grid < 1 || grid > 1024))
+    s = Status::error("codePatches: grid " + std::to_string(grid) + " is out of range [1, 1024]");
+  std::vector<uint8_t> images;
+  std::vector<float> codes;
+  if (s.ok()) s = copy_in(images_js, "codePatches: images", &images);
+  if (s.ok()) s = copy_in(codes_js, "codePatches: codes", &codes);
+  const size_t G = static_cast<size_t>(grid) * grid;
+  int N = 0, S = 0;
+  if (s.ok()) {
+    N = static_cast<int>(codes.size() / G);
+    const size_t per = N > 0 ? images.size() / N : 0;
+    S = static_cast<int>(std::lround(std::sqrt(static_cast<double>(per))));
+    if (N < 1 || codes.size() % G != 0 || images.size() != per * N || static_cast<size_t>(S) * S != per)
+      s = Status::error("codePatches: " + std::to_string(codes.size()) + " codes and " +
+                        std::to_string(images.size()) + " pixel bytes are not N grids of " + std::to_string(G) +
+                        " codes and N square images");
+  }
+  if (s.ok() && (patch < 1 || patch > 1024))
+    s = Status::error("codePatches: patch " + std::to_string(patch) + " is out of range [1, 1024]");
+  std::vector<float> patches;
+  std::vector<int64_t> counts;
+  if (s.ok()) {
+    patches.resize(static_cast<size_t>(K) * patch * patch);
+    counts.resize(static_cast<size_t>(K));
+    s = code_patches(images.data(), codes.data(), N, S, grid, K, patch, patches.data(), counts.data())
+            .with_context("codePatches: ");
+  }
+  if (!s.ok()) return error_result(s.message());
+  std::vector<double> cd(counts.begin(), counts.end());
+  val r = val::object();
+  r.set("patches", val(emscripten::typed_memory_view(patches.size(), patches.data())).call<val>("slice"));
+  r.set("counts", val(emscripten::typed_memory_view(cd.size(), cd.data())).call<val>("slice"));
+  return ok_result(r);
+}
+
+// count grids of `cells` codes drawn uniformly from [0, K) with Rng(seed, 5), as the CLI's `sample
+// --uniform-codes` draws them -> Float32Array [count*cells] (indices as floats: decode() reads them).
+val uniform_codes(int count, int cells, int K, double seed_number) {
+  Status s = check_codebook_size("uniformCodes", K);
+  if (s.ok() && (count < 1 || count > kMaxSamples))
+    s = Status::error("uniformCodes: count " + std::to_string(count) + " is out of range [1, " +
+                      std::to_string(kMaxSamples) + "]");
+  if (s.ok() && (cells < 1 || cells > 4096))
+    s = Status::error("uniformCodes: cells " + std::to_string(cells) + " is out of range [1, 4096]");
+  uint64_t seed = 0;
+  if (s.ok()) s = seed_from_number(seed_number, &seed).with_context("uniformCodes: ");
+  const size_t n = static_cast<size_t>(std::max(count, 0)) * std::max(cells, 0);
+  if (s.ok()) s = ensure_memory(n * (sizeof(int32_t) + sizeof(float)), "uniformCodes");
+  if (!s.ok()) return error_result(s.message());
+  std::vector<int32_t> codes(n);
+  Rng rng(seed, /*stream=*/5);
+  vq_uniform_codes(codes.data(), n, K, rng);
+  std::vector<float> f(codes.begin(), codes.end());
+  return ok_result(val(emscripten::typed_memory_view(f.size(), f.data())).call<val>("slice"));
+}
+
+// Code usage over the last `capacity` count vectors (the page's live usage while a VQ-VAE trains: one
+// vector per training call, TrainerCore::step's codeUsage.counts).
+class UsageWindowCore {
+ public:
+  val setup(int K, int capacity) {
+    Status s = check_codebook_size("CodeUsageWindow", K);
+    if (s.ok() && (capacity < 1 || capacity > 100000))
+      s = Status::error("CodeUsageWindow: capacity " + std::to_string(capacity) + " is out of range [1, 100000]");
+    if (s.ok()) s = ensure_memory(uint64_t(K) * (capacity + 1) * sizeof(int64_t), "CodeUsageWindow");
+    if (!s.ok()) return error_result(s.message());
+    window_ = std::make_unique<CodeUsageWindow>(K, capacity);
+    return ok_result(val(true));
+  }
+  // counts [K] (non-negative integers).
+  val add(const val& counts_js) {
+    if (!window_) return error_result("add: the window is not set up");
+    std::vector<double> c;
+    Status s = copy_in(counts_js, "add: counts", &c);
+    if (s.ok() && c.size() != static_cast<size_t>(window_->K()))
+      s = Status::error("add: " + std::to_string(c.size()) + " counts; expected one per code (" +
+                        std::to_string(window_->K()) + ")");
+    std::vector<int64_t> counts(c.size());
+    for (size_t k = 0; s.ok() && k < c.size(); k++) {
+      if (!(c[k] >= 0 && c[k] <= 9007199254740992.0 && c[k] == std::floor(c[k])))
+        s = Status::error("add: count " + number_str(c[k]) + " at index " + std::to_string(k) +
+                          " is not a non-negative integer");
+      else
+        counts[k] = static_cast<int64_t>(c[k]);
+    }
+    if (!s.ok()) return error_result(s.message());
+    window_->add(counts.data());
+    return ok_result(val(true));
+  }
+  // {counts: Float64Array [K] (summed), cells, used, dead, perplexity, batches}
+  val summary() const {
+    if (!window_) return error_result("summary: the window is not set up");
+    val r = usage_object(window_->counts(), window_->K());
+    r.set("batches", window_->batches());
+    return ok_result(r);
+  }
+
+ private:
+  std::unique_ptr<CodeUsageWindow> window_;
+};
+
 // ---- benchmark hooks (bench.html): which GEMM runs, and its speed on a shape ----
 val gemm_backends() {
   val list = val::array();
@@ -919,6 +1126,14 @@ EMSCRIPTEN_BINDINGS(latentlab) {
   function("setGemmBackend", &ll::set_gemm_backend_named);
   function("benchGemm", &ll::bench_gemm);
   function("memoryBytes", optional_override([]() { return static_cast<double>(emscripten_get_heap_size()); }));
+  function("codeUsage", &ll::code_usage);
+  function("codePatches", &ll::code_patches_of);
+  function("uniformCodes", &ll::uniform_codes);
+  class_<ll::UsageWindowCore>("UsageWindowCore")
+      .constructor<>()
+      .function("setup", &ll::UsageWindowCore::setup)
+      .function("add", &ll::UsageWindowCore::add)
+      .function("summary", &ll::UsageWindowCore::summary);
   using ll::ModelCore;
   using ll::TrainerCore;
   class_<ModelCore>("ModelCore")
@@ -931,6 +1146,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("reconstruct", &ModelCore::reconstruct)
       .function("encode", &ModelCore::encode)
       .function("encodeLogvar", &ModelCore::encodeLogvar)
+      .function("reconstructTerms", &ModelCore::reconstructTerms)
       .function("decode", &ModelCore::decode)
       .function("sample", &ModelCore::sample)
       .function("evaluate", &ModelCore::evaluate)

@@ -101,6 +101,12 @@ function makeApi(core) {
     throw new TypeError(`${what}: expected a Float32Array (or an array of numbers)`);
   }
 
+  // Any array of numbers (a typed array of any type, or an Array).
+  function checkArray(values, what) {
+    if ((ArrayBuffer.isView(values) && !(values instanceof DataView)) || Array.isArray(values)) return values;
+    throw new TypeError(`${what}: expected an array of numbers (a typed array or an Array)`);
+  }
+
   // Fills the C++ object's input buffer (one copy in), calls `method`, copies a typed-array result out.
   function callWithF32(handle, values, method, ...args) {
     fill(handle.bufferF32(values.length), values, method);
@@ -145,6 +151,12 @@ function makeApi(core) {
     // pixels -> posterior log-variances [B*latent] (VAE only).
     encodeLogvar(pixels) {
       return callWithF32(live(this, 'encodeLogvar'), checkNumbers(pixels, 'encodeLogvar'), 'encodeLogvar');
+    }
+    // pixels -> {recon: Float32Array [B*input], terms: {bce, kl, ...: Float32Array [B]}, loss:
+    // Float64Array [B], mse: Float64Array [B]}: the reconstruction (z = posterior mean) and each image's
+    // own loss terms and squared error (for one image, exactly evaluate()'s figures).
+    reconstructTerms(pixels) {
+      return callWithF32(live(this, 'reconstructTerms'), checkNumbers(pixels, 'reconstructTerms'), 'reconstructTerms');
     }
     // codes [B*codeSize] -> pixel probabilities [B*input].
     decode(z) {
@@ -254,10 +266,40 @@ function makeApi(core) {
     dispose() { release(this); }
   }
 
+  // Code usage over a sliding window of the last `capacity` count vectors (e.g. Trainer.step's
+  // codeUsage.counts, one per call): add(counts), summary() -> {counts, cells, used, dead, perplexity,
+  // batches}.
+  class CodeUsageWindow {
+    constructor(K, capacity = 50) {
+      const handle = new core.UsageWindowCore();
+      try {
+        unwrap(handle.setup(K, capacity));
+      } catch (e) {
+        handle.delete();
+        throw e;
+      }
+      own(this, handle);
+    }
+    add(counts) { unwrap(live(this, 'add').add(checkArray(counts, 'add'))); }
+    summary() { return unwrap(live(this, 'summary').summary()); }
+    dispose() { release(this); }
+  }
+
   return {
     Model,
     Trainer,
     Prior,
+    CodeUsageWindow,
+    // Analyses of a VQ model's code assignments (codes: indices, as Model.encode gives them):
+    // codeUsage -> {counts: Float64Array [K], cells, used, dead, perplexity};
+    // codePatches(images: bytes of N images, codes [N*grid*grid]) -> {patches: Float32Array
+    // [K*patch*patch] (the mean input patch of each code), counts: Float64Array [K]}.
+    codeUsage: (codes, K) => unwrap(core.codeUsage(checkArray(codes, 'codeUsage'), K)),
+    codePatches: (images, codes, { K, grid, patch = 12 }) =>
+      unwrap(core.codePatches(toBytes(images, 'codePatches'), checkArray(codes, 'codePatches'), K, grid, patch)),
+    // count grids of `cells` uniformly random codes in [0, K), drawn with seed (the CLI's
+    // `sample --uniform-codes` stream) -> Float32Array [count*cells] of indices (decode() reads them).
+    uniformCodes: (count, cells, K, seed = 1) => unwrap(core.uniformCodes(count, cells, K, seed)),
     // Benchmark hooks: the GEMM backends built in ('scalar', 'eigen', 'wasmsimd'), switching between
     // them (every model then uses that one), and GFLOP/s of one GEMM shape with the current backend.
     gemmBackends: () => core.gemmBackends(),

@@ -96,18 +96,3 @@ export function fmt(v, digits = 2) {
   const a = Math.abs(v);
   return a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : v.toFixed(digits);
 }
-
-export function bce(x, p) {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) {
-    const q = Math.min(1 - 1e-7, Math.max(1e-7, p[i]));
-    s -= x[i] * Math.log(q) + (1 - x[i]) * Math.log(1 - q);
-  }
-  return s;
-}
-
-export function mse(x, p) {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += (x[i] - p[i]) ** 2;
-  return s;
-}

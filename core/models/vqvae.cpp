@@ -29,6 +29,10 @@ void zero(Slice<float>& v, size_t n) { std::fill(v.begin(), v.begin() + n, 0.0f)
 
 }  // namespace
 
+void vq_uniform_codes(int32_t* out, size_t n, int K, Rng& rng) {
+  for (size_t i = 0; i < n; i++) out[i] = static_cast<int32_t>(rng.below(static_cast<uint32_t>(K)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model.
 

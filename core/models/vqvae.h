@@ -48,6 +48,10 @@ namespace ll {
 // The quantisation kernels and the layer pair (vq_nearest, vq_ema_update, code_perplexity, ...) are in
 // core/nn/vq.h.
 
+// Uniformly random codes, the contrast to a prior's samples: out[i] = rng.below(K) for i < n, in order
+// (the CLI's `sample --uniform-codes` and the page both draw them with Rng(seed, 5)). K >= 1.
+void vq_uniform_codes(int32_t* out, size_t n, int K, Rng& rng);
+
 // The registry entry's pieces: the hyperparameters, and recognising a PyTorch-saved file by
 // encoder.0.weight of rank 4 plus codebook.weight [K, D] (the image size cannot be read from conv
 // weights: 784 is assumed).

