@@ -229,7 +229,7 @@ void VqVae::decode(const float* z, int B, float* out) {
 
 void VqVae::decode_codes(const int32_t* const* codes, int B, float* out) {
   assert(B <= max_batch_);
-  const float* E = params_.param(codebook_);
+  const float* E = params_.param(vq.codebook);
   for (int b = 0; b < B; b++)
     for (int c = 0; c < G_; c++) {
       const size_t i = static_cast<size_t>(b) * G_ + c;
