@@ -46,7 +46,7 @@ MUTANTS=(
   "xnnpack_default_prefers_the_slower~core/backends/xnnpack_infer.h~return xnnpack_over_core < 1.0 ?~return xnnpack_over_core > 1.0 ?~XnnpackDefault"
   "gemm_choices_signature_unchecked~core/kernels/kernels.cpp~if (!std::getline(lines, line) || line != \"signature \" + signature)~if (!std::getline(lines, line))~GemmChoices"
   "gemm_choices_not_all_or_nothing~core/kernels/kernels.cpp~if (std::find(keys.begin(), keys.end(), key) != keys.end())~g_choices.push_back(c); if (std::find(keys.begin(), keys.end(), key) != keys.end())~GemmChoices"
-  "xnnpack_claims_a_kind_it_refuses~core/backends/xnnpack_infer.h~kind == \"dae\" || kind == \"vqvae\";~kind == \"dae\" || kind == \"vqvae\" || kind == \"conv_vae\";~XnnpackDefault|XnnpackErrors"
+  "xnnpack_dense_relu_dropped~core/backends/xnnpack_infer.cpp~s = add_fully_connected(l.name, l.weight, l.bias, l.C, l.OC, l.relu, prev, next);~s = add_fully_connected(l.name, l.weight, l.bias, l.C, l.OC, false, prev, next);~Xnnpack"
 )
 
 # Copy the tracked and new (not ignored) files of this checkout into $src, rewriting only files whose
