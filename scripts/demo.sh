@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export NODE_PATH=/usr/share/nodejs  # Debian's Emscripten needs Debian's acorn (see ../shared/ENVIRONMENT.md)
+export NODE_PATH=/usr/share/nodejs  # Debian's Emscripten 3.1.6 runs its JS tools under node and needs Debian's acorn from /usr/share/nodejs
 cmake --preset wasm-release >/dev/null
 cmake --build --preset wasm-release -j "$(nproc 2>/dev/null || echo 2)" --target latentlab_wasm latentlab_wasm_wrapper
 node scripts/build_web.mjs --out build/web --wasm build/wasm-release
