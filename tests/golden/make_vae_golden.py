@@ -35,6 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_io  # noqa: E402
+
 SEED = 1
 EPOCHS = 1
 BATCH = 128
@@ -118,23 +121,8 @@ class AE(nn.Module):
 # ---- safetensors (by hand) -----------------------------------------------------------------------
 
 def save_safetensors(path, state_dict, metadata):
-    header = {}
-    blobs = []
-    offset = 0
-    for name, t in state_dict.items():
-        a = t.detach().to(torch.float32).contiguous().numpy().astype("<f4")
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """The state_dict as F32 tensors, in its order (golden_io.save, the golden files' one writer)."""
+    golden_io.save(path, [(name, t.detach().to(torch.float32)) for name, t in state_dict.items()], metadata)
 
 
 def load_safetensors_f32(path):
