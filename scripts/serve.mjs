@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // A static file server for the built page (build/web), on 127.0.0.1 only: the right MIME types
 // (application/wasm for the module), no caching, no directory listings. Prints the URL.
+// Every file is sent with `Access-Control-Allow-Origin: *` (and `Cross-Origin-Resource-Policy:
+// cross-origin`): embed.js is a module script, and a browser runs a module script from another origin
+// (a course's website embedding <latent-lab>) only when its server allows that origin. Without the
+// header the element is never defined and the course page shows empty space. Any static host needs
+// the same header for embedding across sites (docs/embedding.md).
 //   node scripts/serve.mjs [--dir build/web] [--port 8080]      (the next free port if taken)
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,6 +21,9 @@ const TYPES = {
   '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
   '.svg': 'image/svg+xml', '.gz': 'application/gzip', '.safetensors': 'application/octet-stream',
 };
+
+// What lets other sites embed the page (see the top): public, read-only static files.
+export const CROSS_ORIGIN = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' };
 
 // Any request path the server cannot read as a file name (not percent-decodable, a NUL or other control
 // character, not absolute) gets 400 and the server stays up: one bad request from any open page must not
@@ -39,7 +47,7 @@ export function createServer(base = dir) {
       if (!file.startsWith(base + path.sep)) { res.writeHead(403).end('forbidden'); return; }
       fs.stat(file, (err, st) => {
         if (err || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${rel}`); return; }
-        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': st.size, 'cache-control': 'no-cache' });
+        res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': st.size, 'cache-control': 'no-cache', ...CROSS_ORIGIN });
         if (req.method === 'HEAD') { res.end(); return; }
         // A file that vanishes or cannot be read after the stat ends this response only.
         fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);

@@ -11,8 +11,15 @@ import { initVq } from './panels/vq.js';
 import { initTrain } from './panels/train.js';
 
 readUrl();
+// Embedded (embed.js): the host's element learns at once that the page runs, and later its height or
+// why it could not start.
+const host = state.embed && window.parent !== window ? window.parent : null;
+host?.postMessage({ latentlab: 'hello' }, '*');
 const lab = new WorkerClient(new URL('./worker.js', import.meta.url));
 const statusBar = document.getElementById('status');
+// The sticky header's height, for links to a panel to scroll its heading below it (style.css).
+new ResizeObserver(([e]) => document.documentElement.style.setProperty('--header-h', `${Math.ceil(e.target.offsetHeight)}px`))
+  .observe(document.querySelector('header'));
 const downloads = new Map();
 
 // Download progress of models and data, in one line at the top.
@@ -44,17 +51,62 @@ const app = {
     app.loaded.add(name);
     for (const fn of loadedListeners) fn(name);
   },
+  // The page's own failures (it could not start) at the top; each panel reports its own in place
+  // (panelView below).
   error(e) {
     console.warn(e);
     const box = document.getElementById('errors');
-    box.replaceChildren(h('div', { class: 'error' }, String(e.message || e), h('button', { class: 'icon', onclick: () => box.replaceChildren() }, '×')));
+    box.replaceChildren(h('div', { class: 'error' }, String(e.message || e), h('button', { class: 'icon', 'aria-label': 'dismiss', onclick: () => box.replaceChildren() }, '×')));
   },
-  // A message concerns the last action: the next one that succeeds clears it.
   clearError() {
     document.getElementById('errors').replaceChildren();
   },
 };
 window.latentlab = app;
+
+// Errors where the user is: a panel's messages show in that panel, in its `[data-errors]` element (by
+// the controls that act, as Train's Start) or else at the top of its content, and stay until the action
+// that failed next succeeds. A panel gets the app through this view, whose error(e, action) and
+// clearError(action) are that panel's; `action` keys a message when one panel runs several things at
+// once (Sample's three grids), so one succeeding does not clear another's message. Everything else is
+// the app itself.
+function panelView(panel) {
+  const section = document.getElementById(panel);
+  let box = null;
+  const messages = new Map();  // action -> element
+  const boxOf = () => {
+    if (box) return box;
+    box = section.querySelector('[data-errors]');
+    if (!box) section.querySelector(`#panel-${panel}`).before(box = h('div', { 'data-errors': '' }));
+    box.classList.add('panel-errors');
+    box.setAttribute('role', 'alert');
+    box.dataset.testid = `errors-${panel}`;
+    return box;
+  };
+  const error = (e, action = '') => {
+    console.warn(e);
+    const text = String(e?.message || e);
+    let el = messages.get(action);
+    if (!el) {
+      el = h('div', { class: 'error' }, h('span', {}), h('button', { class: 'icon', 'aria-label': 'dismiss', onclick: () => clearError(action) }, '×'));
+      messages.set(action, el);
+      boxOf().append(el);
+    }
+    el.firstChild.textContent = text;
+    // Seen where it happened: a panel on screen brings its message into view (a panel scrolled away
+    // does not move the page).
+    const r = section.getBoundingClientRect();
+    if (r.bottom > 0 && r.top < innerHeight) {
+      const b = box.getBoundingClientRect();
+      if (b.top < 0 || b.bottom > innerHeight) box.scrollIntoView({ block: 'nearest' });
+    }
+  };
+  const clearError = (action = '') => {
+    messages.get(action)?.remove();
+    messages.delete(action);
+  };
+  return new Proxy(app, { get: (target, key) => (key === 'error' ? error : key === 'clearError' ? clearError : target[key]) });
+}
 
 async function boot() {
   app.manifest = await (await fetch('models/manifest.json')).json();
@@ -68,25 +120,29 @@ async function boot() {
   for (const n of first) app.loaded.add(n);
   document.body.classList.toggle('embed', state.embed);
   showPanels();
+  const views = Object.fromEntries(['draw', 'latent', 'interpolate', 'sample', 'vq', 'train'].map((p) => [p, panelView(p)]));
+  app.views = views;
   const panels = {
-    draw: initDraw(app),
-    latent: initLatent(app),
-    interpolate: initInterpolate(app),
-    sample: initSample(app),
-    vq: initVq(app),
-    train: initTrain(app),
+    draw: initDraw(views.draw),
+    latent: initLatent(views.latent),
+    interpolate: initInterpolate(views.interpolate),
+    sample: initSample(views.sample),
+    vq: initVq(views.vq),
+    train: initTrain(views.train),
   };
   app.panels = panels;
   onChange(async (keys) => {
     if (keys.includes('panels') || keys.includes('embed')) showPanels();
     if (keys.includes('models')) {
-      for (const n of state.models) if (known.has(n)) await app.ensureModel(n).catch(app.error);
+      let failed = false;
+      for (const n of state.models) if (known.has(n)) await app.ensureModel(n).catch((e) => { failed = true; views.draw.error(e, 'models'); });
+      if (!failed) views.draw.clearError('models');
       panels.draw.refresh();
     }
   });
-  if (state.embed && window.parent !== window) {
+  if (host) {
     // Embedded (embed.js): tell the host page our height whenever it changes.
-    const report = () => window.parent.postMessage({ latentlab: 'height', height: document.documentElement.scrollHeight }, '*');
+    const report = () => host.postMessage({ latentlab: 'height', height: document.documentElement.scrollHeight }, '*');
     new ResizeObserver(report).observe(document.body);
     report();
   }
@@ -103,6 +159,7 @@ function showPanels() {
 
 boot().catch((e) => {
   app.error(e);
+  host?.postMessage({ latentlab: 'error', message: String(e.message || e) }, '*');
   document.body.dataset.ready = 'error';
 });
 

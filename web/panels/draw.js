@@ -117,7 +117,11 @@ export function initDraw(app) {
 
   async function pickDigit(i) {
     if (!Number.isInteger(i) || i < 0 || i > 9999) return;
-    const { pixels: px, labels } = await lab.call('testDigits', { data: state.data, indices: [i] });
+    let px, labels;
+    try {
+      ({ pixels: px, labels } = await lab.call('testDigits', { data: state.data, indices: [i] }));
+      app.clearError('digit');
+    } catch (e) { app.error(e, 'digit'); return; }
     digitInput.value = i;
     set({ digit: i });
     strokes = [];
@@ -164,6 +168,7 @@ export function initDraw(app) {
       const { results } = await lab.call('reconstructAll', { names, pixels: input });
       const replied = performance.now() - startedEvent;
       renderRows(input, results);
+      app.clearError();
       latencies.push(performance.now() - started);
       const drawn = performance.now() - startedEvent;
       await new Promise((r) => requestAnimationFrame(r));

@@ -61,6 +61,7 @@ export function initInterpolate(app) {
         if (my !== token) return;
         drawImages(r.canvas, clamp01(images), STEPS);
       }
+      app.clearError();
     } catch (e) {
       app.error(e);
     }

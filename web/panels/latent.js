@@ -77,6 +77,7 @@ export function initLatent(app) {
     note.textContent = `${labels.length.toLocaleString()} test digits · ${name === 'vae_2d' ? 'VAE: codes crowd around 0 as N(0, I) asks, and the plane has no holes' : 'AE: clusters sprawl and the space between them decodes to blurs'}`;
     app.metrics.scatterPoints = labels.length;
     await drawManifold();
+    app.clearError();
     updatePosterior();
     if (!where.dataset.touched) hover(0, 0);  // something in the preview box before the first hover
   }

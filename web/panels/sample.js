@@ -49,7 +49,8 @@ export function initSample(app) {
       const images = await lab.call('sample', { name: state.sampler, count: VAE_N, temperature: state.temperature, seed: state.seed });
       drawImages(vaeGrid, clamp01(images), 8);
       app.metrics.vaeSamples = VAE_N;
-    } catch (e) { app.error(e); }
+      app.clearError('vae');
+    } catch (e) { app.error(e, 'vae'); }
   }
 
   // The 16 code grids as one 28x28 image, a pixel per cell in its code's colour.
@@ -90,7 +91,8 @@ export function initSample(app) {
       app.metrics.priorSampleMs = ms;
       app.metrics.priorSamples = VQ_N;
       app.metrics.priorLabels = labels;
-    } catch (e) { app.error(e); }
+      app.clearError('prior');
+    } catch (e) { app.error(e, 'prior'); }
   }
 
   async function sampleUniform() {
@@ -98,7 +100,8 @@ export function initSample(app) {
       await app.ensureModel('vqvae');
       const { images } = await lab.call('uniformCodes', { name: 'vqvae', count: VQ_N, seed: state.seed });
       drawImages(uniformGrid, clamp01(images), 4);
-    } catch (e) { app.error(e); }
+      app.clearError('uniform');
+    } catch (e) { app.error(e, 'uniform'); }
   }
 
   app.onChange((keys) => {

@@ -47,6 +47,7 @@ export function initTrain(app) {
       h('label', {}, 'Model ', kindSelect), h('label', {}, 'Data ', dataSelect), fieldsBox,
       h('div', { class: 'buttons' }, btn.start, btn.pause, btn.step, btn.reset),
       h('div', {}, progress, ' ', progressText),
+      h('div', { 'data-errors': '' }),  // this panel's messages, by its buttons (main.js)
       h('div', { class: 'buttons' }, btn.save32, btn.save16),
       h('div', { class: 'small load' }, h('div', { class: 'label' }, 'load a model file'), fileInput)),
     h('div', { class: 'train-main' },

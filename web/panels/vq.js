@@ -52,7 +52,8 @@ export function initVq(app) {
       const used = new Set(r.codes);
       tiles.forEach((t, k) => { if (t.classList.contains('on') !== used.has(k)) t.classList.toggle('on'); });
       app.metrics.vqCodes = Array.from(r.codes);
-    } catch (e) { app.error(e); }
+      app.clearError('codes');
+    } catch (e) { app.error(e, 'codes'); }
   }
 
   async function refreshBook(count = 1000) {
@@ -73,7 +74,8 @@ export function initVq(app) {
         tiles[i].title = `code ${i}: ${counts[i]} cells`;
       }
       if (codes) { const used = new Set(codes); tiles.forEach((t, i) => t.classList.toggle('on', used.has(i))); }
-    } catch (e) { app.error(e); }
+      app.clearError('book');
+    } catch (e) { app.error(e, 'book'); }
   }
 
   function drawPatch(canvas, values, side) {
@@ -113,7 +115,8 @@ export function initVq(app) {
         drawHist(u.counts, 'test digits');
         app.metrics.vqUsage = u;
       }
-    } catch (e) { app.error(e); }
+      app.clearError('usage');
+    } catch (e) { app.error(e, 'usage'); }
   }
 
   // Training a VQ-VAE: usage over the last training batches, codes and codebook refreshed live.

@@ -7,20 +7,38 @@ export const P = 784;
 const datasets = new Map();
 
 export async function fetchBytes(url, label) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${label}: HTTP ${response.status} for ${url}`);
+  // A network failure (offline, the server gone) is a TypeError with the browser's own words ('Failed
+  // to fetch'); say what could not be downloaded and why, and end the progress line either way.
+  const unreachable = (e) => new Error(`${label}: cannot download ${url}: ${self.navigator?.onLine === false
+    ? 'this device is offline' : 'the network or the server cannot be reached'} (${e.message})`);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    post('download', { label, loaded: 0, total: 0, done: true });
+    throw unreachable(e);
+  }
+  if (!response.ok) {
+    post('download', { label, loaded: 0, total: 0, done: true });
+    throw new Error(`${label}: HTTP ${response.status} for ${url}`);
+  }
   const total = Number(response.headers.get('content-length')) || 0;
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    post('download', { label, loaded, total });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.length;
+      post('download', { label, loaded, total });
+    }
+  } catch (e) {
+    throw unreachable(e);  // the connection dropped part-way
+  } finally {
+    post('download', { label, loaded, total, done: true });
   }
-  post('download', { label, loaded, total, done: true });
   let bytes = concat(chunks, loaded);
   if (url.endsWith('.gz')) {
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
