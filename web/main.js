@@ -9,6 +9,7 @@ import { initInterpolate } from './panels/interpolate.js';
 import { initSample } from './panels/sample.js';
 import { initVq } from './panels/vq.js';
 import { initTrain } from './panels/train.js';
+import { initGlossary } from './words.js';
 
 readUrl();
 // Embedded (embed.js): the host's element learns at once that the page runs, and later its height or
@@ -119,6 +120,8 @@ async function boot() {
   app.settingKeys = addCoreSettings(settings, kinds);  // before any panel can write the URL
   for (const n of first) app.loaded.add(n);
   document.body.classList.toggle('embed', state.embed);
+  document.body.dataset.data = state.data;  // notes for one data set only (style.css .fashion-only)
+  initGlossary();
   showPanels();
   const views = Object.fromEntries(['draw', 'latent', 'interpolate', 'sample', 'vq', 'train'].map((p) => [p, panelView(p)]));
   app.views = views;
@@ -133,6 +136,7 @@ async function boot() {
   app.panels = panels;
   onChange(async (keys) => {
     if (keys.includes('panels') || keys.includes('embed')) showPanels();
+    if (keys.includes('data')) document.body.dataset.data = state.data;
     if (keys.includes('models')) {
       let failed = false;
       for (const n of state.models) if (known.has(n)) await app.ensureModel(n).catch((e) => { failed = true; views.draw.error(e, 'models'); });

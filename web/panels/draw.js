@@ -2,6 +2,7 @@
 // (bounding box scaled to fit 20x20, centre of mass moved to the centre of 28x28), and every chosen
 // model's reconstruction updating live beside a per-pixel error map. Or pick a test digit.
 import { h, imageCanvas, drawImages, signed, clamp01, fmt, P, SIDE } from '../render.js';
+import { labelText, term } from '../words.js';
 
 const PAD = 280;      // drawing canvas size in CSS pixels (and backing pixels)
 const BRUSH = 19;     // stroke width in canvas pixels: about MNIST's pen at 28x28
@@ -14,7 +15,8 @@ export function initDraw(app) {
   inputView.dataset.testid = 'input28';
   const status = h('span', { class: 'muted' }, 'Draw a digit with the mouse, a finger or a pen.');
   const rows = h('div', { class: 'recon-rows', 'data-testid': 'recons' });
-  const digitInput = h('input', { type: 'number', min: 0, max: 9999, value: Math.max(0, state.digit), 'aria-label': 'test digit index' });
+  // Which of the 10,000 test images: a number, not the digit it shows (the status line names its label).
+  const digitInput = h('input', { type: 'number', min: 0, max: 9999, value: Math.max(0, state.digit), 'aria-label': 'test image number' });
 
   let strokes = [];   // [[x, y], ...] per stroke
   let current = null;
@@ -34,7 +36,7 @@ export function initDraw(app) {
 
   const addSelect = h('select', { 'aria-label': 'add a model' },
     h('option', { value: '' }, 'add a model…'),
-    manifest.filter((m) => m.role === 'model').map((m) => h('option', { value: m.name }, `${m.title} (${(m.bytes / 1e6).toFixed(1)} MB)`)));
+    manifest.filter((m) => m.role === 'model').map((m) => h('option', { value: m.name }, `${m.title}, ${m.blurb} (${(m.bytes / 1e6).toFixed(1)} MB)`)));
   addSelect.addEventListener('change', () => {
     const name = addSelect.value;
     addSelect.value = '';
@@ -49,15 +51,16 @@ export function initDraw(app) {
           h('button', { onclick: () => { strokes = []; redraw(); changed(); set({ digit: -1 }); }, 'data-testid': 'clear' }, 'Clear'),
           h('button', { onclick: () => { strokes.pop(); redraw(); changed(); } }, 'Undo')),
         h('div', { class: 'buttons' },
-          h('button', { onclick: () => pickDigit(Math.floor(Math.random() * 10000)), 'data-testid': 'random-digit' }, 'Random digit'),
-          digitInput,
+          h('button', { onclick: () => pickDigit(Math.floor(Math.random() * 10000)), 'data-testid': 'random-digit' }, 'Random test image')),
+        h('div', { class: 'buttons' },
+          h('label', {}, 'Test image # ', digitInput),
           h('button', { onclick: () => pickDigit(Number(digitInput.value)) }, 'Show')),
         status),
       h('div', { class: 'draw-right' },
         h('div', { class: 'input-box' }, h('div', { class: 'label' }, '28×28 input'), inputView,
           h('div', { class: 'muted small' }, 'fit to 20×20, centred by mass')),
         h('div', {},
-          h('div', { class: 'recon-head' }, h('span', {}, 'model'), h('span', {}, 'output'), h('span', {}, 'error'), h('span', {}, 'BCE · MSE · time')),
+          h('div', { class: 'recon-head' }, h('span', {}, 'model'), h('span', {}, 'output'), h('span', {}, 'error'), h('span', {}, term('bce'), ' · ', term('mse'), ' · time')),
           rows,
           addSelect))));
 
@@ -126,7 +129,7 @@ export function initDraw(app) {
     set({ digit: i });
     strokes = [];
     showDigitOnPad(px);
-    setInput(px, { source: 'test', index: i, label: labels[0] });
+    setInput(px, { source: 'test', index: i, label: labels[0], data: state.data });
   }
 
   function showDigitOnPad(px) {
@@ -151,7 +154,8 @@ export function initDraw(app) {
     request();  // first, so the worker computes while this thread draws the rest
     drawImages(inputView, px, 1);
     app.setInput(px, meta);
-    status.textContent = meta.source === 'test' ? `Test digit #${meta.index} (label ${meta.label}).` : 'Your drawing.';
+    status.textContent = meta.source === 'test' ? `Test image #${meta.index}: ${labelText(meta.data, meta.label)}.` : 'Your drawing.';
+    status.dataset.testid = 'draw-status';
   }
 
   // Coalesces requests: at most one in flight; the newest input goes next.
@@ -226,6 +230,8 @@ export function initDraw(app) {
   }
 
   app.onModelsLoaded(() => request());
+  // Another data set: the test image shown is that set's image of the same number, with its label.
+  app.onChange((keys) => { if (keys.includes('data') && state.digit >= 0) pickDigit(state.digit); });
   redraw();
   if (state.digit >= 0) pickDigit(state.digit);
   else changed();

@@ -2,6 +2,7 @@
 // their codes decoded in steps, for the plain AE, the VAE and the VQ-VAE side by side. The VQ-VAE's
 // code is discrete, so its "line" switches cells from one grid's codes to the other's, in raster order.
 import { h, imageCanvas, drawImages, clamp01, P } from '../render.js';
+import { labelText } from '../words.js';
 
 const STEPS = 10;
 const ROWS = [
@@ -14,8 +15,10 @@ export function initInterpolate(app) {
   const { lab, state, set } = app;
   const root = document.getElementById('panel-interpolate');
   const ends = [imageCanvas(1, 1, 2.5), imageCanvas(1, 1, 2.5)];
-  const fromInput = h('input', { type: 'number', min: 0, max: 9999, value: state.from, 'aria-label': 'from test digit' });
-  const toInput = h('input', { type: 'number', min: -1, max: 9999, value: state.to, 'aria-label': 'to test digit (-1: drawing)' });
+  // The ends are test image numbers (which of the 10,000), each shown with its label.
+  const fromInput = h('input', { type: 'number', min: 0, max: 9999, value: state.from, 'aria-label': 'from test image number' });
+  const toInput = h('input', { type: 'number', min: -1, max: 9999, value: state.to, 'aria-label': 'to test image number (-1: drawing)' });
+  const endLabels = [h('span', { class: 'muted small', 'data-testid': 'interp-from-label' }), h('span', { class: 'muted small', 'data-testid': 'interp-to-label' })];
   fromInput.addEventListener('change', () => set({ from: clampIndex(fromInput.value, 0) }));
   toInput.addEventListener('change', () => set({ to: clampIndex(toInput.value, -1) }));
   const rowEls = ROWS.map((r) => {
@@ -25,8 +28,8 @@ export function initInterpolate(app) {
   });
   root.append(
     h('div', { class: 'controls' },
-      h('label', {}, 'From test digit ', fromInput), ends[0],
-      h('label', {}, 'to ', toInput), ends[1],
+      h('label', {}, 'From test image # ', fromInput), ends[0], endLabels[0],
+      h('label', {}, 'to # ', toInput), ends[1], endLabels[1],
       h('button', { onclick: () => set({ from: rnd(), to: rnd() }) }, 'Random pair'),
       h('button', { onclick: () => set({ to: -1 }) }, 'To my drawing')),
     h('div', { class: 'interp', 'data-testid': 'interp' }, rowEls.map((r) => h('div', { class: 'interp-row' }, h('span', { class: 'model-name' }, r.title), r.canvas))));
@@ -35,7 +38,10 @@ export function initInterpolate(app) {
   async function update() {
     const my = ++token;
     try {
-      const { pixels } = await lab.call('testDigits', { data: state.data, indices: [state.from, Math.max(0, state.to)] });
+      const { pixels, labels } = await lab.call('testDigits', { data: state.data, indices: [state.from, Math.max(0, state.to)] });
+      if (my !== token) return;
+      endLabels[0].textContent = labelText(state.data, labels[0]);
+      endLabels[1].textContent = state.to < 0 ? 'your drawing' : labelText(state.data, labels[1]);
       const a = pixels.slice(0, P);
       const b = state.to < 0 ? app.input.pixels : pixels.slice(P);
       drawImages(ends[0], a, 1);

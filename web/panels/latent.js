@@ -2,6 +2,7 @@
 // (uPlot), the drawn digit's posterior mean and spread on it, and the decoded manifold grid over the
 // same square. Hovering or clicking the scatter or the grid decodes that point.
 import { h, imageCanvas, drawImages, clamp01, DIGIT_COLOURS, fmt } from '../render.js';
+import { className, itemsWord } from '../words.js';
 
 export function initLatent(app) {
   const { lab, state, set } = app;
@@ -20,7 +21,8 @@ export function initLatent(app) {
   const note = h('div', { class: 'muted small' });
 
   root.append(h('div', { class: 'row wrap' },
-    h('div', {}, h('div', { class: 'controls' }, h('label', {}, 'Model ', modelSelect), h('label', {}, 'Grid ', gridInput)), chartBox, note),
+    // The scatter's column no wider than the chart, so the decoded plane and the decoded point fit beside it.
+    h('div', { class: 'latent-main' }, h('div', { class: 'controls' }, h('label', {}, 'Model ', modelSelect), h('label', {}, 'Grid ', gridInput)), chartBox, note),
     h('div', {}, h('div', { class: 'label' }, 'decoded plane'), manifold),
     h('div', { class: 'preview' }, h('div', { class: 'label' }, 'decoded point'), preview, where)));
 
@@ -55,7 +57,7 @@ export function initLatent(app) {
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false, setScale: false }, points: { show: false } },
       series: [{ label: 'z₁' }, ...DIGIT_COLOURS.map((c, d) => ({
-        label: String(d), stroke: c, fill: c, paths: () => null, spanGaps: false,
+        label: className(state.data, d), stroke: c, fill: c, paths: () => null, spanGaps: false,
         points: { show: true, size: 2.5, width: 0, stroke: c, fill: c },
       }))],
       hooks: {
@@ -74,7 +76,7 @@ export function initLatent(app) {
       const u = plot;
       hover(u.posToVal(u.cursor.left, 'x'), u.posToVal(u.cursor.top, 'y'), true);
     });
-    note.textContent = `${labels.length.toLocaleString()} test digits · ${name === 'vae_2d' ? 'VAE: codes crowd around 0 as N(0, I) asks, and the plane has no holes' : 'AE: clusters sprawl and the space between them decodes to blurs'}`;
+    note.textContent = `${labels.length.toLocaleString()} test ${itemsWord(state.data)} · ${name === 'vae_2d' ? 'VAE: codes crowd around 0 as N(0, I) asks, and the plane has no holes' : 'AE: clusters sprawl and the space between them decodes to blurs'}`;
     app.metrics.scatterPoints = labels.length;
     await drawManifold();
     app.clearError();

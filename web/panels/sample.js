@@ -21,7 +21,7 @@ export function initSample(app) {
   tempInput.addEventListener('change', () => set({ temperature: Number(tempInput.value) }));
   const samplerSelect = h('select', { 'aria-label': 'VAE to sample' },
     ['vae_2d', 'vae_mlp', 'conv_vae', 'beta_vae'].filter((n) => manifest.some((m) => m.name === n))
-      .map((n) => h('option', { value: n }, manifest.find((m) => m.name === n).title)));
+      .map((n) => { const m = manifest.find((x) => x.name === n); return h('option', { value: n }, `${m.title}, ${m.blurb}`); }));
   samplerSelect.value = state.sampler;
   samplerSelect.addEventListener('change', () => set({ sampler: samplerSelect.value }));
   const priorNote = h('div', { class: 'muted small' });

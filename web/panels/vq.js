@@ -3,6 +3,7 @@
 // perplexity, codes used, dead codes). Follows the pretrained VQ-VAE, or the one being trained
 // (then it updates live as training runs).
 import { h, imageCanvas, drawImages, clamp01, codeColour, fmt } from '../render.js';
+import { itemsWord, term } from '../words.js';
 
 export function initVq(app) {
   const { lab, state } = app;
@@ -111,7 +112,7 @@ export function initVq(app) {
     try {
       if (source !== 'training') {
         const u = await lab.call('vqUsage', { name: source, data: state.data, count: 2000 });
-        figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used · ${u.dead} dead · over ${u.images} test digits`);
+        figs.replaceChildren(h('b', {}, term('perplexity'), ` ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used · ${u.dead} `, term('deadcode', 'dead'), ` · over ${u.images} test ${itemsWord(state.data)}`);
         drawHist(u.counts, 'test digits');
         app.metrics.vqUsage = u;
       }
@@ -127,7 +128,7 @@ export function initVq(app) {
     if (source !== 'training') return;
     const u = ev.usage;
     app.metrics.vqLiveUsage = u;
-    figs.replaceChildren(h('b', {}, `perplexity ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used in the last ${u.steps} batches · ${u.counts.length - u.used} dead`);
+    figs.replaceChildren(h('b', {}, term('perplexity'), ` ${fmt(u.perplexity, 1)}`), ` · ${u.used} of ${u.counts.length} codes used in the last ${u.steps} batches · ${u.counts.length - u.used} `, term('deadcode', 'dead'));
     drawHist(u.counts, 'training batches');
     const now = performance.now();
     if (now - lastLive > 1500) { lastLive = now; refreshCodes(); refreshBook(300); }
