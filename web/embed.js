@@ -54,7 +54,7 @@ class LatentLabElement extends HTMLElement {
     });
     this.append(this.frame);
     // A server that cannot be reached at all (offline, a wrong host name) is known at once.
-    fetch(page, { method: 'HEAD', mode: 'no-cors', cache: 'no-store' })
+    fetch(src, { method: 'HEAD', mode: 'no-cors', cache: 'no-store' })
       .catch(() => this.fail(`LatentLab cannot be reached at ${page.origin}: the network or that server is down`));
   }
 
