@@ -14,14 +14,14 @@ const T = {
 export const schema = {
   // Draw
   models: { def: ['ae_2d', 'vae_2d', 'dae', 'vqvae'], ...T.list(/^[a-z0-9_]+$/), help: 'models reconstructing the drawing' },
-  digit: { def: 0, ...T.int(-1, 9999), help: 'test digit shown on the pad (-1: the drawing)' },
-  data: { def: 'mnist', ...T.oneOf('mnist', 'fashion'), help: 'data set of the test digits and of training' },
+  digit: { def: 0, ...T.int(-1, 9999), help: 'number of the test image shown on the pad (0-9999; -1: the drawing)' },
+  data: { def: 'mnist', ...T.oneOf('mnist', 'fashion'), help: 'data set of the test images and of training' },
   // Latent space
   latent: { def: 'vae_2d', ...T.oneOf('vae_2d', 'ae_2d'), help: 'model of the latent-space view' },
   grid: { def: 15, ...T.int(5, 25), help: 'manifold grid size' },
   // Interpolate
-  from: { def: 3, ...T.int(0, 9999), help: 'test digit at one end' },
-  to: { def: 2, ...T.int(0, 9999), help: 'test digit at the other end (-1: the drawing)' },
+  from: { def: 3, ...T.int(0, 9999), help: 'number of the test image at one end' },
+  to: { def: 2, ...T.int(-1, 9999), help: 'number of the test image at the other end (-1: the drawing)' },
   // Sample
   temperature: { def: 1, ...T.num(0.05, 3), help: 'sampling temperature' },
   seed: { def: 1, ...T.int(0, 1e9), help: 'sampling seed' },

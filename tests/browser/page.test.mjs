@@ -223,7 +223,7 @@ test('the trained model downloads as safetensors and loads back', async () => {
 });
 
 test('a bad model file gives a clear message, changes nothing, and the page keeps working', async () => {
-  const errorText = () => page.$eval('#errors', (e) => e.textContent.trim());
+  const errorText = () => page.$eval('[data-testid=errors-train]', (e) => e.textContent.trim());
   const sums = () => page.$$eval('.recon-row', (rows) => rows.map((r) => Number(r.dataset.sum)));
   const memory = async () => (await page.evaluate(() => window.latentlab.lab.call('memory'))).wasmBytes;
   const memoryBefore = await memory();
@@ -235,7 +235,7 @@ test('a bad model file gives a clear message, changes nothing, and the page keep
     const file = path.join(buildDir, 'screenshots', name);
     fs.writeFileSync(file, bytes);
     await page.setInputFiles('[data-testid=load-file]', file);
-    await page.waitForSelector('#errors .error', { state: 'visible', timeout: 30000 });
+    await page.waitForSelector('[data-testid=errors-train] .error', { state: 'visible', timeout: 30000 });
     assert.match(await errorText(), pattern, name);
     // Behaviour after the bad file: the Draw panel still reconstructs a new input (a test digit)...
     await waitMetric(page, () => window.latentlab.metrics.drawSettled, 30000);
@@ -252,7 +252,7 @@ test('a bad model file gives a clear message, changes nothing, and the page keep
     await page.evaluate(() => { window.latentlab.metrics.trainSteps = -1; });
     await page.click('[data-testid=train-step]');
     await waitMetric(page, () => window.latentlab.metrics.trainSteps > 0, 30000);
-    await page.waitForFunction(() => document.querySelector('#errors').textContent.trim() === '', null, { timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid=errors-train]').textContent.trim() === '', null, { timeout: 10000 });
   }
   // The model loaded before the bad files took exactly these steps: neither bad file replaced or reset it.
   assert.equal(await metric(page, 'trainSteps'), cases.length);
@@ -265,13 +265,13 @@ test('a bad model file gives a clear message, changes nothing, and the page keep
   const seedBefore = await seed.inputValue();
   await seed.fill('-5');
   await seed.dispatchEvent('change');
-  await page.waitForFunction(() => /seed = -5 is out of range \[0, 9007199254740991\]/.test(document.querySelector('#errors').textContent), null, { timeout: 10000 });
+  await page.waitForFunction(() => /seed = -5 is out of range \[0, 9007199254740991\]/.test(document.querySelector('[data-testid=errors-train]').textContent), null, { timeout: 10000 });
   assert.equal(await seed.inputValue(), seedBefore);
   await seed.fill('');
   await seed.dispatchEvent('change');
-  await page.waitForFunction(() => /seed: a value is required/.test(document.querySelector('#errors').textContent), null, { timeout: 10000 });
+  await page.waitForFunction(() => /seed: a value is required/.test(document.querySelector('[data-testid=errors-train]').textContent), null, { timeout: 10000 });
   assert.equal(await seed.inputValue(), seedBefore);
-  await page.click('#errors .error button');
+  await page.click('[data-testid=errors-train] .error button');
 });
 
 test('a VQ-VAE in training is offered in the VQ panel: asked of its capabilities, not its kind name', async () => {
@@ -312,8 +312,8 @@ test('the Train form is generated from the core for every kind', async () => {
   const bad = await p4.$(`[data-testid=train-fields] [aria-label=${badName}]`);
   await bad.fill(badValue);
   await bad.dispatchEvent('change');
-  await p4.waitForSelector('#errors .error', { state: 'visible', timeout: 10000 });
-  assert.ok((await p4.$eval('#errors', (e) => e.textContent)).includes(`${badMessage} (it stays 0.002)`));
+  await p4.waitForSelector('[data-testid=errors-train] .error', { state: 'visible', timeout: 10000 });
+  assert.ok((await p4.$eval('[data-testid=errors-train]', (e) => e.textContent)).includes(`${badMessage} (it stays 0.002)`));
   await p4.close();
 });
 

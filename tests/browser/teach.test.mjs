@@ -134,6 +134,16 @@ test('when LatentLab cannot be reached or does not start, the element says so in
   await page.close();
 });
 
+test('docs/embedding.md lists every attribute of the component: each state key of the running page', async () => {
+  const page = await openPage('?panels=train');
+  const keys = await page.evaluate(() => Object.keys(window.latentlab.schema));
+  await page.close();
+  const doc = fs.readFileSync(path.join(root, 'docs/embedding.md'), 'utf8');
+  const missing = keys.filter((k) => !doc.includes(`| \`${k}\` |`));
+  assert.deepEqual(missing, [], 'state keys with no row in docs/embedding.md');
+  assert.ok(keys.length >= 40, `${keys.length} keys`);
+});
+
 // ---- 2. errors where the user is ----
 
 test('offline, Train says in its panel why it cannot start; the message clears when training starts', async () => {
