@@ -45,7 +45,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} not found: scripts/setup.sh installs Debian's chromium`);
 const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latentlab-chromium-'));
 const browser = await chromium.launchPersistentContext(userDir, {
-  executablePath: CHROMIUM, headless: true, viewport: { width: 1366, height: 768 },
+  executablePath: CHROMIUM, headless: true, acceptDownloads: true, viewport: { width: 1366, height: 768 },
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 });
@@ -277,6 +277,48 @@ for (const [width, height] of [[390, 844], [360, 740], [1366, 768]]) {
     assert.deepEqual(problems, []);
   });
 }
+
+// ---- 4. Train does not mislead ----
+
+test('Train trains what its form says, names F32 and F16 files apart, shows its model in Draw, and its legend\'s values', async () => {
+  const page = await openPage('?panels=draw,train');
+  const step = async () => {
+    await page.evaluate(() => { window.latentlab.metrics.trainSteps = -1; });
+    await page.click('[data-testid=train-step]');
+    await waitMetric(page, () => window.latentlab.metrics.trainSteps > 0, 300000);
+  };
+  await step();
+  // The legend shows the newest step's values without hovering ('--' before).
+  await page.waitForFunction(() => {
+    const v = [...document.querySelectorAll('[data-testid=loss-chart] .u-legend .u-value')].map((e) => e.textContent);
+    return v.length === 4 && v.every((t) => /\d/.test(t));
+  }, null, { timeout: 10000 });
+  const fileName = async (selector) => {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+    return d.suggestedFilename();
+  };
+  assert.equal(await fileName('[data-testid=download]'), 'latentlab_vae_1steps_f32.safetensors');
+  assert.equal(await fileName('#panel-train button:text-is("F16")'), 'latentlab_vae_1steps_f16.safetensors');
+  // Another kind chosen while paused: the next step trains a new model of that kind, not the old one.
+  await page.selectOption('[data-testid=kind]', 'ae');
+  assert.match(await page.textContent('[data-testid=train-summary]'), /Start trains a new model/);
+  await step();
+  assert.equal(await fileName('[data-testid=download]'), 'latentlab_ae_1steps_f32.safetensors');
+  // A bad file: the message, and the status line back to what it said (not 'loading the training set').
+  const status = '[data-testid=epoch-progress] ~ span';
+  const before = await page.textContent(status);
+  const bad = path.join(shots, 'not-a-model.safetensors');
+  fs.writeFileSync(bad, 'not a model file');
+  await page.setInputFiles('[data-testid=load-file]', bad);
+  await page.waitForSelector('[data-testid=errors-train] .error', { state: 'visible', timeout: 30000 });
+  assert.equal(await page.textContent(status), before);
+  // The model in training, one click from the Draw panel.
+  await page.click('[data-testid=train-to-draw]');
+  await page.waitForSelector('.recon-row[data-model=training][data-sum]', { timeout: 30000 });
+  assert.ok(Number(await page.getAttribute('.recon-row[data-model=training]', 'data-sum')) > 0);
+  await page.close();
+  assert.deepEqual(problems, []);
+});
 
 // ---- 5. words for students ----
 

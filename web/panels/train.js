@@ -31,6 +31,7 @@ export function initTrain(app) {
     reset: h('button', { onclick: () => reset(), 'data-testid': 'train-reset' }, 'Reset'),
     save32: h('button', { onclick: () => download('f32'), 'data-testid': 'download' }, 'Download (F32)'),
     save16: h('button', { onclick: () => download('f16') }, 'F16'),
+    toDraw: h('button', { onclick: () => addToDraw(), 'data-testid': 'train-to-draw' }, 'Show in Draw'),
   };
   const fileInput = h('input', { type: 'file', accept: '.safetensors', 'aria-label': 'load a model file', 'data-testid': 'load-file' });
   fileInput.addEventListener('change', () => loadFile(fileInput.files[0]));
@@ -48,7 +49,7 @@ export function initTrain(app) {
       h('div', { class: 'buttons' }, btn.start, btn.pause, btn.step, btn.reset),
       h('div', {}, progress, ' ', progressText),
       h('div', { 'data-errors': '' }),  // this panel's messages, by its buttons (main.js)
-      h('div', { class: 'buttons' }, btn.save32, btn.save16),
+      h('div', { class: 'buttons' }, btn.save32, btn.save16, btn.toDraw),
       h('div', { class: 'small load' }, h('div', { class: 'label' }, 'load a model file'), fileInput)),
     h('div', { class: 'train-main' },
       summary,
@@ -105,17 +106,24 @@ export function initTrain(app) {
   let running = false;
   let fixed = null;
 
+  // What the form asks for: a session made from another form (the kind or a setting changed since, even
+  // while paused) is not resumed under this one; Start and Step make a new model instead.
+  const formKey = () => JSON.stringify([config(), settings(), state.data]);
   async function ensureSession() {
-    if (session) return session;
+    if (session && session.form === formKey()) return session;
+    const before = progressText.textContent;
     progressText.textContent = 'loading the training set…';
-    const r = await lab.call('trainCreate', { config: config(), settings: settings(), data: state.data });
+    let r;
+    try {
+      r = await lab.call('trainCreate', { config: config(), settings: settings(), data: state.data });
+    } catch (e) { progressText.textContent = before; throw e; }
     newSession(r.info, r.progress);
     return session;
   }
 
   function newSession(info, prog) {
     const terms = ['loss', ...info.lossTerms];
-    const mine = session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog };
+    const mine = session = { kind: info.kind, terms, x: [], ys: terms.map(() => []), sx: [], sy: [], info, progress: prog, form: formKey() };
     app.loaded.add('training');
     app.onTrainingModel?.(info);
     showProgress(prog);
@@ -157,26 +165,35 @@ export function initTrain(app) {
     try {
       if (!session) throw new Error('train or load a model first');
       const bytes = await lab.call('trainSave', { dtype });
-      const a = h('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' })), download: `latentlab_${session.kind}_${session.progress?.stepsDone ?? 0}steps.safetensors` });
+      const a = h('a', { href: URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' })), download: `latentlab_${session.kind}_${session.progress?.stepsDone ?? 0}steps_${dtype}.safetensors` });
       document.body.append(a);
       a.click();
       a.remove();
       app.metrics.downloadedBytes = bytes.length;
     } catch (e) { app.error(e); }
   }
+  // The model being trained (or loaded) as a row of the Draw panel, beside the pretrained ones.
+  function addToDraw() {
+    if (!session) { app.error(new Error('train or load a model first')); return; }
+    app.clearError();
+    if (!state.models.includes('training')) set({ models: [...state.models, 'training'] });
+    if (state.panels.includes('draw')) document.getElementById('draw').scrollIntoView({ block: 'start' });
+  }
   async function loadFile(file) {
     if (!file) return;
+    let before = progressText.textContent;
     try {
       const bytes = new Uint8Array(await file.arrayBuffer());
+      before = progressText.textContent;
       progressText.textContent = 'loading the training set…';
       const r = await lab.call('trainCreate', { bytes, settings: settings(), data: state.data }, [bytes.buffer]);
-      if (kinds.has(r.info.kind)) { kindSelect.value = r.info.kind; }
+      if (kinds.has(r.info.kind)) set({ kind: r.info.kind });  // the form names the loaded model's kind
       newSession(r.info, r.progress);
       summary.textContent = `Loaded ${file.name}: ${r.info.kind}, ${thousands(r.info.parameters)} parameters. Train it further, or see it in the Draw panel.`;
       app.metrics.loadedModel = r.info;
       app.clearError();
       if (!state.models.includes('training')) set({ models: [...state.models, 'training'] });
-    } catch (e) { app.error(e); progressText.textContent = session ? progressText.textContent : 'not started'; }
+    } catch (e) { app.error(e); progressText.textContent = session ? before : 'not started'; }
     fileInput.value = '';
   }
 
@@ -207,7 +224,7 @@ export function initTrain(app) {
     lossBox.replaceChildren();
     lossPlot = new window.uPlot({
       width, height: 240,
-      scales: { x: { time: false }, y: { distr: session.kind === 'vqvae' ? 3 : 1 } },
+      scales: { x: { time: false }, y: { distr: 3 } },  // log: the first steps' drop does not flatten the rest
       axes: [{ label: 'step', stroke: '#555' }, { stroke: '#555', size: 60 }],
       series: [{ label: 'step' }, ...session.terms.map((t, i) => ({ label: t, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.25, points: { show: false } }))],
       legend: { live: true },
@@ -235,7 +252,7 @@ export function initTrain(app) {
     for (const s of ev.steps) {
       session.x.push(s.step);
       session.ys[0].push(s.loss);
-      session.terms.slice(1).forEach((t, i) => session.ys[i + 1].push(s.terms[t]));
+      session.terms.slice(1).forEach((t, i) => session.ys[i + 1].push(s.terms[t] > 0 ? s.terms[t] : null));
     }
     if (ev.imagesPerSecond) { session.sx.push(ev.progress.stepsDone); session.sy.push(ev.imagesPerSecond); }
     thin([session.x, ...session.ys]);
@@ -255,6 +272,7 @@ export function initTrain(app) {
       lastDraw = now;
       lossPlot?.setData([session.x, ...session.ys]);
       speedPlot?.setData([session.sx, session.sy]);
+      for (const u of [lossPlot, speedPlot]) if (u && !(u.cursor.left >= 0)) u.setLegend({ idx: u.data[0].length - 1 });
       app.metrics.chartPoints = session.x.length;
     }
     if (now - lastRecon > 500 || !ev.running) refreshRecon();
@@ -280,7 +298,10 @@ export function initTrain(app) {
     if (keys.includes('kind')) { kindSelect.value = state.kind; renderFields(); }
     if (keys.includes('data')) dataSelect.value = state.data;
     const trainKeys = ['kind', 'data', ...app.settingKeys.values()];
-    if (session && keys.some((k) => trainKeys.includes(k))) summary.textContent = 'Settings changed: Reset, then Start, to train with them.';
+    if (session && keys.some((k) => trainKeys.includes(k))) {
+      summary.textContent = session.form === formKey() ? '' : running ? 'Settings changed: Pause, then Start, to train a new model with them.'
+        : 'Settings changed: Start trains a new model with them (download this one first to keep it).';
+    }
   });
   summary.append(h('span', { class: 'muted' }, 'Press Start: the training set downloads (9.6 MB for MNIST), then the model trains here, in your browser.'));
   renderFields();
