@@ -20,8 +20,10 @@ export const schema = {
   latent: { def: 'vae_2d', ...T.oneOf('vae_2d', 'ae_2d'), help: 'model of the latent-space view' },
   grid: { def: 15, ...T.int(5, 25), help: 'manifold grid size' },
   // Interpolate
-  from: { def: 3, ...T.int(0, 9999), help: 'number of the test image at one end' },
-  to: { def: 2, ...T.int(-1, 9999), help: 'number of the test image at the other end (-1: the drawing)' },
+  // A 0 and a 9 (test images #71 and #73): the plain AE's path between them crosses blurs, the VAE's
+  // morphs through digit shapes, as the panel's text says.
+  from: { def: 71, ...T.int(0, 9999), help: 'number of the test image at one end' },
+  to: { def: 73, ...T.int(-1, 9999), help: 'number of the test image at the other end (-1: the drawing)' },
   // Sample
   temperature: { def: 1, ...T.num(0.05, 3), help: 'sampling temperature' },
   seed: { def: 1, ...T.int(0, 1e9), help: 'sampling seed' },

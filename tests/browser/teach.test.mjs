@@ -325,11 +325,11 @@ test('Train trains what its form says, names F32 and F16 files apart, shows its 
 test('test images are numbered, with their real label; menus name each model once; every term has its definition', async () => {
   const page = await openPage('?panels=draw,interpolate,sample,vq,train');
   await waitMetric(page, () => window.latentlab.metrics.drawSettled);
-  // Test image #0 of MNIST is a 7; #3 (Interpolate's default start) a 0, #2 a 1.
+  // Test image #0 of MNIST is a 7; #71 and #73 (Interpolate's default ends) a 0 and a 9.
   assert.equal(await page.textContent('[data-testid=draw-status]'), 'Test image #0: digit 7.');
   assert.equal(await page.getAttribute('#panel-draw input[type=number]', 'aria-label'), 'test image number');
   await page.waitForFunction(() => document.querySelector('[data-testid=interp-from-label]').textContent !== '', null, { timeout: 30000 });
-  assert.deepEqual(await page.$$eval('[data-testid^=interp-][data-testid$=-label]', (e) => e.map((x) => x.textContent)), ['digit 0', 'digit 1']);
+  assert.deepEqual(await page.$$eval('[data-testid^=interp-][data-testid$=-label]', (e) => e.map((x) => x.textContent)), ['digit 0', 'digit 9']);
   assert.match(await page.textContent('#panel-interpolate .controls'), /From test image #/);
   // No menu lists one name twice.
   const menus = await page.$$eval('select', (ss) => ss.map((s) => [s.getAttribute('aria-label'), [...s.options].map((o) => o.textContent)]));
@@ -356,9 +356,10 @@ test('with Fashion-MNIST chosen, the labels are its classes, not digits', { skip
   const page = await openPage('?panels=draw,latent,interpolate,train');
   await waitMetric(page, () => window.latentlab.metrics.drawSettled && window.latentlab.metrics.scatterPoints > 0);
   await page.selectOption('#panel-train select[aria-label="data set"]', 'fashion');
-  // Fashion-MNIST's test image #0 is an ankle boot (label 9); #3 a trouser (1), #2 a trouser (1).
+  // Fashion-MNIST's test image #0 is an ankle boot (label 9); #71 a T-shirt/top (0), #73 a shirt (6).
   await page.waitForFunction(() => document.querySelector('[data-testid=draw-status]').textContent === 'Test image #0: Ankle boot.', null, { timeout: 60000 });
-  await page.waitForFunction(() => document.querySelector('[data-testid=interp-from-label]').textContent === 'Trouser', null, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid=interp-from-label]').textContent === 'T-shirt/top' &&
+    document.querySelector('[data-testid=interp-to-label]').textContent === 'Shirt', null, { timeout: 60000 });
   await page.waitForFunction(() => [...document.querySelectorAll('#panel-latent .u-legend .u-label')].map((e) => e.textContent).join(',') ===
     'T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot', null, { timeout: 60000 });
   assert.match(await page.textContent('#panel-latent'), /10,000 test images/);

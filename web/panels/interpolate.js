@@ -28,8 +28,8 @@ export function initInterpolate(app) {
   });
   root.append(
     h('div', { class: 'controls' },
-      h('label', {}, 'From test image # ', fromInput), ends[0], endLabels[0],
-      h('label', {}, 'to # ', toInput), ends[1], endLabels[1],
+      h('label', {}, 'From test image # ', fromInput), h('div', { class: 'interp-end' }, ends[0], endLabels[0]),
+      h('label', {}, 'to # ', toInput), h('div', { class: 'interp-end' }, ends[1], endLabels[1]),
       h('button', { onclick: () => set({ from: rnd(), to: rnd() }) }, 'Random pair'),
       h('button', { onclick: () => set({ to: -1 }) }, 'To my drawing')),
     h('div', { class: 'interp', 'data-testid': 'interp' }, rowEls.map((r) => h('div', { class: 'interp-row' }, h('span', { class: 'model-name' }, r.title), r.canvas))));

@@ -230,6 +230,11 @@ export function initTrain(app) {
       legend: { live: true },
     }, [[], ...session.terms.map(() => [])], lossBox);
     lossPlot.setData([session.x, ...session.ys]);
+    showLatest(lossPlot);
+  }
+  // A chart's legend shows the newest step's values while the pointer is not over it (not '--').
+  function showLatest(u) {
+    if (u && !(u.cursor.left >= 0) && u.data[0].length) u.setLegend({ idx: u.data[0].length - 1 });
   }
   function makeSpeedChart() {
     speedBox.replaceChildren();
@@ -240,6 +245,7 @@ export function initTrain(app) {
       series: [{ label: 'step' }, { label: 'images/s', stroke: '#59a14f', width: 1.5, points: { show: false } }],
     }, [[], []], speedBox);
     speedPlot.setData([session.sx, session.sy]);
+    showLatest(speedPlot);
   }
 
   function thin(arrs) {  // keeps charts cheap: halve the points beyond 4000
@@ -272,7 +278,8 @@ export function initTrain(app) {
       lastDraw = now;
       lossPlot?.setData([session.x, ...session.ys]);
       speedPlot?.setData([session.sx, session.sy]);
-      for (const u of [lossPlot, speedPlot]) if (u && !(u.cursor.left >= 0)) u.setLegend({ idx: u.data[0].length - 1 });
+      showLatest(lossPlot);
+      showLatest(speedPlot);
       app.metrics.chartPoints = session.x.length;
     }
     if (now - lastRecon > 500 || !ev.running) refreshRecon();
