@@ -347,6 +347,11 @@ test('test images are numbered, with their real label; menus name each model onc
     assert.ok(title.length > 40, `the term '${text}' has no tooltip`);
   }
   for (const word of ['BCE', 'MSE', 'perplexity']) assert.ok(links.some(([t]) => t === word), `'${word}' is not explained where it shows`);
+  // A code cell points at its codebook tile: hovering cell 0 marks the tile of its code, and only it.
+  await waitMetric(page, () => window.latentlab.metrics.vqCodes?.length === 49 && document.querySelectorAll('[data-testid=codebook] canvas').length === 64);
+  const code = Number(await page.textContent('[data-testid=codegrid] .cell'));
+  await page.hover('[data-testid=codegrid] .cell');
+  assert.deepEqual(await page.$$eval('[data-testid=codebook] canvas', (t) => t.map((c, i) => (c.classList.contains('mark') ? i : -1)).filter((i) => i >= 0)), [code]);
   await page.close();
   assert.deepEqual(problems, []);
 });

@@ -37,6 +37,16 @@ export function initVq(app) {
     gridEl.append(c);
   }
   const tiles = [];
+  // A code cell and its codebook tile are one code: pointing at either marks both (and every cell of
+  // that code), so the grid reads as "this cell is that patch".
+  function mark(k) {
+    tiles.forEach((t, i) => t.classList.toggle('mark', i === k));
+    cells.forEach((c) => c.classList.toggle('mark', k !== null && c.textContent === String(k)));
+  }
+  gridEl.addEventListener('pointerover', (e) => { const c = e.target.closest('.cell'); if (c && c.textContent !== '') mark(Number(c.textContent)); });
+  book.addEventListener('pointerover', (e) => { const i = tiles.indexOf(e.target); if (i >= 0) mark(i); });
+  gridEl.addEventListener('pointerleave', () => mark(null));
+  book.addEventListener('pointerleave', () => mark(null));
 
   async function refreshCodes() {
     try {
@@ -48,6 +58,7 @@ export function initVq(app) {
         if (cells[i].textContent === String(k)) return;  // touch only the cells that changed
         cells[i].style.background = codeColour(k);
         cells[i].textContent = k;
+        cells[i].title = `code ${k}: point here to find its patch in the codebook`;
       });
       drawImages(recon, clamp01(r.recon), 1);
       const used = new Set(r.codes);
