@@ -264,6 +264,14 @@ for (const [width, height] of [[390, 844], [360, 740], [1366, 768]]) {
       const [top, below] = await page.$eval(`#${id} h2`, (h2) => [h2.getBoundingClientRect().top, document.querySelector('header').getBoundingClientRect().bottom]);
       assert.ok(top >= below - 1, `${width}x${height}: the ${id} heading is at ${top}, under the header (its bottom at ${below})`);
     }
+    // Latent space reached by its link: the decoded point is on screen beside the scatter, not below
+    // the fold.
+    if (width >= 1024) {
+      await page.evaluate(() => { document.querySelector('a[href="#latent"]').click(); });
+      await page.waitForTimeout(100);
+      const preview = await page.$eval('#panel-latent .preview canvas', (c) => { const r = c.getBoundingClientRect(); return [r.top, r.bottom]; });
+      assert.ok(preview[0] >= 0 && preview[1] <= height, `${width}x${height}: the decoded point spans y ${preview} of a ${height} px window`);
+    }
     // Screenshots: the page, and each panel.
     const tag = width < 600 ? `phone${width}` : `desktop${width}`;
     await page.selectOption('[data-testid=kind]', 'vae');
