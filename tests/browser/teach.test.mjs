@@ -75,10 +75,11 @@ test.after(async () => {
 // ---- 1. embedding across origins ----
 
 test('LatentLab\'s server lets other origins load the component (Access-Control-Allow-Origin)', async () => {
-  const r = await fetch(`${base}embed.js`, { headers: { origin: courseBase.slice(0, -1) } });
-  assert.equal(r.status, 200);
-  assert.equal(r.headers.get('access-control-allow-origin'), '*');
-  assert.match(r.headers.get('content-type'), /^text\/javascript/);
+  // node's http (CTest runs node with --no-experimental-fetch: no fetch()).
+  const r = await new Promise((resolve, reject) => http.get(`${base}embed.js`, { headers: { origin: courseBase.slice(0, -1) } }, (res) => { res.resume(); resolve(res); }).on('error', reject));
+  assert.equal(r.statusCode, 200);
+  assert.equal(r.headers['access-control-allow-origin'], '*');
+  assert.match(r.headers['content-type'], /^text\/javascript/);
 });
 
 test('a course page on another origin embeds <latent-lab>: the element is defined, sizes itself, and draws', async () => {
