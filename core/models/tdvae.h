@@ -1,0 +1,135 @@
+// The temporal-difference VAE (Gregor et al., "Temporal Difference Variational Auto-Encoder", ICLR
+// 2019) at the scale of the public reimplementations (xqding/TD-VAE, whose module and tensor names
+// are kept): a state-space model of binary frame sequences that keeps a belief b_t over the frames
+// seen so far and predicts the latent state several steps ahead in one jump.
+//   pre-process   p_t = relu(fc2(relu(fc1(x_t))))                    process_x.fc1, .fc2: X -> P -> P
+//   belief        b_t = LSTM(b_{t-1}, p_t)                              lstm (nn.LSTM, P -> Hb)
+//   D block       D(in) = (mu, logsigma) of a diagonal Gaussian: t = tanh(fc1(in)) * sigmoid(fc2(in)),
+//                 mu = fc_mu(t), logsigma = fc_logsigma(t)              (the "D" of the paper's appendix)
+//   p_B(z | b)    layer 2 first: z^2 ~ D(b) (l2_b_to_z), then z^1 ~ D([b, z^2]) (l1_b_to_z)
+//   q_S(z_t1 | z_t2, b_t1)  z^2 ~ D([b_t1, z_t2]) (l2_infer_z), z^1 ~ D([b_t1, z_t2, z^2]) (l1_infer_z)
+//   p_T(z_t2 | z_t1, dt)    z^2 ~ D([z_t1, e_dt]) (l2_transition_z), z^1 ~ D([z_t1, z^2, e_dt])
+//                 (l1_transition_z), e_dt the one-hot jump size in 1..max_jump (the reimplementation
+//                 has no jump input; with jumps of 1 to 4 steps mixed in training the transition
+//                 could then not know how far to move, and the page's jump selector needs it)
+//   p_D(x | z)    Bernoulli logits of z_to_x: [z^1, z^2] -> tanh(fc1) -> tanh(fc2) -> fc3, 2Z -> D -> D -> X
+// A state z is [z^1, z^2] (2Z). Loss of one pair (t1, t2), t2 - t1 = dt in 1..max_jump, with z_t2
+// sampled from p_B(. | b_t2) and z_t1 from q_S (the paper's equation 8, negated, one sample):
+//   bce   = -log p_D(x_t2 | z_t2)
+//   kl_t1 = log q_S(z_t1 | z_t2, b_t1) - log p_B(z_t1 | b_t1)
+//   kl_t2 = log p_B(z_t2 | b_t2) - log p_T(z_t2 | z_t1, dt)
+// (Gaussian log-densities in full; the 2 pi constants cancel within each difference.) Each sequence
+// draws `pairs` pairs (dt uniform in 1..max_jump, then t1 uniform in 0..frames-1-dt) and its loss is
+// the mean over them. Not yet a Model kind: the trainer's data path gives images, and this takes
+// sequences [B, frames, X] (moving MNIST, core/io/binary_data.h).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/base/rng.h"
+#include "core/base/status.h"
+#include "core/models/model.h"
+#include "core/nn/arena.h"
+#include "core/nn/layers.h"
+#include "core/nn/lstm.h"
+
+namespace ll {
+
+struct TdVaeConfig {
+  int frames = 20;           // frames per sequence
+  int pixels = 784;          // X: pixels per frame
+  int processed = 200;       // P: the pre-processing layers' width
+  int belief = 50;           // Hb: LSTM units
+  int z = 8;                 // Z: units per stochastic layer (two layers)
+  int block_hidden = 50;     // the D blocks' hidden width
+  int decoder_hidden = 200;  // D: the decoder's hidden width
+  int pairs = 4;             // (t1, t2) pairs per sequence and step
+  int max_jump = 4;          // t2 - t1 in 1..max_jump
+  Status validate() const;
+};
+
+// The D operation: a diagonal Gaussian from its input.
+struct DBlock {
+  Linear fc1, fc2, fc_mu, fc_logsigma;
+  void add_to(ParamArena& arena, const std::string& name, int in, int hidden, int out);
+  void init(ParamArena& arena, Rng& rng) const;
+  int in() const { return fc1.C; }
+  int hidden() const { return fc1.OC; }
+  int out() const { return fc_mu.OC; }
+};
+
+// One use of a D block on N rows: its input, activations, outputs and their gradients.
+struct DBlockUse {
+  std::vector<float> in, a, s, t, mu, ls;  // [N, in], [N, hidden] x3, [N, out] x2
+  std::vector<float> dmu, dls, dt, da, ds, din;
+  void reserve(const DBlock& d, int N);
+  void forward(const DBlock& d, ParamArena& arena, int N);
+  // Accumulates the weight gradients from dmu, dls; din = d loss / d in (overwritten).
+  void backward(const DBlock& d, ParamArena& arena, int N);
+  void zero_grads(int N, int out);
+};
+
+class TdVae {
+ public:
+  explicit TdVae(const TdVaeConfig& config);
+  TdVae(const TdVae&) = delete;
+  TdVae& operator=(const TdVae&) = delete;
+  const TdVaeConfig& config() const { return config_; }
+  ParamArena& params() { return params_; }
+  const ParamArena& params() const { return params_; }
+  void reserve(int max_batch);
+  int max_batch() const { return max_batch_; }
+  // PyTorch's default init of every layer (Linear and LSTM).
+  void init(Rng& rng);
+
+  // x [B, frames, X] in [0, 1] (binary frames). Draws the pairs and, with kSample, the noise from rng
+  // (kMean: every z is its distribution's mean).
+  void forward(const float* x, int B, Rng& rng, ZMode mode);
+  // The same with given pairs t1, t2 [B * pairs] (row n = b * pairs + p) and noise eps [B * pairs, 4, Z]
+  // (the four Gaussian draws in order: z_t2 layer 2, z_t2 layer 1, z_t1 layer 2, z_t1 layer 1).
+  void forward_with(const float* x, int B, const int32_t* t1, const int32_t* t2, const float* eps);
+  // Accumulates scale * d(sum_b loss_b)/d(params).
+  void backward(float scale);
+  // Per sequence [B]: the loss (bce + kl_t1 + kl_t2) and its terms, each the mean over its pairs.
+  const float* loss() const { return loss_.data(); }
+  const float* bce() const { return bce_.data(); }
+  const float* kl_t1() const { return kl1_.data(); }
+  const float* kl_t2() const { return kl2_.data(); }
+
+  // Rollouts: the belief over `context` frames of x [B, frames, X] (only the first `context` read),
+  // a state drawn from p_B at the last one, then `steps` transitions of `jump` frames each, each state
+  // decoded: out [B, steps, X] pixel probabilities. eps from rng (temperature 1).
+  void rollout(const float* x, int B, int context, int steps, int jump, Rng& rng, float* out);
+
+ private:
+  int rows() const { return B_ * config_.pairs; }
+  void forward_core(const float* x, int B);  // after t1_, t2_, eps_ are set
+  // The belief b [frames, B, Hb] of x [B, frames, X] over its first `T` frames.
+  void belief(const float* x, int B, int T);
+
+  TdVaeConfig config_;
+  ParamArena params_;
+  Linear pre1_, pre2_;
+  Lstm lstm_;
+  DBlock pb2_, pb1_, qs2_, qs1_, pt2_, pt1_;  // p_B, q_S, p_T: layer 2, layer 1
+  Linear dec1_, dec2_, dec3_;
+  int max_batch_ = 0, B_ = 0;
+  const float* x_ = nullptr;
+  // Belief path, B * frames rows: pre-activations and activations (batch-major rows b * frames + t),
+  // the LSTM's input and output (time-major [frames, B, *]), its tape and scratch.
+  std::vector<float> p1_, p2_, xp_, bel_, tape_, scratch_;
+  std::vector<float> dp1_, dp2_, dxp_, dbel_;
+  // Pairs and noise, N = B * pairs rows.
+  std::vector<int32_t> t1_, t2_, jump_;
+  std::vector<float> eps_;  // [N, 4, Z]
+  // D-block uses: p_B at t2 (layers 2, 1), q_S (2, 1), p_B at t1 (2, 1), p_T (2, 1).
+  DBlockUse ub2_, ub1_, us2_, us1_, ub2t1_, ub1t1_, ut2_, ut1_;
+  std::vector<float> z2_, z1_;  // [N, 2Z] each: [z^1, z^2] at t2 and t1
+  std::vector<float> dz2_, dz1_;
+  std::vector<float> h1_, h2_, logits_, probs_, target_;  // decoder [N, D], [N, D], [N, X] x3
+  std::vector<float> dh1_, dh2_, dlogits_;
+  std::vector<float> pair_bce_, pair_kl1_, pair_kl2_;  // [N]
+  std::vector<float> loss_, bce_, kl1_, kl2_;          // [B]
+};
+
+}  // namespace ll
