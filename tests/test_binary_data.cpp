@@ -106,6 +106,13 @@ TEST(BinaryData, MovingMnistTestSequencesAreFixedAndBothDirectionsOccur) {
     ASSERT_TRUE(da == 1 || da == -1);
     right += da == 1;
   }
+  // The float version (Dataset::to_float's v / 255.0f) draws the same bits.
+  std::vector<float> probs(P), c(T * P);
+  d.to_float(nullptr, 7, 1, probs.data());
+  Rng g1(12), g2(12);
+  moving_mnist_sequence(d.images.pixels.data() + 7 * P, 28, 28, T, -1, g1, a.data());
+  moving_sequence(probs.data(), 28, 28, T, -1, g2, c.data());
+  EXPECT_EQ(a, c);
   // Each direction with probability 1/2: 200 +- 5 standard deviations (10).
   EXPECT_NEAR(right, 200, 50);
   // Fresh training sequences of one digit differ from draw to draw.

@@ -36,6 +36,21 @@ void moving_mnist_sequence(const uint8_t* digit, int rows, int cols, int frames,
   }
 }
 
+void moving_sequence(const float* digit, int rows, int cols, int frames, int direction, Rng& rng, float* out) {
+  const size_t pixels = static_cast<size_t>(rows) * cols;
+  for (int t = 0; t < frames; t++) {
+    int shift = (direction * t) % cols;
+    if (shift < 0) shift += cols;
+    float* o = out + static_cast<size_t>(t) * pixels;
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < cols; c++) {
+        int src = c - shift;
+        if (src < 0) src += cols;
+        o[r * cols + c] = rng.uniform() < digit[r * cols + src] ? 1.0f : 0.0f;
+      }
+  }
+}
+
 namespace {
 const uint8_t* digit_of(const Dataset& data, int i) {
   return data.images.pixels.data() + static_cast<size_t>(i) * data.images.rows * data.images.cols;

@@ -36,6 +36,10 @@ void binarized_images(const Dataset& data, int first, int count, uint64_t seed, 
 void moving_mnist_sequence(const uint8_t* digit, int rows, int cols, int frames, int direction, Rng& rng,
                            float* out);
 
+// The same from a digit given as probabilities in [0, 1] (a Dataset::to_float image, v / 255.0f: the
+// same bits as the byte version for the same generator).
+void moving_sequence(const float* digit, int rows, int cols, int frames, int direction, Rng& rng, float* out);
+
 // Sequence i of the fixed test set (digit i of `data`, its direction and bits from Rng(seed, i)):
 // out[frames, rows * cols]; *direction (may be null) receives +1 or -1.
 void moving_mnist_fixed_sequence(const Dataset& data, int i, int frames, uint64_t seed, float* out,

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/io/binary_data.h"
 #include "core/nn/losses.h"
 
 namespace ll {
@@ -81,7 +82,7 @@ void DBlockUse::backward(const DBlock& d, ParamArena& arena, int N) {
   d.fc2.backward(arena, din.data(), ds.data(), in.data(), N);
 }
 
-TdVae::TdVae(const TdVaeConfig& config) : config_(config) {
+TdVae::TdVae(const TdVaeConfig& config, ParamArena* arena) : config_(config), params_(arena ? *arena : own_) {
   const int X = config.pixels, P = config.processed, Hb = config.belief, Z = config.z, Hd = config.block_hidden,
             J = config.max_jump, D = config.decoder_hidden;
   pre1_.add_to(params_, "process_x.fc1", X, P);
@@ -134,6 +135,40 @@ void TdVae::reserve(int max_batch) {
   for (auto* v : {&logits_, &probs_, &target_, &dlogits_}) v->assign(N * X, 0.0f);
   for (auto* v : {&pair_bce_, &pair_kl1_, &pair_kl2_}) v->assign(N, 0.0f);
   for (auto* v : {&loss_, &bce_, &kl1_, &kl2_}) v->assign(B, 0.0f);
+  mb2_.reserve(pb2_, max_batch);
+  mb1_.reserve(pb1_, max_batch);
+  for (auto* v : {&rh1_, &rh2_}) v->assign(B * D, 0.0f);
+  rlogits_.assign(B * X, 0.0f);
+}
+
+void TdVae::decode(const float* z, int B, float* probs) {
+  assert(B <= max_batch_);
+  const size_t nd = static_cast<size_t>(B) * config_.decoder_hidden;
+  dec1_.forward(params_, rh1_.data(), z, B);
+  tanh_forward(rh1_.data(), rh1_.data(), nd);
+  dec2_.forward(params_, rh2_.data(), rh1_.data(), B);
+  tanh_forward(rh2_.data(), rh2_.data(), nd);
+  dec3_.forward(params_, rlogits_.data(), rh2_.data(), B);
+  const size_t n = static_cast<size_t>(B) * config_.pixels;
+  for (size_t i = 0; i < n; i++) probs[i] = stable_sigmoid(rlogits_[i]);
+}
+
+void TdVae::belief_mean(int t, float* z, float* probs) {
+  const int B = B_, Hb = config_.belief, Z = config_.z;
+  const float* b = bel_.data() + static_cast<size_t>(t) * B * Hb;
+  std::copy_n(b, static_cast<size_t>(B) * Hb, mb2_.in.data());
+  mb2_.forward(pb2_, params_, B);
+  for (int n = 0; n < B; n++) {
+    float* row = mb1_.in.data() + static_cast<size_t>(n) * (Hb + Z);
+    std::copy_n(b + static_cast<size_t>(n) * Hb, Hb, row);
+    std::copy_n(mb2_.mu.data() + static_cast<size_t>(n) * Z, Z, row + Hb);
+  }
+  mb1_.forward(pb1_, params_, B);
+  for (int n = 0; n < B; n++) {
+    std::copy_n(mb1_.mu.data() + static_cast<size_t>(n) * Z, Z, z + static_cast<size_t>(n) * 2 * Z);
+    std::copy_n(mb2_.mu.data() + static_cast<size_t>(n) * Z, Z, z + static_cast<size_t>(n) * 2 * Z + Z);
+  }
+  decode(z, B, probs);
 }
 
 void TdVae::belief(const float* x, int B, int T) {
@@ -475,6 +510,83 @@ void TdVae::rollout(const float* x, int B, int context, int steps, int jump, Rng
         out[(static_cast<size_t>(b) * steps + s) * X + i] =
             stable_sigmoid(logits_[static_cast<size_t>(b) * X + i]);
   }
+}
+
+TdVaeConfig TdVaeModel::net_config(const ModelConfig& c) {
+  TdVaeConfig t;
+  t.frames = static_cast<int>(c.get("frames"));
+  t.pixels = c.input;
+  t.processed = static_cast<int>(c.get("processed"));
+  t.belief = static_cast<int>(c.get("belief"));
+  t.z = static_cast<int>(c.get("z_size"));
+  t.block_hidden = static_cast<int>(c.get("block_hidden"));
+  t.decoder_hidden = static_cast<int>(c.get("decoder_hidden"));
+  t.pairs = static_cast<int>(c.get("pairs"));
+  t.max_jump = static_cast<int>(c.get("max_jump"));
+  return t;
+}
+
+TdVaeModel::TdVaeModel(const ModelConfig& config) : net_(net_config(config), &params_) {
+  config_ = config;
+  while ((side_ + 1) * (side_ + 1) <= config.input) side_++;
+}
+
+bool TdVaeModel::infer(const std::map<std::string, std::vector<int64_t>>& shapes, ModelConfig* out) {
+  auto get = [&](const char* name, size_t dims) -> const std::vector<int64_t>* {
+    auto it = shapes.find(name);
+    return it != shapes.end() && it->second.size() == dims ? &it->second : nullptr;
+  };
+  const auto* pre = get("process_x.fc1.weight", 2);      // [P, X]
+  const auto* hh = get("lstm.weight_hh_l0", 2);           // [4 Hb, Hb]
+  const auto* mu = get("l2_b_to_z.fc_mu.weight", 2);      // [Z, Hd]
+  const auto* tr = get("l2_transition_z.fc1.weight", 2);  // [Hd, 2 Z + J]
+  const auto* dec = get("z_to_x.fc1.weight", 2);          // [D, 2 Z]
+  if (!pre || !hh || !mu || !tr || !dec) return false;
+  out->kind = "tdvae";
+  out->input = static_cast<int>((*pre)[1]);
+  out->hyper["processed"] = static_cast<double>((*pre)[0]);
+  out->hyper["belief"] = static_cast<double>((*hh)[1]);
+  out->hyper["z_size"] = static_cast<double>((*mu)[0]);
+  out->hyper["block_hidden"] = static_cast<double>((*mu)[1]);
+  out->hyper["max_jump"] = static_cast<double>((*tr)[1] - 2 * (*mu)[0]);
+  out->hyper["decoder_hidden"] = static_cast<double>((*dec)[0]);
+  return true;
+}
+
+void TdVaeModel::reserve(int max_batch) {
+  if (max_batch <= max_batch_) return;
+  max_batch_ = max_batch;
+  net_.reserve(max_batch);
+  const size_t B = static_cast<size_t>(max_batch), X = static_cast<size_t>(config_.input);
+  seq_.assign(B * net_.config().frames * X, 0.0f);
+  recon_.assign(B * X, 0.0f);
+  code_.assign(B * 2 * net_.config().z, 0.0f);
+  dir_.assign(B, 0);
+}
+
+uint64_t TdVaeModel::activation_floats(int Bi) const {
+  const TdVaeConfig& c = net_.config();
+  const uint64_t B = static_cast<uint64_t>(Bi), T = c.frames, P = c.processed, Hb = c.belief, Z = c.z,
+                 Hd = c.block_hidden, D = c.decoder_hidden, X = c.pixels, N = B * c.pairs, J = c.max_jump;
+  // Each D block use: input and its gradient (at most Hb + 3Z + J wide), 6 hidden-wide, 4 Z-wide.
+  const uint64_t use = 2 * (Hb + 3 * Z + J) + 6 * Hd + 4 * Z;
+  return 6 * B * T * P + 2 * B * T * Hb + 10 * T * B * Hb + 2 * B * Hb  // belief path, LSTM tape, scratch
+         + 3 * N + 4 * N * Z + 8 * N * use + 8 * N * Z                   // pairs, noise, D blocks, states
+         + 4 * N * D + 4 * N * X + 3 * N + 4 * B                         // decoder, losses
+         + 2 * B * use + 2 * B * D + B * X                               // belief_mean, decode
+         + B * T * X + B * X + 2 * B * Z + B;                            // this kind's buffers
+}
+
+void TdVaeModel::forward(const float* input, const float*, int B, Rng& rng, ZMode mode) {
+  assert(B <= max_batch_);
+  const TdVaeConfig& c = net_.config();
+  const size_t X = static_cast<size_t>(config_.input);
+  for (int b = 0; b < B; b++) {
+    dir_[b] = rng.below(2) == 0 ? -1 : 1;
+    moving_sequence(input + b * X, side_, side_, c.frames, dir_[b], rng, seq_.data() + b * c.frames * X);
+  }
+  net_.forward(seq_.data(), B, rng, mode);
+  net_.belief_mean(0, code_.data(), recon_.data());
 }
 
 }  // namespace ll

@@ -20,10 +20,12 @@
 //   kl_t2 = log p_B(z_t2 | b_t2) - log p_T(z_t2 | z_t1, dt)
 // (Gaussian log-densities in full; the 2 pi constants cancel within each difference.) Each sequence
 // draws `pairs` pairs (dt uniform in 1..max_jump, then t1 uniform in 0..frames-1-dt) and its loss is
-// the mean over them. Not yet a Model kind: the trainer's data path gives images, and this takes
-// sequences [B, frames, X] (moving MNIST, core/io/binary_data.h).
+// the mean over them. TdVae takes sequences [B, frames, X]; TdVaeModel below is the registry kind
+// "tdvae", which takes digit images and makes each a moving-MNIST sequence (core/io/binary_data.h).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "core/base/rng.h"
@@ -71,7 +73,9 @@ struct DBlockUse {
 
 class TdVae {
  public:
-  explicit TdVae(const TdVaeConfig& config);
+  explicit TdVae(const TdVaeConfig& config) : TdVae(config, nullptr) {}
+  // Registers its tensors in `arena` (a Model's; finalised here) instead of an arena of its own.
+  TdVae(const TdVaeConfig& config, ParamArena* arena);
   TdVae(const TdVae&) = delete;
   TdVae& operator=(const TdVae&) = delete;
   const TdVaeConfig& config() const { return config_; }
@@ -100,6 +104,12 @@ class TdVae {
   // a state drawn from p_B at the last one, then `steps` transitions of `jump` frames each, each state
   // decoded: out [B, steps, X] pixel probabilities. eps from rng (temperature 1).
   void rollout(const float* x, int B, int context, int steps, int jump, Rng& rng, float* out);
+  // After a forward of B sequences: the mean state of p_B given the belief after frame t (layer 2's mean,
+  // then layer 1's given it), z [B, 2Z], and its decoded frame probs [B, X]. Its own buffers: the
+  // forward's stay as backward needs them.
+  void belief_mean(int t, float* z, float* probs);
+  // Decoder probabilities of states z [B, 2Z] (B <= max_batch; its own buffers).
+  void decode(const float* z, int B, float* probs);
 
  private:
   int rows() const { return B_ * config_.pairs; }
@@ -108,7 +118,8 @@ class TdVae {
   void belief(const float* x, int B, int T);
 
   TdVaeConfig config_;
-  ParamArena params_;
+  ParamArena own_;
+  ParamArena& params_;  // own_ or the arena given to the constructor
   Linear pre1_, pre2_;
   Lstm lstm_;
   DBlock pb2_, pb1_, qs2_, qs1_, pt2_, pt1_;  // p_B, q_S, p_T: layer 2, layer 1
@@ -130,6 +141,48 @@ class TdVae {
   std::vector<float> dh1_, dh2_, dlogits_;
   std::vector<float> pair_bce_, pair_kl1_, pair_kl2_;  // [N]
   std::vector<float> loss_, bce_, kl1_, kl2_;          // [B]
+  // belief_mean() and decode(): max_batch rows.
+  DBlockUse mb2_, mb1_;
+  std::vector<float> rh1_, rh2_, rlogits_;
+};
+
+// The registry kind "tdvae": images in, as every kind. Each example is one digit [input = side x side];
+// forward turns it into a moving sequence (direction and each frame's bits drawn from the caller's
+// generator, as moving_sequence() does for moving MNIST), so the trainer's MNIST batches train the TD-VAE
+// on moving MNIST. Loss terms per sequence: bce, kl_t1, kl_t2 (means over its pairs). The
+// reconstruction is the frame decoded from p_B's mean state after the first frame (the digit
+// unshifted), compared with the input digit; code() is that state [2 z_size]; decode() maps states to
+// frames. Hyperparameters: frames, processed, belief, z_size, block_hidden, decoder_hidden, pairs,
+// max_jump (--hidden and --latent are unused).
+class TdVaeModel : public Model {
+ public:
+  explicit TdVaeModel(const ModelConfig& config);
+  static TdVaeConfig net_config(const ModelConfig& config);
+  // Recognises a file by the reimplementation's tensor names and reads the sizes from their shapes.
+  static bool infer(const std::map<std::string, std::vector<int64_t>>& shapes, ModelConfig* out);
+  void reserve(int max_batch) override;
+  uint64_t activation_floats(int B) const override;
+  void init(Rng& rng) override { net_.init(rng); }
+  void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;
+  void backward(float scale) override { net_.backward(scale); }
+  std::vector<std::string> loss_terms() const override { return {"bce", "kl_t1", "kl_t2"}; }
+  const float* term(int index) const override {
+    return index == 0 ? net_.bce() : index == 1 ? net_.kl_t1() : net_.kl_t2();
+  }
+  const float* reconstruction() const override { return recon_.data(); }
+  const float* code() const override { return code_.data(); }
+  int code_size() const override { return 2 * net_.config().z; }
+  void decode(const float* z, int B, float* out) override { net_.decode(z, B, out); }
+  TdVae& net() { return net_; }
+  // The sequences of the last forward [B, frames, input] and each one's direction (+1 right, -1 left).
+  const float* sequences() const { return seq_.data(); }
+  const int* directions() const { return dir_.data(); }
+
+ private:
+  int side_ = 0;
+  TdVae net_;
+  std::vector<float> seq_, recon_, code_;
+  std::vector<int> dir_;
 };
 
 }  // namespace ll
