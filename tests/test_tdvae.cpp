@@ -12,8 +12,8 @@
 #include "core/io/json.h"
 #include "core/models/model_file.h"
 #include "core/models/tdvae.h"
-#include "core/train/trainer.h"
 #include "core/nn/adam.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ll {
@@ -206,8 +206,8 @@ TEST(TdVae, KindTrainsSavesAndLoadsThroughTheTrainer) {
   ModelConfig c;
   c.kind = "tdvae";
   c.input = 64;
-  c.hyper = {{"frames", 6}, {"processed", 16}, {"belief", 8}, {"z_size", 3}, {"block_hidden", 8},
-             {"decoder_hidden", 16}, {"pairs", 2}, {"max_jump", 3}};
+  c.hyper = {{"frames", 6},       {"processed", 16},      {"belief", 8}, {"z_size", 3},
+             {"block_hidden", 8}, {"decoder_hidden", 16}, {"pairs", 2},  {"max_jump", 3}};
   ASSERT_TRUE(c.validate().ok()) << c.validate().message();
   std::unique_ptr<Model> model;
   ASSERT_TRUE(create_model(c, &model).ok());
@@ -248,6 +248,44 @@ TEST(TdVae, KindTrainsSavesAndLoadsThroughTheTrainer) {
           const int src = ((col - td->directions()[b] * t) % 8 + 8) % 8;
           ASSERT_EQ(seq[(b * 6 + t) * 64 + r * 8 + col], seq[(b * 6) * 64 + r * 8 + src]);
         }
+}
+
+// Stepping one frame at a time (the SequenceStepper capability of the kind) reaches the belief the
+// sequence forward computes over all frames at once (the GEMMs split the rows differently: rounding).
+TEST(TdVae, SteppingReachesTheSequenceBelief) {
+  ModelConfig c;
+  c.kind = "tdvae";
+  c.input = 16;
+  c.hyper = {{"frames", 5},       {"processed", 6},      {"belief", 4}, {"z_size", 2},
+             {"block_hidden", 5}, {"decoder_hidden", 6}, {"pairs", 2},  {"max_jump", 2}};
+  std::unique_ptr<Model> model;
+  ASSERT_TRUE(create_model(c, &model).ok());
+  const int B = 3;
+  model->reserve(B);
+  Rng rng(8);
+  model->init(rng);
+  SequenceStepper* stepper = model->sequence();
+  ASSERT_NE(stepper, nullptr);
+  EXPECT_EQ(stepper->state_size(), 8);
+  EXPECT_EQ(stepper->max_jump(), 2);
+  std::vector<float> digits(B * 16);
+  for (float& v : digits) v = rng.uniform();
+  model->forward(digits.data(), digits.data(), B, rng, ZMode::kMean);
+  TdVaeModel* td = static_cast<TdVaeModel*>(model.get());
+  const std::vector<float> seq(td->sequences(), td->sequences() + B * 5 * 16);
+  const std::vector<float> bel(td->net().belief(), td->net().belief() + 5 * B * 4);
+  stepper->reset_state(B);
+  std::vector<float> frame(B * 16);
+  for (int t = 0; t < 5; t++) {
+    for (int b = 0; b < B; b++) std::copy_n(seq.data() + (b * 5 + t) * 16, 16, frame.data() + b * 16);
+    stepper->step(frame.data(), B);
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < 4; j++) EXPECT_NEAR(stepper->state()[b * 8 + j], bel[(t * B + b) * 4 + j], 1e-5) << t;
+  }
+  std::vector<float> out(B * 3 * 16);
+  Rng r(2);
+  stepper->rollout(3, 2, out.data(), B, r);
+  for (float v : out) ASSERT_TRUE(v > 0.0f && v < 1.0f);
 }
 
 TEST(TdVae, ConfigValidation) {

@@ -135,6 +135,10 @@ void TdVae::reserve(int max_batch) {
   for (auto* v : {&logits_, &probs_, &target_, &dlogits_}) v->assign(N * X, 0.0f);
   for (auto* v : {&pair_bce_, &pair_kl1_, &pair_kl2_}) v->assign(N, 0.0f);
   for (auto* v : {&loss_, &bce_, &kl1_, &kl2_}) v->assign(B, 0.0f);
+  for (auto* v : {&sh_, &sc_, &sh_next_}) v->assign(B * Hb, 0.0f);
+  state_.assign(B * 2 * Hb, 0.0f);
+  for (auto* v : {&sp1_, &sp2_}) v->assign(B * P, 0.0f);
+  stape_.assign(Lstm::tape_floats(1, max_batch, config_.belief), 0.0f);
   mb2_.reserve(pb2_, max_batch);
   mb1_.reserve(pb1_, max_batch);
   for (auto* v : {&rh1_, &rh2_}) v->assign(B * D, 0.0f);
@@ -462,54 +466,85 @@ void TdVae::backward(float scale) {
                    x_ + static_cast<size_t>(b) * T * X, T);
 }
 
-void TdVae::rollout(const float* x, int B, int context, int steps, int jump, Rng& rng, float* out) {
-  assert(B <= max_batch_ && context >= 1 && context <= config_.frames && jump >= 1 && jump <= config_.max_jump);
-  const int Hb = config_.belief, Z = config_.z, J = config_.max_jump, X = config_.pixels,
-            D = config_.decoder_hidden;
-  belief(x, B, context);
-  std::vector<float> eps(static_cast<size_t>(B) * Z), z(static_cast<size_t>(B) * 2 * Z);
-  auto draw = [&](const DBlockUse& u, int col) {
-    for (float& e : eps) e = rng.normal();
-    sample_into(z.data(), 2 * Z, col, u, eps.data(), Z, B, Z);
+void TdVae::reset_state(int B) {
+  assert(B <= max_batch_);
+  B_step_ = B;
+  const size_t n = static_cast<size_t>(B) * config_.belief;
+  std::fill(sh_.begin(), sh_.begin() + n, 0.0f);
+  std::fill(sc_.begin(), sc_.begin() + n, 0.0f);
+  std::fill(state_.begin(), state_.begin() + 2 * n, 0.0f);
+}
+
+void TdVae::step(const float* frames, int B) {
+  assert(B == B_step_);
+  const int Hb = config_.belief;
+  const size_t np = static_cast<size_t>(B) * config_.processed;
+  pre1_.forward(params_, sp1_.data(), frames, B);
+  relu_forward(sp1_.data(), sp1_.data(), np);
+  pre2_.forward(params_, sp2_.data(), sp1_.data(), B);
+  relu_forward(sp2_.data(), sp2_.data(), np);
+  lstm_.forward(params_, sh_next_.data(), stape_.data(), sp2_.data(), sh_.data(), sc_.data(), 1, B);
+  const size_t n = static_cast<size_t>(B) * Hb;
+  std::copy_n(sh_next_.data(), n, sh_.data());
+  std::copy_n(lstm_.cell(stape_.data(), 1, B, 0), n, sc_.data());
+  for (int b = 0; b < B; b++) {
+    std::copy_n(sh_.data() + static_cast<size_t>(b) * Hb, Hb, state_.data() + static_cast<size_t>(b) * 2 * Hb);
+    std::copy_n(sc_.data() + static_cast<size_t>(b) * Hb, Hb,
+                state_.data() + static_cast<size_t>(b) * 2 * Hb + Hb);
+  }
+}
+
+void TdVae::rollout_from_state(int steps, int jump, Rng& rng, float* out) {
+  const int B = B_step_, Hb = config_.belief, Z = config_.z, J = config_.max_jump, X = config_.pixels;
+  assert(jump >= 1 && jump <= J);
+  // Rows [0, B) of the training forward's buffers; eps, z and next are [B, Z], [B, 2Z], [B, 2Z].
+  float* eps = eps_.data();
+  float* z = z2_.data();
+  float* next = z1_.data();
+  auto draw = [&](const DBlockUse& u, float* dst, int col) {
+    for (int i = 0; i < B * Z; i++) eps[i] = rng.normal();
+    sample_into(dst, 2 * Z, col, u, eps, Z, B, Z);
   };
-  const float* b_last = bel_.data() + static_cast<size_t>(context - 1) * B * Hb;
-  std::copy_n(b_last, static_cast<size_t>(B) * Hb, ub2_.in.data());
+  std::copy_n(sh_.data(), static_cast<size_t>(B) * Hb, ub2_.in.data());
   ub2_.forward(pb2_, params_, B);
-  draw(ub2_, Z);
+  draw(ub2_, z, Z);
   for (int b = 0; b < B; b++) {
     float* row = ub1_.in.data() + static_cast<size_t>(b) * (Hb + Z);
-    std::copy_n(b_last + static_cast<size_t>(b) * Hb, Hb, row);
-    std::copy_n(z.data() + static_cast<size_t>(b) * 2 * Z + Z, Z, row + Hb);
+    std::copy_n(sh_.data() + static_cast<size_t>(b) * Hb, Hb, row);
+    std::copy_n(z + static_cast<size_t>(b) * 2 * Z + Z, Z, row + Hb);
   }
   ub1_.forward(pb1_, params_, B);
-  draw(ub1_, 0);
-  std::vector<int32_t> jumps(B, jump);
-  std::vector<float> next(z.size());
+  draw(ub1_, z, 0);
+  for (int b = 0; b < B; b++) jump_[b] = jump;
   for (int s = 0; s < steps; s++) {
-    put(ut2_.in, 2 * Z + J, 0, z.data(), 2 * Z, B);
-    put_one_hot(ut2_.in, 2 * Z + J, 2 * Z, jumps.data(), J, B);
+    put(ut2_.in, 2 * Z + J, 0, z, 2 * Z, B);
+    put_one_hot(ut2_.in, 2 * Z + J, 2 * Z, jump_.data(), J, B);
     ut2_.forward(pt2_, params_, B);
-    for (float& e : eps) e = rng.normal();
-    sample_into(next.data(), 2 * Z, Z, ut2_, eps.data(), Z, B, Z);
-    put(ut1_.in, 3 * Z + J, 0, z.data(), 2 * Z, B);
+    draw(ut2_, next, Z);
+    put(ut1_.in, 3 * Z + J, 0, z, 2 * Z, B);
     for (int b = 0; b < B; b++)
-      std::copy_n(next.data() + static_cast<size_t>(b) * 2 * Z + Z, Z,
+      std::copy_n(next + static_cast<size_t>(b) * 2 * Z + Z, Z,
                   ut1_.in.data() + static_cast<size_t>(b) * (3 * Z + J) + 2 * Z);
-    put_one_hot(ut1_.in, 3 * Z + J, 3 * Z, jumps.data(), J, B);
+    put_one_hot(ut1_.in, 3 * Z + J, 3 * Z, jump_.data(), J, B);
     ut1_.forward(pt1_, params_, B);
-    for (float& e : eps) e = rng.normal();
-    sample_into(next.data(), 2 * Z, 0, ut1_, eps.data(), Z, B, Z);
-    z.swap(next);
-    dec1_.forward(params_, h1_.data(), z.data(), B);
-    tanh_forward(h1_.data(), h1_.data(), static_cast<size_t>(B) * D);
-    dec2_.forward(params_, h2_.data(), h1_.data(), B);
-    tanh_forward(h2_.data(), h2_.data(), static_cast<size_t>(B) * D);
-    dec3_.forward(params_, logits_.data(), h2_.data(), B);
+    draw(ut1_, next, 0);
+    std::copy_n(next, static_cast<size_t>(B) * 2 * Z, z);
+    decode(z, B, probs_.data());
     for (int b = 0; b < B; b++)
-      for (int i = 0; i < X; i++)
-        out[(static_cast<size_t>(b) * steps + s) * X + i] =
-            stable_sigmoid(logits_[static_cast<size_t>(b) * X + i]);
+      std::copy_n(probs_.data() + static_cast<size_t>(b) * X, X, out + (static_cast<size_t>(b) * steps + s) * X);
   }
+}
+
+void TdVae::rollout(const float* x, int B, int context, int steps, int jump, Rng& rng, float* out) {
+  assert(B <= max_batch_ && context >= 1 && context <= config_.frames);
+  reset_state(B);
+  const size_t X = static_cast<size_t>(config_.pixels);
+  for (int t = 0; t < context; t++) {
+    for (int b = 0; b < B; b++)
+      std::copy_n(x + (static_cast<size_t>(b) * config_.frames + t) * X, X, target_.data() + b * X);
+    step(target_.data(), B);
+  }
+  rollout_from_state(steps, jump, rng, out);
 }
 
 TdVaeConfig TdVaeModel::net_config(const ModelConfig& c) {
@@ -536,7 +571,7 @@ bool TdVaeModel::infer(const std::map<std::string, std::vector<int64_t>>& shapes
     auto it = shapes.find(name);
     return it != shapes.end() && it->second.size() == dims ? &it->second : nullptr;
   };
-  const auto* pre = get("process_x.fc1.weight", 2);      // [P, X]
+  const auto* pre = get("process_x.fc1.weight", 2);       // [P, X]
   const auto* hh = get("lstm.weight_hh_l0", 2);           // [4 Hb, Hb]
   const auto* mu = get("l2_b_to_z.fc_mu.weight", 2);      // [Z, Hd]
   const auto* tr = get("l2_transition_z.fc1.weight", 2);  // [Hd, 2 Z + J]
@@ -571,10 +606,15 @@ uint64_t TdVaeModel::activation_floats(int Bi) const {
   // Each D block use: input and its gradient (at most Hb + 3Z + J wide), 6 hidden-wide, 4 Z-wide.
   const uint64_t use = 2 * (Hb + 3 * Z + J) + 6 * Hd + 4 * Z;
   return 6 * B * T * P + 2 * B * T * Hb + 10 * T * B * Hb + 2 * B * Hb  // belief path, LSTM tape, scratch
-         + 3 * N + 4 * N * Z + 8 * N * use + 8 * N * Z                   // pairs, noise, D blocks, states
-         + 4 * N * D + 4 * N * X + 3 * N + 4 * B                         // decoder, losses
-         + 2 * B * use + 2 * B * D + B * X                               // belief_mean, decode
-         + B * T * X + B * X + 2 * B * Z + B;                            // this kind's buffers
+         + 3 * N + 4 * N * Z + 8 * N * use + 8 * N * Z                  // pairs, noise, D blocks, states
+         + 4 * N * D + 4 * N * X + 3 * N + 4 * B                        // decoder, losses
+         + 2 * B * use + 2 * B * D + B * X                              // belief_mean, decode
+         + B * T * X + B * X + 2 * B * Z + B;                           // this kind's buffers
+}
+
+void TdVaeModel::rollout(int steps, int jump, float* out, int B, Rng& rng) {
+  assert(B == net_.state_batch());
+  net_.rollout_from_state(steps, jump, rng, out);
 }
 
 void TdVaeModel::forward(const float* input, const float*, int B, Rng& rng, ZMode mode) {

@@ -104,6 +104,19 @@ class TdVae {
   // a state drawn from p_B at the last one, then `steps` transitions of `jump` frames each, each state
   // decoded: out [B, steps, X] pixel probabilities. eps from rng (temperature 1).
   void rollout(const float* x, int B, int context, int steps, int jump, Rng& rng, float* out);
+  // One frame at a time (the page's belief, the SequenceStepper capability): reset_state(B) starts B
+  // sequences, step() reads one frame [B, X] of each, state() is [B, 2 Hb] (the LSTM's h, then c, of
+  // each sequence), rollout_from_state() draws `steps` states `jump` frames apart from the belief and
+  // decodes them: out [B, steps, X]. These use their own buffers for the belief and the training
+  // forward's for the rest (a rollout between forward and backward would spoil the backward).
+  void reset_state(int B);
+  void step(const float* frames, int B);
+  const float* state() const { return state_.data(); }
+  int state_batch() const { return B_step_; }
+  // The belief b [frames, B, Hb] of the last forward.
+  const float* belief() const { return bel_.data(); }
+  void rollout_from_state(int steps, int jump, Rng& rng, float* out);
+
   // After a forward of B sequences: the mean state of p_B given the belief after frame t (layer 2's mean,
   // then layer 1's given it), z [B, 2Z], and its decoded frame probs [B, X]. Its own buffers: the
   // forward's stay as backward needs them.
@@ -141,6 +154,9 @@ class TdVae {
   std::vector<float> dh1_, dh2_, dlogits_;
   std::vector<float> pair_bce_, pair_kl1_, pair_kl2_;  // [N]
   std::vector<float> loss_, bce_, kl1_, kl2_;          // [B]
+  // Stepping: B_step_ sequences, their h and c [B, Hb], state() [B, 2 Hb], one frame's activations.
+  int B_step_ = 0;
+  std::vector<float> sh_, sc_, state_, sp1_, sp2_, stape_, sh_next_;
   // belief_mean() and decode(): max_batch rows.
   DBlockUse mb2_, mb1_;
   std::vector<float> rh1_, rh2_, rlogits_;
@@ -154,7 +170,7 @@ class TdVae {
 // unshifted), compared with the input digit; code() is that state [2 z_size]; decode() maps states to
 // frames. Hyperparameters: frames, processed, belief, z_size, block_hidden, decoder_hidden, pairs,
 // max_jump (--hidden and --latent are unused).
-class TdVaeModel : public Model {
+class TdVaeModel : public Model, public SequenceStepper {
  public:
   explicit TdVaeModel(const ModelConfig& config);
   static TdVaeConfig net_config(const ModelConfig& config);
@@ -173,6 +189,13 @@ class TdVaeModel : public Model {
   const float* code() const override { return code_.data(); }
   int code_size() const override { return 2 * net_.config().z; }
   void decode(const float* z, int B, float* out) override { net_.decode(z, B, out); }
+  SequenceStepper* sequence() override { return this; }
+  int state_size() const override { return 2 * net_.config().belief; }
+  void reset_state(int B) override { net_.reset_state(B); }
+  void step(const float* x, int B) override { net_.step(x, B); }
+  const float* state() const override { return net_.state(); }
+  int max_jump() const override { return net_.config().max_jump; }
+  void rollout(int steps, int jump, float* out, int B, Rng& rng) override;
   TdVae& net() { return net_; }
   // The sequences of the last forward [B, frames, input] and each one's direction (+1 right, -1 left).
   const float* sequences() const { return seq_.data(); }
