@@ -19,11 +19,14 @@ void binarized_images(const Dataset& data, int first, int count, uint64_t seed, 
   }
 }
 
-void moving_mnist_sequence(const uint8_t* digit, int rows, int cols, int frames, int direction, Rng& rng,
-                           float* out) {
+namespace {
+// Frame t shows at column c the digit's column c - direction * t (mod cols), each pixel on with the
+// probability prob(digit pixel).
+template <typename Pixel, typename Prob>
+void shifted_frames(const Pixel* digit, int rows, int cols, int frames, int direction, Rng& rng, float* out,
+                    Prob prob) {
   const size_t pixels = static_cast<size_t>(rows) * cols;
   for (int t = 0; t < frames; t++) {
-    // Shift by direction * t columns, circularly: column c of frame t shows column c - shift of the digit.
     int shift = (direction * t) % cols;
     if (shift < 0) shift += cols;
     float* o = out + static_cast<size_t>(t) * pixels;
@@ -31,24 +34,20 @@ void moving_mnist_sequence(const uint8_t* digit, int rows, int cols, int frames,
       for (int c = 0; c < cols; c++) {
         int src = c - shift;
         if (src < 0) src += cols;
-        o[r * cols + c] = rng.uniform() < digit[r * cols + src] / 255.0f ? 1.0f : 0.0f;
+        o[r * cols + c] = rng.uniform() < prob(digit[r * cols + src]) ? 1.0f : 0.0f;
       }
   }
 }
+}  // namespace
+
+void moving_mnist_sequence(const uint8_t* digit, int rows, int cols, int frames, int direction, Rng& rng,
+                           float* out) {
+  // v / 255.0f, as Dataset::to_float: the same bits as moving_sequence() of the float image.
+  shifted_frames(digit, rows, cols, frames, direction, rng, out, [](uint8_t v) { return v / 255.0f; });
+}
 
 void moving_sequence(const float* digit, int rows, int cols, int frames, int direction, Rng& rng, float* out) {
-  const size_t pixels = static_cast<size_t>(rows) * cols;
-  for (int t = 0; t < frames; t++) {
-    int shift = (direction * t) % cols;
-    if (shift < 0) shift += cols;
-    float* o = out + static_cast<size_t>(t) * pixels;
-    for (int r = 0; r < rows; r++)
-      for (int c = 0; c < cols; c++) {
-        int src = c - shift;
-        if (src < 0) src += cols;
-        o[r * cols + c] = rng.uniform() < digit[r * cols + src] ? 1.0f : 0.0f;
-      }
-  }
+  shifted_frames(digit, rows, cols, frames, direction, rng, out, [](float p) { return p; });
 }
 
 namespace {
