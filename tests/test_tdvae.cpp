@@ -19,6 +19,22 @@
 namespace ll {
 namespace {
 
+// n "digits" of 8 x 8, random patterns of 0 and 255 (30% on): a moving sequence's bits are then exact,
+// so a model that tracks the motion can drive the loss far down.
+Dataset pattern_digits(int n, uint64_t seed) {
+  ImageSet images;
+  images.count = n;
+  images.rows = images.cols = 8;
+  Rng gen(seed);
+  for (int k = 0; k < n * 64; k++) images.pixels.push_back(static_cast<uint8_t>(gen.uniform() < 0.3f ? 255 : 0));
+  LabelSet labels;
+  labels.count = n;
+  labels.labels.assign(n, 0);
+  Dataset d;
+  EXPECT_TRUE(make_dataset(std::move(images), std::move(labels), &d).ok());
+  return d;
+}
+
 TdVaeConfig small_config() {
   TdVaeConfig c;
   c.frames = 6;
@@ -114,19 +130,9 @@ TEST(TdVae, TrainingOnMovingSequencesLowersTheLoss) {
   c.block_hidden = 16;
   c.decoder_hidden = 32;
   ASSERT_TRUE(c.validate().ok());
-  // 16 "digits" of 8 x 8, random patterns of 0 and 255 (so the frames' bits are exact and a model that
-  // tracks the motion can drive the loss far down); sequences move them left or right.
-  ImageSet images;
-  images.count = 16;
-  images.rows = images.cols = 8;
+  // 16 "digits" of 8 x 8 (random patterns of 0 and 255); sequences move them left or right.
+  const Dataset digits = pattern_digits(16, 7);
   Rng rng(7);
-  for (int k = 0; k < 16; k++)
-    for (int p = 0; p < 64; p++) images.pixels.push_back(static_cast<uint8_t>(rng.uniform() < 0.3f ? 255 : 0));
-  LabelSet labels;
-  labels.count = 16;
-  labels.labels.assign(16, 0);
-  Dataset digits;
-  ASSERT_TRUE(make_dataset(std::move(images), std::move(labels), &digits).ok());
   const int B = 16;
   TdVae m(c);
   m.reserve(B);
@@ -192,17 +198,7 @@ TEST(TdVae, RolloutsAreProbabilitiesAndSeeded) {
 // loaded through the model file, evaluating to the same figures; its sequences move one pixel per frame
 // in the direction it reports.
 TEST(TdVae, KindTrainsSavesAndLoadsThroughTheTrainer) {
-  ImageSet images;
-  images.count = 64;
-  images.rows = images.cols = 8;
-  Rng gen(21);
-  for (int k = 0; k < 64; k++)
-    for (int p = 0; p < 64; p++) images.pixels.push_back(static_cast<uint8_t>(gen.uniform() < 0.3f ? 255 : 0));
-  LabelSet labels;
-  labels.count = 64;
-  labels.labels.assign(64, 1);
-  Dataset data;
-  ASSERT_TRUE(make_dataset(std::move(images), std::move(labels), &data).ok());
+  const Dataset data = pattern_digits(64, 21);
   ModelConfig c;
   c.kind = "tdvae";
   c.input = 64;
