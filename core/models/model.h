@@ -120,7 +120,7 @@ class Sampler {
 };
 
 // Stepping through a sequence with a state carried between steps: the TD-VAE's belief
-// b_t = RNN(b_{t-1}, x_t) (issue 13). Declared; no kind has it yet.
+// b_t = RNN(b_{t-1}, x_t) (issue 13).
 class SequenceStepper {
  public:
   virtual ~SequenceStepper() = default;
@@ -128,8 +128,11 @@ class SequenceStepper {
   virtual void reset_state(int B) = 0;                 // B sequences, each at its start
   virtual void step(const float* x, int B) = 0;        // one frame x[B, input] per sequence
   virtual const float* state() const = 0;              // [B, state_size()]
-  // Predicts `jump` steps ahead from the current state: frames out[B, input].
-  virtual void predict(int jump, float* out, int B, Rng& rng) = 0;
+  virtual int max_jump() const = 0;                    // the largest jump rollout() takes
+  // From the current state: `steps` predictions, each `jump` frames after the one before (jump in
+  // 1..max_jump()), drawn from the model: frames out[B, steps, input] (pixel probabilities). The state
+  // is unchanged; the last forward's activations are not kept.
+  virtual void rollout(int steps, int jump, float* out, int B, Rng& rng) = 0;
 };
 
 // A forward-only reconstruction as a chain of standard layers, for inference backends (XNNPACK): the

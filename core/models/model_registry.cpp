@@ -11,6 +11,7 @@
 #include "core/models/mlp_ae.h"
 #include "core/models/mlp_vae.h"
 #include "core/models/model.h"
+#include "core/models/tdvae.h"
 #include "core/models/vqvae.h"
 
 namespace ll {
@@ -65,6 +66,28 @@ void vqvae_old_file_defaults(ModelConfig* c) {
   if (!c->hyper.count("sigmoid_output")) c->hyper["sigmoid_output"] = 0;
 }
 
+// The TD-VAE's sizes (tdvae.h); the defaults are the scale (belief 50, states 8 + 8, decoder
+// 200) with 200-wide pre-processing, which keeps a file under 1 MB as F16.
+std::vector<HyperSpec> tdvae_hyper() {
+  return {{"frames", 20, 2, 100, true, "TD-VAE: frames per moving sequence"},
+          {"processed", 200, 1, 4096, true, "TD-VAE: width of the two frame pre-processing layers"},
+          {"belief", 50, 1, 4096, true, "TD-VAE: LSTM units of the belief"},
+          {"z_size", 8, 1, 1024, true, "TD-VAE: units of each of the two state layers"},
+          {"block_hidden", 50, 1, 4096, true, "TD-VAE: hidden width of the D blocks (p_B, q_S, p_T)"},
+          {"decoder_hidden", 200, 1, 4096, true, "TD-VAE: hidden width of the frame decoder"},
+          {"pairs", 4, 1, 64, true, "TD-VAE: (t1, t2) pairs per sequence in each training step"},
+          {"max_jump", 4, 1, 64, true, "TD-VAE: largest jump t2 - t1 (jumps 1..max_jump, below frames)"}};
+}
+
+// A square image (the digit moves along its rows) and a jump shorter than the sequence.
+Status check_tdvae(const ModelConfig& c) {
+  int side = 0;
+  while ((side + 1) * (side + 1) <= c.input) side++;
+  if (side * side != c.input)
+    return Status::error("model 'tdvae' needs a square image, not " + std::to_string(c.input) + " pixels");
+  return TdVaeModel::net_config(c).validate();
+}
+
 // The kinds shipped with LatentLab, then any added by register_model_kind.
 std::vector<ModelKind>& registry() {
   static std::vector<ModelKind> kinds = {
@@ -103,6 +126,9 @@ std::vector<ModelKind>& registry() {
        make<ContractiveAutoencoder>, nullptr},
       {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
        vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults,
+       /*uses_hidden=*/false, /*uses_latent=*/false},
+      {"tdvae", "TD-VAE (Gregor et al. 2019): each digit becomes a moving sequence (one pixel per frame, left or right, binarised per frame); belief LSTM, two layers of stochastic state, jumpy transitions; loss bce + kl_t1 + kl_t2 per sequence (square images; --hidden, --latent unused)",
+       tdvae_hyper(), make<TdVaeModel>, TdVaeModel::infer, check_tdvae, /*old_file_defaults=*/nullptr,
        /*uses_hidden=*/false, /*uses_latent=*/false},
   };
   return kinds;
