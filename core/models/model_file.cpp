@@ -87,8 +87,11 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
                            " but the " + config.kind + " model " + config.to_json() + " needs " +
                            shape_str(slot.shape));
   }
+  // A resume file's training state is not the model's: skipped here (core/train/checkpoint.h reads it).
+  const bool resume_file = file.metadata.count(kResumeMetadataKey) > 0;
+  const std::string resume_prefix = kResumeTensorPrefix;
   for (const SafetensorsTensor& t : file.tensors)
-    if (layout.find(t.name) < 0)
+    if (layout.find(t.name) < 0 && !(resume_file && t.name.compare(0, resume_prefix.size(), resume_prefix) == 0))
       return Status::error("unexpected tensor '" + t.name + "' for the " + config.kind +
                            " model (expected only: " + [&] {
                              std::string names;
