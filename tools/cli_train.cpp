@@ -181,19 +181,19 @@ Status keep_log_until(const std::string& path, int64_t step) {
 }
 
 // A flag given with --resume must agree with the file: a resumed run keeps the file's model and settings.
-Status check_agrees(const std::string& flag, double given, double saved, const std::string& file) {
+Status check_agrees(const std::string& name, double given, double saved, const std::string& file) {
   if (given == saved) return Status();
-  return Status::error(flag + " " + json_number(given) + " contradicts the resume file " + file + " (" +
-                       json_number(saved) + "); a resumed run keeps the file's model and settings: drop the flag, "
-                       "or start a new run");
+  return Status::error(flag_of(name) + " " + json_number(given) + " contradicts the resume file " + file + " (" + name +
+                       " = " + json_number(saved) + "); a resumed run keeps the file's model and settings: drop the "
+                       "flag, or start a new run");
 }
 
 Status check_resume_flags(const TrainOptions& o, const Model& model, const ResumeState& st, const CallerState& c) {
   const std::string& f = o.resume;
   const ModelConfig& config = model.config();
   if (o.model_option->count() && o.model != config.kind)
-    return Status::error("--model " + o.model + " contradicts the resume file " + f + " (a " + config.kind +
-                         " model); a resumed run keeps the file's model: drop the flag, or start a new run");
+    return Status::error("--model " + o.model + " contradicts the resume file " + f + " (its model is " + config.kind +
+                         "); a resumed run keeps the file's model: drop the flag, or start a new run");
   if (o.data_option->count() && o.data != c.data)
     return Status::error("--data " + o.data + " contradicts the resume file " + f + " (trained on " + c.data +
                          "); a resumed run keeps its data set: drop the flag");
@@ -202,21 +202,21 @@ Status check_resume_flags(const TrainOptions& o, const Model& model, const Resum
                          std::to_string(c.limit) + "); a resumed run keeps its data set: drop the flag");
   Status s;
   for (const auto& [name, value] : o.sizes)
-    if (!(s = check_agrees(flag_of(name), value, name == "hidden" ? config.hidden : config.latent, f)).ok()) return s;
+    if (!(s = check_agrees(name, value, name == "hidden" ? config.hidden : config.latent, f)).ok()) return s;
   const ModelKind* kind = find_model_kind(config.kind);
   for (const auto& [name, value] : o.hyper) {
     bool known = false;
     for (const HyperSpec& h : kind->hyper) known = known || h.name == name;
     if (!known) return Status::error(flag_of(name) + " is not a setting of the resume file's " + config.kind + " model");
-    if (!(s = check_agrees(flag_of(name), value, config.get(name), f)).ok()) return s;
+    if (!(s = check_agrees(name, value, config.get(name), f)).ok()) return s;
   }
   for (const auto& [name, value] : o.train)
-    if (name != "epochs" && !(s = check_agrees(flag_of(name), value, st.settings.get(name), f)).ok()) return s;
+    if (name != "epochs" && !(s = check_agrees(name, value, st.settings.get(name), f)).ok()) return s;
   for (const auto& [name, value] : o.train_choices) {
     const SettingSpec* spec = find_train_setting(name);
     const std::string saved = spec->choices[static_cast<size_t>(st.settings.get(name))];
     if (value != saved)
-      return Status::error(flag_of(name) + " " + value + " contradicts the resume file " + f + " (" + saved +
+      return Status::error(flag_of(name) + " " + value + " contradicts the resume file " + f + " (" + name + " = " + saved +
                            "); a resumed run keeps the file's model and settings: drop the flag, or start a new run");
   }
   return Status();
@@ -237,7 +237,8 @@ int run_train(const TrainOptions& o) {
   if (resuming) {
     std::vector<uint8_t> bytes;
     s = read_file(o.resume, &bytes);
-    if (s.ok()) s = load_resume_file(bytes.data(), bytes.size(), &model, &resume);
+    if (!s.ok()) return fail(s.with_context("--resume: "));
+    s = load_resume_file(bytes.data(), bytes.size(), &model, &resume);
     if (s.ok()) s = parse_caller(resume.caller, &caller);
     if (!s.ok()) return fail(s.with_context("--resume " + o.resume + ": "));
     s = check_resume_flags(o, *model, resume, caller);
@@ -355,6 +356,7 @@ int run_train(const TrainOptions& o) {
   if (!o.log.empty()) {
     if (resuming && !(s = keep_log_until(o.log, trainer.steps_done())).ok()) return fail(s);
     if (!(log = std::fopen(o.log.c_str(), resuming ? "a" : "w"))) return fail("--log: cannot write " + o.log);
+    setvbuf(log, nullptr, _IOLBF, 0);  // a line per step as it happens (tail -f, live charts)
   }
   const std::vector<std::string> term_names = model->loss_terms();
 
