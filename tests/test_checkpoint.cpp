@@ -199,6 +199,16 @@ TEST(Resume, ResumeFileLoadsAsAModel) {
   Status s = load_model(file.data(), file.size(), &loaded);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_TRUE(same_floats(loaded->params().params, m->params().params));
+  // Saved again as a model (export, the page's download) with the metadata it came with: the model
+  // alone, without a resume position it would not hold the state of.
+  std::map<std::string, std::string> came_with;
+  ASSERT_TRUE(load_model(file.data(), file.size(), &loaded, &came_with).ok());
+  ASSERT_TRUE(came_with.count(kResumeMetadataKey));
+  std::vector<uint8_t> again = save_model(*loaded, came_with);
+  SafetensorsFile g;
+  ASSERT_TRUE(parse_safetensors(again.data(), again.size(), &g).ok());
+  EXPECT_FALSE(g.metadata.count(kResumeMetadataKey));
+  EXPECT_EQ(g.tensors.size(), m->params().slots().size());
   // Without the resume metadata the same tensors are unexpected (only resume files may carry them).
   SafetensorsFile f;
   ASSERT_TRUE(parse_safetensors(file.data(), file.size(), &f).ok());

@@ -600,8 +600,8 @@ int run_export(const ExportOptions& o) {
     std::unique_ptr<Model> model;
     s = load_model(bytes.data(), bytes.size(), &model, &meta);
     if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
-    // A resume file's state stays behind: the export is the model alone.
-    for (const char* key : {"format", "latentlab.model", "latentlab.config", kResumeMetadataKey}) meta.erase(key);
+    // A resume file's state stays behind (save_model writes the model alone).
+    for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
     out = save_model(*model, meta, dtype);
   }
   s = write_file(o.out, out);

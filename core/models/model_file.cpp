@@ -37,6 +37,9 @@ std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, 
   for (const TensorSlot& slot : model.params().slots())
     tensors.push_back({slot.name, slot.shape, model.params().params.data() + slot.offset});
   std::map<std::string, std::string> metadata = extra;
+  // The model alone: a resume file's position (metadata passed on from a loaded resume file, e.g. by
+  // export or the page's download) would describe state this file does not hold.
+  metadata.erase(kResumeMetadataKey);
   metadata["format"] = "pt";
   metadata["latentlab.model"] = model.config().kind;
   metadata["latentlab.config"] = model.config().to_json();
