@@ -202,6 +202,31 @@ got=$("$bin" train --"$bad_name" "$bad_value" --epochs 1 --limit 16 --quiet 2>&1
 if [[ "$got" == "latentlab: error: --$bad_name: $bad_message" ]]; then echo "ok: shared bad setting: $got"
 else echo "FAIL: shared bad setting: got '$got'"; failures=$((failures + 1)); fi
 
+# --resume (issue 12): bad resume files and flags that contradict them, each one message, nothing written.
+"$bin" train --model ae --hidden 8 --latent 2 --epochs 2 --limit 256 --quiet --save-optimizer --out "$tmp/run.safetensors" \
+  >/dev/null 2>"$tmp/train_err" || { echo "FAIL: could not train the resumable model:"; cat "$tmp/train_err"; exit 1; }
+cp "$tmp/run.safetensors" "$tmp/run_before.safetensors"
+rsize=$(stat -c %s "$tmp/run.safetensors")
+head -c $((rsize - 100)) "$tmp/run.safetensors" >"$tmp/run_truncated.safetensors"
+expect_error "resume from a model without optimiser state" "no optimiser state to resume from" train --resume "$tmp/ok.safetensors" --epochs 3
+expect_error "resume from a truncated file" "truncated" train --resume "$tmp/run_truncated.safetensors" --epochs 3
+expect_error "resume from a missing file" "no-such-run.safetensors" train --resume "$tmp/no-such-run.safetensors"
+expect_error "resume with another kind" "--model vae contradicts the resume file" train --resume "$tmp/run.safetensors" --model vae --epochs 3
+expect_error "resume with other sizes" "--hidden 16 contradicts the resume file" train --resume "$tmp/run.safetensors" --hidden 16 --epochs 3
+expect_error "resume with another lr" "--lr 0.01 contradicts the resume file" train --resume "$tmp/run.safetensors" --lr 0.01 --epochs 3
+expect_error "resume with another schedule" "--schedule cosine contradicts" train --resume "$tmp/run.safetensors" --schedule cosine --epochs 3
+expect_error "resume with another data set" "--data fashion contradicts" train --resume "$tmp/run.safetensors" --data fashion --epochs 3
+expect_error "resume with another --limit" "--limit 512 contradicts" train --resume "$tmp/run.safetensors" --limit 512 --epochs 3
+expect_error "resume with a setting of another kind" "is not a setting of the resume file's ae model" train --resume "$tmp/run.safetensors" --beta 2 --epochs 3
+expect_error "resume with fewer epochs than done" "--epochs 1 is below the 2 epochs" train --resume "$tmp/run.safetensors" --epochs 1
+expect_error "optimiser state in F16" "cannot keep the optimiser state" train --model ae --epochs 1 --limit 128 --save-optimizer --dtype f16 --out "$tmp/f16.safetensors"
+expect_error "checkpoints without --out" "--checkpoint-minutes needs --out" train --model ae --epochs 1 --limit 128 --checkpoint-minutes 5
+LATENTLAB_MNIST_DIR="$tmp/mixed" expect_error "resume on images of another size" "test set has 32x32 images" train --resume "$tmp/run.safetensors" --epochs 3
+cmp -s "$tmp/run.safetensors" "$tmp/run_before.safetensors" || { echo "FAIL: a refused resume changed the file"; failures=$((failures + 1)); }
+# A finished run says so and changes nothing.
+"$bin" train --resume "$tmp/run.safetensors" >"$tmp/done" 2>&1 && grep -q "already done: 2 of 2 epochs" "$tmp/done" &&
+  cmp -s "$tmp/run.safetensors" "$tmp/run_before.safetensors" || { echo "FAIL: resuming a finished run:"; cat "$tmp/done"; failures=$((failures + 1)); }
+
 # And the good paths still work, with --help on every subcommand.
 for cmd in train eval reconstruct sample train-prior train-classifier export; do
   "$bin" $cmd --help >/dev/null 2>&1 || { echo "FAIL: $cmd --help"; failures=$((failures + 1)); }

@@ -7,6 +7,14 @@
 
 namespace ll {
 
+// A generator's whole state, for resume files (core/train/checkpoint.h): the PCG32 state and increment
+// (odd), and the second normal of the last Box-Muller pair when one is pending.
+struct RngState {
+  uint64_t state = 0, inc = 1;
+  bool has_spare = false;
+  double spare = 0.0;
+};
+
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0, uint64_t stream = 0x5851f42d4c957f2dULL);
@@ -21,6 +29,14 @@ class Rng {
   void fill_normal(float* out, size_t n, float mean, float stddev);
   // Fisher-Yates shuffle of an index array.
   void shuffle(uint32_t* idx, size_t n);
+  // The whole state, and setting it back: a restored generator continues exactly where it was.
+  RngState state() const { return {state_, inc_, has_spare_, spare_}; }
+  void set_state(const RngState& s) {
+    state_ = s.state;
+    inc_ = s.inc;
+    has_spare_ = s.has_spare;
+    spare_ = s.spare;
+  }
 
  private:
   uint64_t state_ = 0;

@@ -271,6 +271,32 @@ Status SafetensorsFile::read_f32(const SafetensorsTensor& t, float* out, size_t 
   return Status();
 }
 
+Status SafetensorsFile::read_f64(const SafetensorsTensor& t, double* out, size_t count) const {
+  if (t.dtype != DType::kF64) {
+    // Widen through the float reader (every F32/F16/BF16 value is exact as a double).
+    std::vector<float> f(count);
+    Status s = read_f32(t, f.data(), count);
+    if (!s.ok()) return s;
+    for (size_t i = 0; i < count; i++) out[i] = f[i];
+    return Status();
+  }
+  if (t.begin > t.end || t.end > data_size || (t.end - t.begin) % 8 != 0) {
+    return Status::error("tensor '" + t.name + "': data_offsets " + offsets_string(t.begin, t.end) +
+                         " do not fit this file's data buffer of " + u64s(data_size) + " bytes");
+  }
+  const size_t n = (t.end - t.begin) / 8;
+  if (count != n) {
+    return Status::error("tensor '" + t.name + "' has " + u64s(n) + " elements but " + u64s(count) +
+                         " were requested");
+  }
+  if (n > 0 && !out) return Status::error("tensor '" + t.name + "': null output buffer");
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t u = load_u64(data + t.begin + 8 * i);
+    std::memcpy(&out[i], &u, 8);
+  }
+  return Status();
+}
+
 Status parse_safetensors(const uint8_t* bytes, size_t size, SafetensorsFile* out) {
   if (size < 8 || !bytes) {
     return Status::error("file is too small: " + u64s(bytes ? size : 0) +
@@ -406,13 +432,15 @@ std::vector<uint8_t> write_safetensors(const std::vector<TensorToWrite>& tensors
       assert(d >= 0);
       count *= static_cast<uint64_t>(d);
     }
-    assert(count == 0 || t.data);
+    assert(count == 0 || t.data || t.data64);
     counts.push_back(count);
+    const DType d = t.data64 ? DType::kF64 : dtype;
+    const uint64_t size = dtype_size(d);
     if (header.size() > 1) header += ",";
-    header += json_quote(t.name) + ":{\"dtype\":\"" + dtype_name(dtype) + "\",\"shape\":" +
+    header += json_quote(t.name) + ":{\"dtype\":\"" + dtype_name(d) + "\",\"shape\":" +
               shape_string(t.shape) + ",\"data_offsets\":" +
-              offsets_string(offset, offset + count * elem) + "}";
-    offset += count * elem;
+              offsets_string(offset, offset + count * size) + "}";
+    offset += count * size;
   }
   header += "}";
   while (header.size() % 8 != 0) header += ' ';
@@ -422,6 +450,14 @@ std::vector<uint8_t> write_safetensors(const std::vector<TensorToWrite>& tensors
   std::memcpy(out.data() + 8, header.data(), header.size());
   uint8_t* p = out.data() + 8 + header.size();
   for (size_t k = 0; k < tensors.size(); k++) {
+    if (const double* src64 = tensors[k].data64) {
+      for (uint64_t i = 0; i < counts[k]; i++, p += 8) {
+        uint64_t u;
+        std::memcpy(&u, &src64[i], 8);
+        store_u64(p, u);
+      }
+      continue;
+    }
     const float* src = tensors[k].data;
     for (uint64_t i = 0; i < counts[k]; i++, p += elem) {
       switch (dtype) {

@@ -35,6 +35,8 @@ struct SafetensorsFile {
   const SafetensorsTensor* find(const std::string& name) const;
   // Copy a tensor out as float32 (converting F16/BF16/F64). `count` must equal its element count.
   Status read_f32(const SafetensorsTensor& t, float* out, size_t count) const;
+  // The same as float64 (F64 exactly, the others widened exactly): for a resume file's counters.
+  Status read_f64(const SafetensorsTensor& t, double* out, size_t count) const;
 };
 
 // Parse and validate. `bytes` must outlive `out` (tensor data is not copied).
@@ -45,11 +47,14 @@ struct SafetensorsFile {
 // overlapping tensors; duplicate names; non-string metadata values; data buffer not fully covered.
 Status parse_safetensors(const uint8_t* bytes, size_t size, SafetensorsFile* out);
 
-// One tensor to write: float32 source data, stored as `dtype` (F32 or F16).
+// One tensor to write: float32 source data, stored as `dtype` (F32 or F16); or, with data64 set
+// instead, float64 source data stored as F64 whatever `dtype` is (a resume file's counters and
+// integer state, exact up to 2^53).
 struct TensorToWrite {
   std::string name;
   std::vector<int64_t> shape;
   const float* data = nullptr;
+  const double* data64 = nullptr;
 };
 // Serialise. Header padded with spaces to a multiple of 8 bytes, tensors stored in the given order.
 std::vector<uint8_t> write_safetensors(const std::vector<TensorToWrite>& tensors,

@@ -167,6 +167,14 @@ struct InferenceGraph {
 InferenceLayer linear_inference_layer(const std::string& name, const float* weight, const float* bias, int C,
                                       int OC, bool relu);
 
+// One named piece of a model's training state beyond its parameters (Model::training_state): values as
+// doubles, so float state and integer counters alike round-trip exactly (integers up to 2^53).
+struct StateTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<double> values;  // product of shape
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -237,6 +245,15 @@ class Model {
   virtual void begin_step(int64_t step, int64_t total_steps) {}
   // After each optimiser step: non-gradient updates (EMA codebook, dead-code restart).
   virtual void after_step(Rng& rng) {}
+
+  // ---- training state beyond the parameters (resume files: core/train/checkpoint.h) ----
+  // What a run must carry, besides the weights and Adam's moments, to continue bit-identically after a
+  // stop (the VQ-VAE's EMA counts and sums, steps since each code was used, restarts). Schedules driven
+  // by begin_step's step number (k-sparse annealing, beta-VAE capacity) need nothing here. Defaults: none.
+  virtual std::vector<StateTensor> training_state() const { return {}; }
+  // Sets it back from tensors with exactly training_state()'s names and shapes (the caller checks them);
+  // a value outside its domain (a negative count, a non-finite sum) is an error and changes nothing.
+  virtual Status set_training_state(const std::vector<StateTensor>& state) { return Status(); }
 
   // ---- model-specific figures over an evaluation (defaults: none) ----
   // reset, then accumulate after every forward of B examples, then report name/value pairs

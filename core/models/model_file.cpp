@@ -37,6 +37,9 @@ std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, 
   for (const TensorSlot& slot : model.params().slots())
     tensors.push_back({slot.name, slot.shape, model.params().params.data() + slot.offset});
   std::map<std::string, std::string> metadata = extra;
+  // The model alone: a resume file's position (metadata passed on from a loaded resume file, e.g. by
+  // export or the page's download) would describe state this file does not hold.
+  metadata.erase(kResumeMetadataKey);
   metadata["format"] = "pt";
   metadata["latentlab.model"] = model.config().kind;
   metadata["latentlab.config"] = model.config().to_json();
@@ -87,8 +90,11 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
                            " but the " + config.kind + " model " + config.to_json() + " needs " +
                            shape_str(slot.shape));
   }
+  // A resume file's training state is not the model's: skipped here (core/train/checkpoint.h reads it).
+  const bool resume_file = file.metadata.count(kResumeMetadataKey) > 0;
+  const std::string resume_prefix = kResumeTensorPrefix;
   for (const SafetensorsTensor& t : file.tensors)
-    if (layout.find(t.name) < 0)
+    if (layout.find(t.name) < 0 && !(resume_file && t.name.compare(0, resume_prefix.size(), resume_prefix) == 0))
       return Status::error("unexpected tensor '" + t.name + "' for the " + config.kind +
                            " model (expected only: " + [&] {
                              std::string names;

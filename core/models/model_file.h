@@ -15,6 +15,13 @@
 
 namespace ll {
 
+// A resume file (core/train/checkpoint.h) is a model file plus training state: metadata under
+// kResumeMetadataKey and tensors named kResumeTensorPrefix + ... (Adam's moments, the data order, the
+// model's training_state()). load_model skips those tensors when the metadata is there, so a resume file
+// loads wherever a model file does; save_model drops the metadata (it writes the model alone).
+inline constexpr const char* kResumeMetadataKey = "latentlab.resume";
+inline constexpr const char* kResumeTensorPrefix = "latentlab.resume.";
+
 std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, std::string>& extra,
                                 DType dtype = DType::kF32);
 

@@ -326,6 +326,47 @@ void VqVae::metrics_report(std::vector<std::pair<std::string, double>>* out) con
   out->push_back({"dead_codes", static_cast<double>(K_ - used)});
 }
 
+std::vector<StateTensor> VqVae::training_state() const {
+  auto tensor = [](const char* name, std::vector<int64_t> shape, auto first, auto last) {
+    return StateTensor{name, std::move(shape), std::vector<double>(first, last)};
+  };
+  return {
+      tensor("ema_count", {K_}, ema_count_.begin(), ema_count_.end()),
+      tensor("ema_sum", {K_, D_}, ema_sum_.begin(), ema_sum_.end()),
+      StateTensor{"ema_updates", {1}, {static_cast<double>(ema_updates_)}},
+      tensor("steps_since_used", {K_}, since_used_.begin(), since_used_.end()),
+      StateTensor{"restarts", {1}, {static_cast<double>(restarts_)}},
+  };
+}
+
+Status VqVae::set_training_state(const std::vector<StateTensor>& state) {
+  // Checked whole before anything changes. Counts are integers >= 0; EMA counts and sums finite (counts
+  // >= 0); each value must be what a float (or an int32 / int64 counter) holds exactly.
+  for (const StateTensor& t : state) {
+    const bool integer = t.name == "ema_updates" || t.name == "steps_since_used" || t.name == "restarts";
+    const double hi = t.name == "steps_since_used" ? 2147483647.0 : 9007199254740992.0;
+    for (size_t i = 0; i < t.values.size(); i++) {
+      const double v = t.values[i];
+      const bool ok = integer ? v >= 0.0 && v <= hi && v == std::floor(v)
+                              : std::isfinite(v) && static_cast<double>(static_cast<float>(v)) == v &&
+                                    (t.name != "ema_count" || v >= 0.0);
+      if (!ok)
+        return Status::error("training state '" + t.name + "' element " + std::to_string(i) + " = " +
+                             std::to_string(v) + " is not a valid " +
+                             (integer ? "count (an integer >= 0)" : t.name == "ema_count" ? "EMA count" : "EMA sum"));
+    }
+  }
+  for (const StateTensor& t : state) {
+    if (t.name == "ema_count") std::copy(t.values.begin(), t.values.end(), ema_count_.begin());
+    if (t.name == "ema_sum") std::copy(t.values.begin(), t.values.end(), ema_sum_.begin());
+    if (t.name == "ema_updates") ema_updates_ = static_cast<int64_t>(t.values[0]);
+    if (t.name == "steps_since_used")
+      for (size_t k = 0; k < t.values.size(); k++) since_used_[k] = static_cast<int32_t>(t.values[k]);
+    if (t.name == "restarts") restarts_ = static_cast<int64_t>(t.values[0]);
+  }
+  return Status();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry pieces.
 

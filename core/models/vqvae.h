@@ -81,6 +81,10 @@ class VqVae : public Model, public CodeGrids {
   void metrics_reset() override;
   void metrics_accumulate(int B) override;
   void metrics_report(std::vector<std::pair<std::string, double>>* out) const override;
+  // For resume files: "ema_count" [K], "ema_sum" [K, D], "ema_updates" [1], "steps_since_used" [K],
+  // "restarts" [1] (with or without EMA: the same tensors, the EMA ones then stay zero).
+  std::vector<StateTensor> training_state() const override;
+  Status set_training_state(const std::vector<StateTensor>& state) override;
 
   // ---- capabilities ----
   using Model::code_grids;  // the const query too
@@ -166,7 +170,7 @@ class VqVae : public Model, public CodeGrids {
   // and later d(encoder.2 output): each pair has one shape and is used one after the other.
   Slice<float> dout_, g32_, g64_, dzq_, dze_;
   Slice<float> workspace_, dist_;  // the convolutions' shared scratch; vq_nearest's distance rows
-  // Training state (not saved in model files).
+  // Training state (not in model files; in resume files through training_state()).
   std::vector<float> ema_count_, ema_sum_, batch_count_, batch_sum_;
   int64_t ema_updates_ = 0;
   std::vector<int32_t> since_used_;

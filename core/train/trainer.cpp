@@ -160,6 +160,41 @@ Status Trainer::step(LossTotals* batch_totals, StepMetrics* metrics) {
   return Status();
 }
 
+TrainerPosition Trainer::position() const {
+  return {adam_.step_count, epoch_, cursor_, reference_loss_, rng_.state(), order_};
+}
+
+Status Trainer::set_position(const TrainerPosition& p) {
+  if (!model_) return Status::error("the trainer is not set up");
+  const size_t n = order_.size();
+  if (p.order.size() != n)
+    return Status::error("the saved order covers " + std::to_string(p.order.size()) +
+                         " training images but the data set has " + std::to_string(n));
+  std::vector<bool> seen(n, false);
+  for (uint32_t i : p.order) {
+    if (i >= n || seen[i]) return Status::error("the saved order is not a permutation of the training images");
+    seen[i] = true;
+  }
+  if (p.cursor < 0 || static_cast<size_t>(p.cursor) >= n || p.cursor % settings_.batch != 0)
+    return Status::error("the saved position " + std::to_string(p.cursor) + " is not a batch start inside the " +
+                         std::to_string(n) + " training images (batch " + std::to_string(settings_.batch) + ")");
+  if (p.step < 0 || p.epoch < 0 || (p.step > 0 && p.reference_loss < 0.0) || !std::isfinite(p.reference_loss))
+    return Status::error("the saved step count, epoch or reference loss is invalid");
+  if (p.step != int64_t(p.epoch) * steps_per_epoch() + p.cursor / settings_.batch)
+    return Status::error("the saved step " + std::to_string(p.step) + " does not match epoch " +
+                         std::to_string(p.epoch) + " and position " + std::to_string(p.cursor) + " with " +
+                         std::to_string(steps_per_epoch()) + " steps per epoch");
+  if ((p.rng.inc & 1u) == 0 || !std::isfinite(p.rng.spare))
+    return Status::error("the saved random generator state is invalid");
+  adam_.step_count = p.step;
+  epoch_ = p.epoch;
+  cursor_ = p.cursor;
+  reference_loss_ = p.reference_loss;
+  rng_.set_state(p.rng);
+  order_ = p.order;
+  return Status();
+}
+
 LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch, int limit,
                     const NoiseSpec& noise) {
   LossTotals totals;

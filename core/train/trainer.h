@@ -44,6 +44,17 @@ struct StepMetrics {
   bool clipped = false;
 };
 
+// Where a Trainer is in its run, beyond the model's arenas (Adam's moments live there): what a resume
+// file holds (core/train/checkpoint.h) so that a stopped run continues bit-identically.
+struct TrainerPosition {
+  int64_t step = 0;               // Adam's step count: steps done
+  int epoch = 0;                  // completed epochs
+  int cursor = 0;                 // images of the current epoch done
+  double reference_loss = -1.0;   // the divergence guard's reference (< 0: no step yet)
+  RngState rng;                   // the trainer's generator (shuffles, corruption, z samples, restarts)
+  std::vector<uint32_t> order;    // the current epoch's order of the training images
+};
+
 class Trainer {
  public:
   // `model` must be initialised; `train` must outlive the trainer. Validates settings and shapes.
@@ -67,6 +78,12 @@ class Trainer {
   int64_t planned_steps() const;
   int step_in_epoch() const { return (cursor_ + settings_.batch - 1) / settings_.batch; }
   const Adam& optimizer() const { return adam_; }
+  const TrainSettings& settings() const { return settings_; }
+  // The position, and setting it back after setup() with the same data (checkpoint.cpp): the order must
+  // be a permutation of the data's images and the cursor a batch boundary inside it; else an error and
+  // nothing changes.
+  TrainerPosition position() const;
+  Status set_position(const TrainerPosition& p);
 
  private:
   Model* model_ = nullptr;

@@ -191,6 +191,10 @@ def detect_kind(tensors, metadata):
 def load_model(path):
     """Builds the module the file describes (sizes from the tensor shapes) and loads it strictly."""
     tensors, metadata = load_safetensors(path)
+    # A resume file (latentlab train --save-optimizer / --checkpoint-minutes) also holds the optimiser
+    # state and the trainer's position as "latentlab.resume.*" tensors: not the module's, so left out.
+    if "latentlab.resume" in metadata:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("latentlab.resume.")}
     kind = detect_kind(tensors, metadata)
     if kind == "vae":
         hidden, x_dim = tensors["fc1.weight"].shape
