@@ -7,6 +7,7 @@
 
 #include "core/models/ae_family.h"
 #include "core/models/beta_vae.h"
+#include "core/models/classifier.h"
 #include "core/models/conv_vae.h"
 #include "core/models/mlp_ae.h"
 #include "core/models/mlp_vae.h"
@@ -104,6 +105,9 @@ std::vector<ModelKind>& registry() {
       {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
        vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults,
        /*uses_hidden=*/false, /*uses_latent=*/false},
+      {"classifier", "Digit classifier, the judge of generated digits: conv (Conv 1->C->2C, k5 s2, Linear) or mlp (--arch 1: Linear(input, hidden) ReLU Linear), softmax cross-entropy with the label, plus outlier exposure: jigsaw non-digits trained towards the uniform distribution (needs labels; train with --reduction mean, as train-classifier does; --latent unused)",
+       classifier_hyper(), make<DigitClassifier>, classifier_infer, classifier_check, /*old_file_defaults=*/nullptr,
+       /*uses_hidden=*/true, /*uses_latent=*/false},
   };
   return kinds;
 }
