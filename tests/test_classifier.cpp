@@ -61,11 +61,23 @@ void check_gradients(Model& m, const std::vector<float>& x, std::vector<int32_t>
   EXPECT_GT(m.term(1)[0], 0.0f) << "the outlier term takes part in the check";
   m.params().zero_grad();
   m.backward(1.0f);
+  // Kinks: a ReLU input crossing zero within +-h makes the differences at h and h/2 disagree; such
+  // entries are skipped and counted, and must stay under 10% of those checked.
+  size_t checked = 0, kinks = 0;
   for (const TensorSlot& slot : m.params().slots()) {
-    auto r = test::grad_check(f, m.params().params.data() + slot.offset, m.params().grads.data() + slot.offset,
-                              slot.size, 1e-3f, 1e-2, 80);
+    test::GradCheckOptions o;
+    o.h = 2e-3f;
+    o.floor = 1e-2;
+    o.max_checks = 80;
+    o.skip_kinks = true;
+    o.max_skipped_fraction = 0.5;
+    auto r = test::grad_check([&](bool*) { return f(); }, m.params().params.data() + slot.offset,
+                              m.params().grads.data() + slot.offset, slot.size, o);
     test::expect_gradients_match(what + " " + slot.name, r, 1e-2);
+    checked += r.checked;
+    kinks += r.skipped;
   }
+  EXPECT_LT(kinks * 10, checked) << kinks << " kinks among " << checked + kinks << " entries";
 }
 
 TEST(ClassifierKind, MlpGradientsOfTheWholeLossMatchFiniteDifferences) {
@@ -80,11 +92,12 @@ TEST(ClassifierKind, MlpGradientsOfTheWholeLossMatchFiniteDifferences) {
 }
 
 TEST(ClassifierKind, ConvGradientsOfTheWholeLossMatchFiniteDifferences) {
-  // conv1 [2, 14x14] -> conv2 [4, 7x7] -> fc 196 -> 10; 3 digits and 5 jigsaws at weight 0.5.
+  // conv1 [1, 14x14] -> conv2 [2, 7x7] -> fc 98 -> 10 (few ReLU units: few kinks within +-h); 3 digits
+  // and 5 jigsaws at weight 3 (the outlier term then weighs as much as the digits' cross-entropy in the
+  // gradient: dropping its B/N factor gives 2.3-12x the bound, against 0.1 when right).
   const int B = 3;
-  auto m = make(classifier_config(784, 0, 2, 8, 5), B, 2);
+  auto m = make(classifier_config(784, 0, 1, 8, 5, 3.0), B, 3);
   ASSERT_TRUE(m);
-  for (float& w : m->params().params) w *= 2.0f;
   Rng rng(12);
   check_gradients(*m, test::random_vector(rng, B * 784, 0.0f, 1.0f), {4, 0, 7}, "conv");
 }

@@ -65,6 +65,7 @@ Status settings_of(const ClassifierOptions& o, TrainSettings* out) {
     }
     if (!s.ok()) return s.with_context(flag_name(name) + ": ");
   }
+  if (t.epochs < 1) return Status::error("--epochs: the command line trains at least 1 epoch");
   *out = t;
   return Status();
 }
