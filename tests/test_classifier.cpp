@@ -202,6 +202,18 @@ TEST(ClassifierKind, ConvForwardMatchesDirectLoops) {
   }
 }
 
+// Only the classifier has the capability, and only it needs labels.
+TEST(ClassifierKind, OnlyTheClassifierHasClassProbabilities) {
+  for (const ModelKind& kind : model_kinds()) {
+    ModelConfig c;
+    c.kind = kind.name;
+    std::unique_ptr<Model> m;
+    ASSERT_TRUE(create_model(c, &m).ok()) << kind.name;
+    EXPECT_EQ(m->classifier() != nullptr, kind.name == "classifier") << kind.name;
+    EXPECT_EQ(m->needs_labels(), kind.name == "classifier") << kind.name;
+  }
+}
+
 TEST(ClassifierKind, ConfigChecksAndTheTrainerNeedsLabels) {
   std::unique_ptr<Model> m;
   // Jigsaws need a side that 4 and 7 divide; conv needs a square side that 4 divides.

@@ -27,7 +27,7 @@ std::vector<HyperSpec> classifier_hyper() {
       {"arch", 0, 0, 1, true, "Classifier: 0 = conv (Conv 1->C k5 s2, ReLU, Conv C->2C k5 s2, ReLU, Linear), 1 = mlp (Linear(input, hidden), ReLU, Linear)"},
       {"channels", 16, 1, 256, true, "Classifier (conv): channels C of the first convolution"},
       {"classes", 10, 10, 1024, true, "Classifier: output classes (at least the 10 digit labels)"},
-      {"negatives", 128, 0, 4096, true, "Classifier: outlier exposure, jigsaw non-digits (shuffled patches of the batch's digits) per step, trained towards the uniform distribution so the judge is not confident on non-digits (0: none)"},
+      {"negatives", 128, 0, 1024, true, "Classifier: outlier exposure, jigsaw non-digits (shuffled patches of the batch's digits) per step, trained towards the uniform distribution so the judge is not confident on non-digits (0: none)"},
       {"negative_weight", 0.5, 0.0, 100.0, false, "Classifier: outlier exposure, weight of the jigsaws' mean loss against the digits' mean loss"},
   };
 }
