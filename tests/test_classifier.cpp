@@ -235,7 +235,7 @@ TEST(ClassifierKind, ConfigChecksAndTheTrainerNeedsLabels) {
   Trainer trainer;
   s = trainer.setup(m.get(), &data, TrainSettings());
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("needs labels"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("has no labels"), std::string::npos) << s.message();
 }
 
 TEST(ClassifierKind, FileRoundTripIsExactAndLoadingIsStrict) {

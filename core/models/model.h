@@ -265,8 +265,8 @@ class Model {
  protected:
   ModelConfig config_;
   ParamArena params_;
-  const int32_t* batch_labels_ = nullptr;  // set_batch_labels(); valid during forward/backward
   int max_batch_ = 0;
+  const int32_t* batch_labels_ = nullptr;  // set_batch_labels(); valid during forward/backward
 };
 
 // A model kind in the registry.
