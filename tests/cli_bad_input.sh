@@ -74,6 +74,9 @@ expect_error "prior eval without --vqvae" "--vqvae" eval --model-file "$repo/mod
 expect_error "tied is 0 or 1" "tied" train --model sparse_ae --tied 2 --epochs 1 --limit 128
 expect_error "tied on a VAE" "is not a setting of model 'vae'" train --model vae --tied 1
 expect_error "unknown classifier architecture" "--arch" train-classifier --arch resnet
+expect_error "classifier hyperparameter out of range" "'negatives' = 5000 is out of range [0, 1024] for classifier" train-classifier --negatives 5000
+expect_error "classifier with zero epochs" "--epochs: the command line trains at least 1 epoch" train-classifier --epochs 0
+expect_error "reconstructing with the judge" "reconstructs nothing" reconstruct --model-file "$repo/models/classifier.safetensors" --out "$tmp/judge.png"
 expect_error "judge that is not a classifier" "not a classifier file" eval --model-file "$repo/models/vqvae_prior.safetensors" --vqvae "$repo/models/vqvae.safetensors" --judge "$tmp/ok.safetensors"
 
 # ---- Bad input at any size: memory bounded by the input's real size, work never thrown away ----

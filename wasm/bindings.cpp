@@ -179,7 +179,7 @@ void trim(std::vector<T>* v) {
 // What the model can do (core/models/model.h, "capabilities"), for the page to ask instead of a kind's
 // name: {"codeVector": true, "decode": true, "gaussianPrior", "posterior", "codeGrids": null or
 // [{H, W, K, D}, ...] (one per level), "conditioning": null or {classes}, "likelihood", "sampler",
-// "sequence", "inferenceGraph"}.
+// "sequence", "inferenceGraph", "classifier": null or {classes, arch}}.
 std::string capabilities_json(const Model& m) {
   Model& mm = const_cast<Model&>(m);  // the queries are non-const; none changes the model
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
@@ -194,12 +194,15 @@ std::string capabilities_json(const Model& m) {
     grids += "]";
   }
   const Conditioning* cond = mm.conditioning();
+  const ClassProbabilities* cls = mm.classifier();
+  const std::string classifier =
+      cls ? "{\"classes\":" + std::to_string(cls->classes()) + ",\"arch\":" + json_quote(cls->arch()) + "}" : "null";
   return "{\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
          ",\"posterior\":" + b(has_posterior(m)) + ",\"codeGrids\":" + grids + ",\"conditioning\":" +
          (cond ? "{\"classes\":" + std::to_string(cond->classes()) + "}" : std::string("null")) +
          ",\"likelihood\":" + b(mm.likelihood() != nullptr) + ",\"sampler\":" + b(mm.sampler() != nullptr) +
          ",\"sequence\":" + b(mm.sequence() != nullptr) + ",\"inferenceGraph\":" + b(m.inference_graph(nullptr)) +
-         "}";
+         ",\"classifier\":" + classifier + "}";
 }
 
 class ModelCore {
@@ -297,6 +300,31 @@ class ModelCore {
                        [](const Model& m) { return posterior_logvar(m); });
   }
 
+  // Pixels [B, input] in [0, 1] (f32 buffer) -> class probabilities [B, classes], through the classifier
+  // capability (the judge of generated digits).
+  val classify() {
+    if (!state_) return not_loaded("classify");
+    Model& m = *state_->model;
+    ClassProbabilities* c = m.classifier();
+    if (!c)
+      return error_result("classify: model kind '" + m.config().kind + "' is not a classifier (it has no class probabilities)");
+    int B = 0;
+    Status s = check_rows(in_f32_, m.config().input, "pixels", "image", 0.0f, 1.0f, &B);
+    const size_t K = static_cast<size_t>(c->classes()), P = static_cast<size_t>(m.config().input);
+    if (s.ok()) {
+      std::vector<float>().swap(out_f32_);
+      s = ensure_memory(uint64_t(B) * K * sizeof(float) + reserve_bytes(m, std::min(B, kChunk)), "memory");
+    }
+    if (!s.ok()) return error_result("classify: " + s.message());
+    out_f32_.resize(static_cast<size_t>(B) * K);
+    for (int first = 0; first < B; first += kChunk) {
+      const int b = std::min(kChunk, B - first);
+      if (b > m.max_batch()) m.reserve(b);
+      std::memcpy(out_f32_.data() + first * K, c->classify(in_f32_.data() + first * P, b), sizeof(float) * b * K);
+    }
+    return ok_result(view_of(out_f32_));
+  }
+
   // Pixels [B, input] in [0, 1] (f32 buffer) -> {recon: Float32Array [B*input], terms: {name:
   // Float32Array [B]}, loss: Float64Array [B], mse: Float64Array [B]}: the reconstruction (z = posterior
   // mean) and each image's own loss terms (Model::term after the forward) and squared error
@@ -316,7 +344,9 @@ class ModelCore {
     out_f32_.resize(static_cast<size_t>(B) * P);
     std::vector<float> terms(T * B);       // [T, B]
     std::vector<double> se(B), loss(B, 0.0);  // [B]
+    bool none = false;  // a model without a reconstruction (a classifier)
     forward_chunks(B, [&](int first, int b, const float* x) {
+      if ((none = none || !m.reconstruction())) return;
       std::memcpy(out_f32_.data() + first * P, m.reconstruction(), sizeof(float) * b * P);
       for (size_t t = 0; t < T; t++) {
         const float* v = m.term(static_cast<int>(t));
@@ -327,6 +357,7 @@ class ModelCore {
       }
       image_squared_errors(m.reconstruction(), x, b, static_cast<int>(P), se.data() + first);
     });
+    if (none) return error_result("reconstructTerms: model kind '" + m.config().kind + "' reconstructs nothing");
     val tv = val::object();
     const std::vector<std::string> names = m.loss_terms();
     for (size_t t = 0; t < T; t++)
@@ -534,9 +565,12 @@ class ModelCore {
     }
     if (!s.ok()) return error_result(std::string(what) + ": " + s.message());
     out_f32_.resize(static_cast<size_t>(B) * W);
+    bool none = false;  // the model has no such output (a classifier's reconstruction)
     forward_chunks(B, [&](int first, int b, const float*) {
+      if ((none = none || !result(m))) return;
       std::memcpy(out_f32_.data() + first * W, result(m), sizeof(float) * b * W);
     });
+    if (none) return error_result(std::string(what) + ": model kind '" + m.config().kind + "' has no such output");
     return ok_result(view_of(out_f32_));
   }
 
@@ -1147,6 +1181,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("encode", &ModelCore::encode)
       .function("encodeLogvar", &ModelCore::encodeLogvar)
       .function("reconstructTerms", &ModelCore::reconstructTerms)
+      .function("classify", &ModelCore::classify)
       .function("decode", &ModelCore::decode)
       .function("sample", &ModelCore::sample)
       .function("evaluate", &ModelCore::evaluate)

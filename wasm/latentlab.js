@@ -152,6 +152,10 @@ function makeApi(core) {
     encodeLogvar(pixels) {
       return callWithF32(live(this, 'encodeLogvar'), checkNumbers(pixels, 'encodeLogvar'), 'encodeLogvar');
     }
+    // pixels -> class probabilities [B*classes] (models with info().capabilities.classifier: the judge).
+    classify(pixels) {
+      return callWithF32(live(this, 'classify'), checkNumbers(pixels, 'classify'), 'classify');
+    }
     // pixels -> {recon: Float32Array [B*input], terms: {bce, kl, ...: Float32Array [B]}, loss:
     // Float64Array [B], mse: Float64Array [B]}: the reconstruction (z = posterior mean) and each image's
     // own loss terms and squared error (for one image, exactly evaluate()'s figures).

@@ -51,7 +51,8 @@ enum class ZMode { kSample, kMean };
 // ---- capabilities ----
 // What a model can do beyond "images in, reconstruction and loss terms out" is asked, never cast for:
 // each capability is an interface a kind implements, and Model has one query per capability returning
-// the interface or null (code_grids(), conditioning(), likelihood(), sampler(), sequence(), inference_graph()).
+// the interface or null (code_grids(), conditioning(), likelihood(), sampler(), sequence(), classifier(),
+// inference_graph()).
 // Callers (CLI, bindings, backends, page through the bindings' info()) branch on these answers, never
 // on a kind's name or its class (scripts/check_protocol.sh holds every file outside the registry and
 // the kinds' own files to that). Vector codes (Model::code), decoding a vector (Model::decode) and
@@ -135,6 +136,19 @@ class SequenceStepper {
   virtual void rollout(int steps, int jump, float* out, int B, Rng& rng) = 0;
 };
 
+// Class probabilities of images: a classifier (the judge of generated digits, core/eval/classifier.h;
+// the "classifier" kind). Its probabilities are the model's own buffer, valid until its next forward or
+// classify.
+class ClassProbabilities {
+ public:
+  virtual ~ClassProbabilities() = default;
+  virtual int classes() const = 0;
+  // A short name of the architecture for reports ("conv", "mlp").
+  virtual std::string arch() const = 0;
+  // x [B, input] in [0, 1] (B <= max_batch) -> probabilities [B, classes()]; no labels, no loss.
+  virtual const float* classify(const float* x, int B) = 0;
+};
+
 // A forward-only reconstruction as a chain of standard layers, for inference backends (XNNPACK): the
 // model exports its weights (PyTorch layouts, the model's own memory) and shapes; the backend builds its
 // operators from them and never needs the model's class. Each layer reads the previous one's output.
@@ -207,6 +221,11 @@ class Model {
   // Accumulates scale * d(sum over the batch of the loss)/d(params) into params().grads, where the
   // loss is the sum of all loss terms. Call after forward with the same batch.
   virtual void backward(float scale) = 0;
+  // Labels [B] (classes 0..9) of the batch the next forward() sees, or null when the data have none.
+  // The Trainer and evaluate() set them before every forward(); a kind that needs them says so, and
+  // the Trainer refuses data without labels for it.
+  void set_batch_labels(const int32_t* labels) { batch_labels_ = labels; }
+  virtual bool needs_labels() const { return false; }
 
   // The loss is the sum of these terms ("bce", "kl", ...); values per example [B] of the last forward.
   virtual std::vector<std::string> loss_terms() const = 0;
@@ -232,6 +251,7 @@ class Model {
   virtual Likelihood* likelihood() { return nullptr; }
   virtual Sampler* sampler() { return nullptr; }
   virtual SequenceStepper* sequence() { return nullptr; }
+  virtual ClassProbabilities* classifier() { return nullptr; }
   // Whether the model's forward-only reconstruction (ZMode::kMean) is a chain of standard layers; fills
   // *out when out is not null (pointers into the model's weights, valid while it lives and is unchanged).
   // Valid on a shapes-only model with out == null (the answer depends on the kind and config only).
@@ -266,6 +286,7 @@ class Model {
   ModelConfig config_;
   ParamArena params_;
   int max_batch_ = 0;
+  const int32_t* batch_labels_ = nullptr;  // set_batch_labels(); valid during forward/backward
 };
 
 // A model kind in the registry.

@@ -7,6 +7,7 @@
 
 #include "core/models/ae_family.h"
 #include "core/models/beta_vae.h"
+#include "core/models/classifier.h"
 #include "core/models/conv_vae.h"
 #include "core/models/mlp_ae.h"
 #include "core/models/mlp_vae.h"
@@ -130,6 +131,9 @@ std::vector<ModelKind>& registry() {
       {"tdvae", "TD-VAE (Gregor et al. 2019): each digit becomes a moving sequence (one pixel per frame, left or right, binarised per frame); belief LSTM, two layers of stochastic state, jumpy transitions; loss bce + kl_t1 + kl_t2 per sequence (square images; --hidden, --latent unused)",
        tdvae_hyper(), make<TdVaeModel>, TdVaeModel::infer, check_tdvae, /*old_file_defaults=*/nullptr,
        /*uses_hidden=*/false, /*uses_latent=*/false},
+      {"classifier", "Digit classifier, the judge of generated digits: conv (Conv 1->C->2C, k5 s2, Linear) or mlp (--arch 1: Linear(input, hidden) ReLU Linear), softmax cross-entropy with the label, plus outlier exposure: jigsaw non-digits trained towards the uniform distribution (needs labels; train with --reduction mean, as train-classifier does; --latent unused)",
+       classifier_hyper(), make<DigitClassifier>, classifier_infer, classifier_check, /*old_file_defaults=*/nullptr,
+       /*uses_hidden=*/true, /*uses_latent=*/false},
   };
   return kinds;
 }

@@ -34,6 +34,8 @@ void accumulate_totals(const Model& model, const float* x, int B, LossTotals* to
     for (int b = 0; b < B; b++) totals->terms[t] += v[b];
   }
   const float* p = model.reconstruction();
+  totals->count += B;
+  if (!p) return;
   const size_t n = static_cast<size_t>(B) * model.config().input;
   double se = 0.0;
   for (size_t i = 0; i < n; i++) {
@@ -41,7 +43,6 @@ void accumulate_totals(const Model& model, const float* x, int B, LossTotals* to
     se += d * d;
   }
   totals->mse += se;
-  totals->count += B;
 }
 
 // The global L2 norm of n gradients, summed in double (order fixed: the same on every machine).
@@ -59,6 +60,10 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
     return Status::error("the data set has " + std::to_string(train->images.pixels_per_image()) +
                          " pixels per image but the model expects " +
                          std::to_string(model->config().input));
+  const bool has_labels = !train->labels.labels.empty();
+  if (model->needs_labels() && !has_labels)
+    return Status::error("the " + model->config().kind + " model is conditioned on a class label, and the "
+                         "training set has no labels");
   // Before anything of the batch's size is allocated: the model's activations for it fit the budget.
   s = check_memory_budget(*model, settings.batch);
   if (!s.ok()) return s;
@@ -74,6 +79,7 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
   rng_.shuffle(order_.data(), order_.size());
   x_.assign(static_cast<size_t>(settings.batch) * model->config().input, 0.0f);
   input_.assign(x_.size(), 0.0f);
+  labels_.assign(static_cast<size_t>(settings.batch), 0);
   model->reserve(settings.batch);
   cursor_ = 0;
   epoch_ = 0;
@@ -96,6 +102,9 @@ Status Trainer::step(LossTotals* batch_totals, StepMetrics* metrics) {
   model_->corrupt(input_.data(), B, rng_);
   const int64_t total = planned_steps();
   model_->begin_step(adam_.step_count, total);
+  const bool has_labels = !data_->labels.labels.empty();
+  for (int b = 0; has_labels && b < B; b++) labels_[b] = data_->labels.labels[order_[cursor_ + b]];
+  model_->set_batch_labels(has_labels ? labels_.data() : nullptr);
   model_->forward(input_.data(), x_.data(), B, rng_, ZMode::kSample);
   LossTotals totals;
   accumulate_totals(*model_, x_.data(), B, &totals);
@@ -203,6 +212,10 @@ LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int
   const int n = limit > 0 && limit < data.size() ? limit : data.size();
   const size_t P = static_cast<size_t>(model.config().input);
   std::vector<float> x(static_cast<size_t>(batch) * P), input;
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  const bool has_labels = !data.labels.labels.empty();
+  assert((has_labels || !model.needs_labels()) && "evaluate: the model needs labels and the data have none");
+  if (!has_labels && model.needs_labels()) return totals;
   if (noise.type != NoiseType::kNone) input.resize(x.size());
   model.reserve(batch);
   model.metrics_reset();
@@ -215,6 +228,8 @@ LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int
       apply_noise(noise, input.data(), B * P, rng);
       in = input.data();
     }
+    for (int b = 0; has_labels && b < B; b++) labels[b] = data.labels.labels[first + b];
+    model.set_batch_labels(has_labels ? labels.data() : nullptr);
     model.forward(in, x.data(), B, rng, mode);
     accumulate_totals(model, x.data(), B, &totals);
     model.metrics_accumulate(B);

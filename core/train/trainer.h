@@ -94,6 +94,7 @@ class Trainer {
   std::vector<uint32_t> order_;
   std::vector<float> x_;      // clean batch: the target
   std::vector<float> input_;  // what the model sees (corrupted for denoising models)
+  std::vector<int32_t> labels_;  // the batch's labels, in its order (Model::set_batch_labels)
   int cursor_ = 0;
   int epoch_ = 0;
   double reference_loss_ = -1.0;  // < 0 until the first step
@@ -107,7 +108,8 @@ class Trainer {
 LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int batch = 500,
                     int limit = 0, const NoiseSpec& noise = NoiseSpec());
 
-// Accumulate one forward's per-example terms and reconstruction MSE into totals.
+// Accumulate one forward's per-example terms and reconstruction MSE (none for a model without a
+// reconstruction: a classifier) into totals.
 void accumulate_totals(const Model& model, const float* x, int B, LossTotals* totals);
 
 }  // namespace ll

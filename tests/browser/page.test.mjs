@@ -289,7 +289,7 @@ test('a VQ-VAE in training is offered in the VQ panel: asked of its capabilities
 test('the Train form is generated from the core for every kind', async () => {
   const p4 = await openPage('?panels=train&lr=0.002&tlatent=7');
   const { kinds, settings } = await p4.evaluate(() => ({ kinds: window.latentlab.kinds, settings: window.latentlab.settings }));
-  assert.equal(kinds.length, 9, 'the registry\'s kinds reach the page');
+  assert.equal(kinds.length, 11, 'the registry\'s kinds reach the page');
   assert.deepEqual(await p4.$$eval('[data-testid=kind] option', (o) => o.map((x) => x.value)), kinds.map((k) => k.name));
   const counts = {};
   for (const k of kinds) {
@@ -300,7 +300,7 @@ test('the Train form is generated from the core for every kind', async () => {
     counts[k.name] = labels.length;
   }
   // Hand-counted from core/models/model_registry.cpp and core/train/settings.h (8 training settings).
-  assert.deepEqual(counts, { ae: 10, vae: 10, beta_vae: 14, conv_vae: 9, dae: 12, sparse_ae: 13, ksparse_ae: 14, contractive_ae: 12, vqvae: 15 });
+  assert.deepEqual(counts, { ae: 10, vae: 10, beta_vae: 14, conv_vae: 9, dae: 12, sparse_ae: 13, ksparse_ae: 14, contractive_ae: 12, vqvae: 15, classifier: 14, tdvae: 16 });
   // The URL's values reach the form; the core's range bounds the field.
   assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=lr]', (x) => x.value), '0.002');
   const lr = await p4.$('[data-testid=train-fields] [aria-label=lr]');

@@ -190,7 +190,12 @@ test('every registered kind works through the same API (no binding changes per k
     const m = new lab.Model({ kind }, 1);
     const info = m.info();
     assert.equal(info.kind, kind);
-    assert.equal(m.reconstruct(x).length, 2 * P, kind);
+    if (info.capabilities.classifier) {  // the judge: class probabilities instead of a reconstruction
+      assert.equal(m.classify(x).length, 2 * info.capabilities.classifier.classes, kind);
+      throwsWith(() => m.reconstruct(x), /reconstruct: model kind 'classifier' has no such output/);
+    } else {
+      assert.equal(m.reconstruct(x).length, 2 * P, kind);
+    }
     const z = m.encode(x);
     assert.equal(z.length, 2 * info.codeSize, kind);
     assert.equal(m.decode(z).length, 2 * P, kind);
@@ -207,6 +212,26 @@ test('every registered kind works through the same API (no binding changes per k
     t.dispose();
     m.dispose();
   }
+});
+
+test('the judge classifier is a kind: its capability, its probabilities, its test accuracy', { skip: skipMnist }, () => {
+  const judge = new lab.Model(fs.readFileSync(path.join(root, 'models/classifier.safetensors')));
+  const info = judge.info();
+  assert.equal(info.kind, 'classifier');
+  assert.deepEqual(info.capabilities.classifier, { classes: 10, arch: 'conv' });
+  assert.deepEqual(info.lossTerms, ['ce', 'outlier']);
+  const labels = fs.readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte')).subarray(8);
+  const p = judge.classify(testPixels);
+  assert.equal(p.length, testSet.count * 10);
+  let correct = 0;
+  for (let i = 0; i < testSet.count; i++) {
+    const row = p.subarray(i * 10, i * 10 + 10);
+    correct += row.indexOf(Math.max(...row)) === labels[i];
+  }
+  // 0.9882 natively (models/README.md); another GEMM may move an argmax or two.
+  assert.ok(Math.abs(correct / testSet.count - 0.9882) <= 0.0003, `accuracy ${correct / testSet.count}`);
+  throwsWith(() => vae.classify(testPixels.subarray(0, P)), /classify: model kind 'vae' is not a classifier/);
+  judge.dispose();
 });
 
 test('bad input throws an Error with the core\'s message, and the module keeps working', () => {
