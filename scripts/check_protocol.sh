@@ -17,8 +17,7 @@ cd "$root" || exit 2
 registry=core/models/model_registry.cpp
 [[ -f $registry ]] || { echo "no $registry"; exit 2; }
 # Kind names: each registry entry opens with {"name", "description", ...
-# plus the PixelCNN prior's file tag (its own file format until it becomes a kind of the registry).
-mapfile -t kinds < <({ sed -nE 's/^ *\{"([a-z0-9_]+)", ".*/\1/p' "$registry"; echo pixelcnn_prior; } | sort -u)
+mapfile -t kinds < <(sed -nE 's/^ *\{"([a-z0-9_]+)", ".*/\1/p' "$registry" | sort -u)
 [[ ${#kinds[@]} -gt 0 ]] || { echo "found no kind names in $registry"; exit 2; }
 names=$(IFS='|'; echo "${kinds[*]}")
 

@@ -49,6 +49,7 @@
 #include "core/base/rng.h"
 #include "core/io/safetensors.h"
 #include "core/base/status.h"
+#include "core/train/code_data.h"
 #include "core/train/trainer.h"
 #include "core/models/vqvae.h"
 
@@ -179,7 +180,8 @@ void trim(std::vector<T>* v) {
 // What the model can do (core/models/model.h, "capabilities"), for the page to ask instead of a kind's
 // name: {"codeVector": true, "decode": true, "gaussianPrior", "posterior", "codeGrids": null or
 // [{H, W, K, D}, ...] (one per level), "conditioning": null or {classes}, "likelihood", "sampler",
-// "sequence", "inferenceGraph"}.
+// "sequence", "inferenceGraph", "categoricalInput": null or {H, W, K} (a model over grids of categories,
+// e.g. a PixelCNN prior over code grids: its inputs are code indices, not pixels)}.
 std::string capabilities_json(const Model& m) {
   Model& mm = const_cast<Model&>(m);  // the queries are non-const; none changes the model
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
@@ -194,7 +196,11 @@ std::string capabilities_json(const Model& m) {
     grids += "]";
   }
   const Conditioning* cond = mm.conditioning();
-  return "{\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
+  CodeLevel cells;
+  const std::string categorical = m.categorical_input(&cells)
+      ? "{\"H\":" + std::to_string(cells.H) + ",\"W\":" + std::to_string(cells.W) + ",\"K\":" + std::to_string(cells.K) + "}"
+      : std::string("null");
+  return "{\"categoricalInput\":" + categorical + ",\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
          ",\"posterior\":" + b(has_posterior(m)) + ",\"codeGrids\":" + grids + ",\"conditioning\":" +
          (cond ? "{\"classes\":" + std::to_string(cond->classes()) + "}" : std::string("null")) +
          ",\"likelihood\":" + b(mm.likelihood() != nullptr) + ",\"sampler\":" + b(mm.sampler() != nullptr) +
@@ -462,8 +468,9 @@ class ModelCore {
     return ok_result(view_of(out_u8_));
   }
 
-  // Lists the model kinds with their hyperparameters, as JSON: [{name, description, hyper: [{name,
-  // default, min, max, integer, help}]}]. Static: the page builds its forms from it.
+  // Lists the model kinds with their hyperparameters, as JSON: [{name, description, data: "images" or
+  // "codes", sizes, hyper: [{name, default, min, max, integer, help, fromData}]}]. Static: the page builds
+  // its forms from it (fromData: set from the data, e.g. a code grid's K, H, W; not a form field).
   static std::string kinds() {
     std::string s = "[";
     for (const ModelKind& k : model_kinds()) {
@@ -472,12 +479,24 @@ class ModelCore {
         hs += (hs.empty() ? "" : ",") + std::string("{\"name\":") + json_quote(h.name) +
               ",\"default\":" + number_str(h.def) + ",\"min\":" + number_str(h.lo) +
               ",\"max\":" + number_str(h.hi) + ",\"integer\":" + (h.integer ? "true" : "false") +
-              ",\"help\":" + json_quote(h.help) + "}";
+              ",\"help\":" + json_quote(h.help) + ",\"fromData\":" + (h.from_data ? "true" : "false") + "}";
       std::string sizes;
       for (const HyperSpec& h : model_size_specs())
         if (h.name == "hidden" ? k.uses_hidden : k.uses_latent) sizes += (sizes.empty() ? "\"" : ",\"") + h.name + "\"";
+      // "data": "codes" for a kind over grids of categories (it trains on a code model's code grids,
+      // Model::categorical_input, asked of a shapes-only model of its defaults), else "images".
+      bool codes = false;
+      {
+        ShapesOnly shapes_only;
+        ModelConfig c;
+        c.kind = k.name;
+        if (k.input_of) c.input = k.input_of(c);
+        std::unique_ptr<Model> plan;
+        codes = create_model(c, &plan).ok() && plan->categorical_input(nullptr);
+      }
       s += (s.size() > 1 ? "," : "") + std::string("{\"name\":") + json_quote(k.name) +
-           ",\"description\":" + json_quote(k.description) + ",\"sizes\":[" + sizes + "],\"hyper\":[" + hs + "]}";
+           ",\"description\":" + json_quote(k.description) + ",\"data\":\"" + (codes ? "codes" : "images") +
+           "\",\"sizes\":[" + sizes + "],\"hyper\":[" + hs + "]}";
     }
     return s + "]";
   }
@@ -595,9 +614,22 @@ class TrainerCore {
   // format: "idx" (the two IDX files), "raw" (N * input pixel bytes and N label bytes) or "auto"
   // (IDX when the images start with the IDX image magic 00 00 08 03).
   val setup(const std::string& format, const std::string& settings_json) {
+    return setup_on(format, settings_json, nullptr, 0);
+  }
+  // The same for a model over grids of categories (a PixelCNN prior): the images are encoded by
+  // `code_model`'s first level of codes (the first `limit` of them, 0: all; core/train/code_data.h) and
+  // the model trains on those code grids with the images' labels.
+  val setupCodes(ModelCore& code_model, const std::string& format, const std::string& settings_json, int limit) {
+    if (!code_model.state()) return error_result("trainer: the code model was not created or loaded");
+    return setup_on(format, settings_json, code_model.state()->model.get(), limit);
+  }
+
+ private:
+  val setup_on(const std::string& format, const std::string& settings_json, Model* code_model, int limit) {
     if (!state_) return error_result("trainer: the model was not created or loaded");
     if (trainer_) return error_result("trainer: already set up");
     Model& m = *state_->model;
+    const int input = code_model ? code_model->config().input : m.config().input;
     TrainSettings settings;
     Status s = parse_settings(settings_json, &settings);
     if (!s.ok()) return error_result("training settings: " + s.message());
@@ -607,11 +639,17 @@ class TrainerCore {
     if (!s.ok()) return error_result("trainer: " + s.message());
     s = ensure_memory(reserve_bytes(m, settings.batch) +
                           uint64_t(settings.batch) * m.config().input * 2 * sizeof(float) + images_.size() +
-                          uint64_t(images_.size() / std::max(m.config().input, 1)) * sizeof(uint32_t),
+                          uint64_t(images_.size() / std::max(input, 1)) * sizeof(uint32_t),
                       "trainer");
     if (!s.ok()) return error_result(s.message());
-    s = make_data(format, m.config().input);
+    s = make_data(format, input);
     if (!s.ok()) return error_result("training data: " + s.message());
+    if (code_model) {
+      Dataset codes;
+      s = encode_code_grids(*code_model, data_, &codes, 0, limit);
+      if (!s.ok()) return error_result("training data: " + s.message());
+      data_ = std::move(codes);
+    }
     trainer_ = std::make_unique<Trainer>();
     s = trainer_->setup(&m, &data_, settings);
     if (!s.ok()) {
@@ -621,6 +659,8 @@ class TrainerCore {
     settings_ = settings;
     return ok_result(val(true));
   }
+
+ public:
 
   // Runs n optimisation steps. value: {steps: [{step, epoch, loss, terms: {name: value}, mse}], and
   // progress (see progress())}. Values are per image (batch means). On an error (divergence) the
@@ -1160,6 +1200,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("bufferImages", &TrainerCore::bufferImages)
       .function("bufferLabels", &TrainerCore::bufferLabels)
       .function("setup", &TrainerCore::setup)
+      .function("setupCodes", &TrainerCore::setupCodes)
       .function("step", &TrainerCore::step)
       .function("progress", &TrainerCore::progress);
   class_<ll::PriorCore>("PriorCore")

@@ -10,6 +10,7 @@
 #include "core/models/conv_vae.h"
 #include "core/models/mlp_ae.h"
 #include "core/models/mlp_vae.h"
+#include "core/models/pixelcnn.h"
 #include "core/models/model.h"
 #include "core/models/vqvae.h"
 
@@ -104,6 +105,9 @@ std::vector<ModelKind>& registry() {
       {"vqvae", "Convolutional VQ-VAE (van den Oord et al. 2017): 7x7 grid of K codes of size D, MSE + codebook + commitment, EMA codebook and dead-code restart (square images, side a multiple of 4; --hidden, --latent unused)",
        vqvae_hyper(), make<VqVae>, vqvae_infer, check_square_image, vqvae_old_file_defaults,
        /*uses_hidden=*/false, /*uses_latent=*/false},
+      {"pixelcnn_prior", "PixelCNN over grids of categorical cells (van den Oord et al. 2016): the prior over a VQ-VAE's code grids, trained by train-prior; exact NLL per grid, ancestral sampling, optional class label (--hidden, --latent unused)",
+       pixelcnn_hyper(), make<PixelCnnPrior>, /*infer=*/nullptr, pixelcnn_check, /*old_file_defaults=*/nullptr,
+       /*uses_hidden=*/false, /*uses_latent=*/false, pixelcnn_input},
   };
   return kinds;
 }

@@ -59,6 +59,14 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
     return Status::error("the data set has " + std::to_string(train->images.pixels_per_image()) +
                          " pixels per image but the model expects " +
                          std::to_string(model->config().input));
+  const bool has_labels = !train->labels.labels.empty();
+  if (model->needs_labels() && !has_labels)
+    return Status::error("the " + model->config().kind + " model is conditioned on a class label, and the "
+                         "training set has no labels");
+  if (model->categorical_input(nullptr) != train->categorical)
+    return Status::error(std::string("the ") + model->config().kind + " model takes " +
+                         (train->categorical ? "images, not grids of categories (code grids)"
+                                             : "grids of categories (e.g. a VQ-VAE's code grids), not images"));
   // Before anything of the batch's size is allocated: the model's activations for it fit the budget.
   s = check_memory_budget(*model, settings.batch);
   if (!s.ok()) return s;
@@ -74,10 +82,18 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
   rng_.shuffle(order_.data(), order_.size());
   x_.assign(static_cast<size_t>(settings.batch) * model->config().input, 0.0f);
   input_.assign(x_.size(), 0.0f);
+  labels_.assign(static_cast<size_t>(settings.batch), 0);
   model->reserve(settings.batch);
   cursor_ = 0;
   epoch_ = 0;
   return Status();
+}
+
+void Trainer::set_rng(const Rng& rng) {
+  assert(adam_.step_count == 0 && cursor_ == 0 && "Trainer::set_rng after the first step");
+  rng_ = rng;
+  std::iota(order_.begin(), order_.end(), 0u);
+  rng_.shuffle(order_.data(), order_.size());
 }
 
 int Trainer::steps_per_epoch() const {
@@ -96,6 +112,9 @@ Status Trainer::step(LossTotals* batch_totals, StepMetrics* metrics) {
   model_->corrupt(input_.data(), B, rng_);
   const int64_t total = planned_steps();
   model_->begin_step(adam_.step_count, total);
+  const bool has_labels = !data_->labels.labels.empty();
+  for (int b = 0; has_labels && b < B; b++) labels_[b] = data_->labels.labels[order_[cursor_ + b]];
+  model_->set_batch_labels(has_labels ? labels_.data() : nullptr);
   model_->forward(input_.data(), x_.data(), B, rng_, ZMode::kSample);
   LossTotals totals;
   accumulate_totals(*model_, x_.data(), B, &totals);
@@ -168,6 +187,10 @@ LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int
   const int n = limit > 0 && limit < data.size() ? limit : data.size();
   const size_t P = static_cast<size_t>(model.config().input);
   std::vector<float> x(static_cast<size_t>(batch) * P), input;
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  const bool has_labels = !data.labels.labels.empty();
+  assert((has_labels || !model.needs_labels()) && "evaluate: the model needs labels and the data have none");
+  if (!has_labels && model.needs_labels()) return totals;
   if (noise.type != NoiseType::kNone) input.resize(x.size());
   model.reserve(batch);
   model.metrics_reset();
@@ -180,6 +203,8 @@ LossTotals evaluate(Model& model, const Dataset& data, ZMode mode, Rng& rng, int
       apply_noise(noise, input.data(), B * P, rng);
       in = input.data();
     }
+    for (int b = 0; has_labels && b < B; b++) labels[b] = data.labels.labels[first + b];
+    model.set_batch_labels(has_labels ? labels.data() : nullptr);
     model.forward(in, x.data(), B, rng, mode);
     accumulate_totals(model, x.data(), B, &totals);
     model.metrics_accumulate(B);

@@ -67,6 +67,11 @@ class Trainer {
   int64_t planned_steps() const;
   int step_in_epoch() const { return (cursor_ + settings_.batch - 1) / settings_.batch; }
   const Adam& optimizer() const { return adam_; }
+  // Replaces the generator of the batch order and the model's random choices (setup seeds it from
+  // settings.seed, stream 2) and redraws the first epoch's order with it. Before the first step only.
+  // For a recipe whose order came from another generator: train-prior continues the one that
+  // initialised the prior, as its own loop did before it moved onto the Trainer (same order, same run).
+  void set_rng(const Rng& rng);
 
  private:
   Model* model_ = nullptr;
@@ -77,6 +82,7 @@ class Trainer {
   std::vector<uint32_t> order_;
   std::vector<float> x_;      // clean batch: the target
   std::vector<float> input_;  // what the model sees (corrupted for denoising models)
+  std::vector<int32_t> labels_;  // the batch's labels, in its order (Model::set_batch_labels)
   int cursor_ = 0;
   int epoch_ = 0;
   double reference_loss_ = -1.0;  // < 0 until the first step
