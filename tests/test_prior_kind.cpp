@@ -77,6 +77,9 @@ TEST(PriorKind, ShippedFileLoadsAsARegistryKindAndSavesInItsOwnLayout) {
     const SafetensorsTensor* u = b.find(t.name);
     ASSERT_NE(u, nullptr) << t.name;
     EXPECT_EQ(u->shape, t.shape) << t.name;
+    // F16 -> F32 -> F16 is exact: the tensor's bytes are the shipped file's.
+    ASSERT_EQ(u->end - u->begin, t.end - t.begin) << t.name;
+    EXPECT_TRUE(std::equal(a.data + t.begin, a.data + t.end, b.data + u->begin)) << t.name;
   }
   std::unique_ptr<Model> back;
   ASSERT_TRUE(load_model(again.data(), again.size(), &back).ok());

@@ -245,6 +245,7 @@ Action add_train(CLI::App& app) {
   std::map<std::string, std::string> seen;
   for (const ModelKind& k : model_kinds())
     for (const HyperSpec& h : k.hyper) {
+      if (h.from_data) continue;  // set from the data (a grid kind's K, H, W), not a flag
       if (seen.count(h.name)) {
         seen[h.name] += ", " + k.name;
         continue;

@@ -207,7 +207,7 @@ export function initTrain(app) {
     lossBox.replaceChildren();
     lossPlot = new window.uPlot({
       width, height: 240,
-      scales: { x: { time: false }, y: { distr: session.kind === 'vqvae' ? 3 : 1 } },
+      scales: { x: { time: false }, y: { distr: session.info.capabilities.codeGrids ? 3 : 1 } },  // log for VQ losses
       axes: [{ label: 'step', stroke: '#555' }, { stroke: '#555', size: 60 }],
       series: [{ label: 'step' }, ...session.terms.map((t, i) => ({ label: t, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.25, points: { show: false } }))],
       legend: { live: true },
