@@ -214,12 +214,14 @@ void PixelCnnPrior::reserve(int max_batch) {
 
 uint64_t PixelCnnPrior::activation_floats(int B) const {
   // What reserve(B) allocates, per grid cell: the one-hot input, 4 maps per level of each stack (and
-  // the link), the head's 4, logits, probabilities and their gradient, the indices, and the largest
-  // convolution's patch workspace.
+  // the link), the head's 4, logits, probabilities and their gradient, the indices; per grid the NLL;
+  // and the largest convolution's workspace, as reserve sizes it.
   const uint64_t C = uint64_t(pc_.channels), L = uint64_t(pc_.layers) + 1, K = uint64_t(pc_.K);
-  const uint64_t kmax = static_cast<uint64_t>(std::max(pc_.kernel_a, pc_.kernel_b));
-  const uint64_t per_cell = K + C * (8 * L + 6) + 3 * K + 3 + uint64_t(std::max(pc_.K, pc_.channels)) * kmax * kmax;
-  return uint64_t(B) * (uint64_t(pc_.H) * pc_.W * per_cell + 1) + 16;
+  const uint64_t per_cell = K + C * (8 * L + 6) + 3 * K + 3;
+  uint64_t ws = 0;
+  for (const ConvRef& l : convs_)
+    ws = std::max<uint64_t>(ws, conv2d_workspace_floats(l.conv->shape(B, pc_.H, pc_.W)));
+  return uint64_t(B) * (uint64_t(pc_.H) * pc_.W * per_cell + 1) + ws + 16;
 }
 
 bool PixelCnnPrior::categorical_input(CodeLevel* grid) const {
