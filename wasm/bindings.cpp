@@ -629,6 +629,9 @@ class TrainerCore {
     if (!state_) return error_result("trainer: the model was not created or loaded");
     if (trainer_) return error_result("trainer: already set up");
     Model& m = *state_->model;
+    if (!code_model && m.categorical_input(nullptr))
+      return error_result("trainer: the " + m.config().kind + " model takes grids of categories (e.g. a VQ-VAE's code "
+                          "grids), not images: give the data a codeModel whose codes it trains on");
     const int input = code_model ? code_model->config().input : m.config().input;
     TrainSettings settings;
     Status s = parse_settings(settings_json, &settings);
@@ -835,7 +838,7 @@ class PriorCore {
   // {"K", "H", "W", "channels", "layers", "stacks", "classes", "metadata": {...}} as JSON.
   val info() const {
     if (!prior_) return not_loaded("info");
-    const PixelCnnConfig& c = prior_->config();
+    const PixelCnnConfig& c = prior_->grid_config();
     std::string meta;
     for (const auto& [k, v] : metadata_) meta += (meta.empty() ? "" : ",") + json_quote(k) + ":" + json_quote(v);
     return ok_result(val("{\"K\":" + std::to_string(c.K) + ",\"H\":" + std::to_string(c.H) +
@@ -896,13 +899,13 @@ class PriorCore {
   static val not_loaded(const char* what) {
     return error_result(std::string(what) + ": the prior was not loaded");
   }
-  int cells() const { return prior_->config().H * prior_->config().W; }
+  int cells() const { return prior_->grid_config().H * prior_->grid_config().W; }
   // Grows the activations to B grids, after checking memory for them (an upper bound of what
   // PixelCnnPrior::reserve allocates: per grid cell, 8 feature maps per layer and stack, the logits,
   // and the convolutions' patch workspace).
   Status reserve(int B) {
     if (B <= prior_->max_batch()) return Status();
-    const PixelCnnConfig& c = prior_->config();
+    const PixelCnnConfig& c = prior_->grid_config();
     const uint64_t kmax = static_cast<uint64_t>(std::max(c.kernel_a, c.kernel_b));
     const uint64_t per_cell = uint64_t(c.channels) * (8 * (uint64_t(c.layers) + 1) + 6) + 4 * uint64_t(c.K) +
                               uint64_t(std::max(c.K, c.channels)) * kmax * kmax;
@@ -926,7 +929,7 @@ class PriorCore {
   const int32_t* labels() const { return labels_.empty() ? nullptr : labels_.data(); }
   // A class-conditional prior needs one label in [0, classes) per grid; an unconditional one none.
   Status check_labels(const char* what, int B) const {
-    const int classes = prior_->config().classes;
+    const int classes = prior_->grid_config().classes;
     if (classes == 0) {
       if (!labels_.empty())
         return Status::error(std::string(what) + ": this prior is unconditional; it takes no class labels");
@@ -948,7 +951,7 @@ class PriorCore {
     if (n == 0 || n % G != 0 || n / G > 4096)
       return Status::error(std::string(what) + ": codes has " + std::to_string(n) +
                            " values; expected 1 to 4096 grids of " + std::to_string(G));
-    const int K = prior_->config().K;
+    const int K = prior_->grid_config().K;
     for (size_t i = 0; i < n; i++)
       if (in_i32_[i] < 0 || in_i32_[i] >= K)
         return Status::error(std::string(what) + ": code " + std::to_string(in_i32_[i]) + " at index " +

@@ -125,7 +125,7 @@ class PixelCnnPrior : public Model, public Likelihood, public Sampler, public Co
   // ignored, may be null). Computes logits [B, K, H*W] and nll() [B] (nats per grid, given the label).
   void forward(const int32_t* codes, int B, const int32_t* labels = nullptr);
   // Accumulates scale * d(sum_b nll_b)/d(params); masked weights get zero gradient.
-  void backward(float scale);
+  void backward(float scale) override;
   const float* nll() const override { return nll_.data(); }
   const float* logits() const { return logits_.data(); }
 
