@@ -119,8 +119,14 @@ TEST(PriorKind, ModelForwardOnCategoricalInputIsThePriorsOwnForward) {
 
 // The prior's training loop before it moved onto the Trainer (tools/cli_prior.cpp at ac54e58): one
 // generator initialises the prior and then shuffles at the start of every epoch; mean reduction.
+// cosine: the old loop's cosine schedule, its lr rounded to float as the old loop did (round_lr) or not.
 std::vector<float> train_old_loop(const PixelCnnConfig& c, const Dataset& data, int epochs, int batch, uint64_t seed,
-                                  double lr, std::vector<double>* epoch_nll) {
+                                  double lr, std::vector<double>* epoch_nll, bool cosine = false, bool round_lr = true) {
+  TrainSettings recipe;
+  recipe.adam.lr = lr;
+  recipe.schedule = cosine ? LrSchedule::kCosine : LrSchedule::kConstant;
+  const int64_t total = int64_t(epochs) * ((data.size() + batch - 1) / batch);
+  int64_t step = 0;
   PixelCnnPrior prior(c);
   Rng rng(seed, 1);
   prior.init(rng);
@@ -147,6 +153,9 @@ std::vector<float> train_old_loop(const PixelCnnConfig& c, const Dataset& data, 
       sum += batch_sum;
       prior.params().zero_grad();
       prior.backward(1.0f / B);
+      if (cosine)
+        adam.config.lr = round_lr ? static_cast<float>(recipe.lr_at(step, total)) : recipe.lr_at(step, total);
+      step++;
       adam.step(prior.params());
     }
     epoch_nll->push_back(sum / data.size());
@@ -214,6 +223,33 @@ class LabelProbe : public Model {
   bool needs_;
   std::vector<float> zero_;
 };
+
+// With the cosine schedule the old loop rounded each step's lr to float; the Trainer keeps the double.
+// That rounding is the only difference: without it the two are bit for bit the same again.
+TEST(PriorKind, UnderCosineTheOldLoopDiffersOnlyByItsLrRoundedToFloat) {
+  const PixelCnnConfig c = small_grid(3);
+  const Dataset data = random_grids(c, 70, 5);
+  std::vector<double> exact_nll, rounded_nll, new_nll;
+  const std::vector<float> exact = train_old_loop(c, data, 3, 16, 9, 3e-3, &exact_nll, true, false);
+  const std::vector<float> rounded = train_old_loop(c, data, 3, 16, 9, 3e-3, &rounded_nll, true, true);
+  std::unique_ptr<Model> prior;
+  ASSERT_TRUE(create_model(c.to_model_config(), &prior).ok());
+  Rng rng(9, 1);
+  prior->init(rng);
+  TrainSettings t;
+  t.batch = 16, t.epochs = 3, t.seed = 9, t.adam.lr = 3e-3, t.reduction = LossReduction::kMean;
+  t.schedule = LrSchedule::kCosine;
+  Trainer trainer;
+  ASSERT_TRUE(trainer.setup(prior.get(), &data, t).ok());
+  trainer.set_rng(rng);
+  for (int64_t i = 0; i < trainer.planned_steps(); i++) ASSERT_TRUE(trainer.step(nullptr).ok());
+  EXPECT_TRUE(prior->params().params == exact);
+  EXPECT_FALSE(prior->params().params == rounded);  // the float lr moves the weights, by float noise
+  double worst = 0.0;
+  for (size_t i = 0; i < exact.size(); i++)
+    worst = std::max(worst, std::fabs(double(exact[i]) - rounded[i]) / (std::fabs(double(exact[i])) + 1e-3));
+  EXPECT_LT(worst, 1e-4);
+}
 
 TEST(TrainerLabels, EachExampleComesWithItsOwnLabelInTheBatchOrder) {
   Dataset d;
