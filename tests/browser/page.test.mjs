@@ -346,6 +346,7 @@ test('the PixelCNN prior trains in the page on the VQ-VAE\'s code grids and its 
   // NLL per 7x7 grid of 64 codes: a fresh prior starts near uniform (49 ln 64 = 203.8 nats).
   assert.ok(first > 150 && first < 260, `first NLL ${first}`);
   assert.ok(last < 0.8 * first, `NLL ${first} -> ${last}`);
+  console.log(`# PixelCNN prior in the page: NLL per grid ${first.toFixed(2)} (first 5 steps) -> ${last.toFixed(2)} (last 5 of ${loss.length})`);
   assert.match(await p4.$eval('[data-testid=train-summary]', (e) => e.textContent), /nll/);
   await p4.close();
   assert.deepEqual(problems, []);
