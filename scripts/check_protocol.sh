@@ -7,8 +7,7 @@
 #     core/models/model_registry.cpp) written as a string,
 # in the core, the tool, the bindings, the page and the benchmarks, outside the registry and the kinds'
 # own files (core/models/ except the protocol itself: model.h, model.cpp, model_file.*). Tests are not
-# checked (they may keep kind names as test data). web/panels/train.js is left out until its form is
-# generated from the registry (issue 11, item 3).
+# checked (they may keep kind names as test data).
 # Usage: check_protocol.sh [root]  (default: the repository holding this script). Run by ctest
 # (core_protocol) in every native build.
 set -uo pipefail
@@ -17,8 +16,7 @@ cd "$root" || exit 2
 registry=core/models/model_registry.cpp
 [[ -f $registry ]] || { echo "no $registry"; exit 2; }
 # Kind names: each registry entry opens with {"name", "description", ...
-# plus the PixelCNN prior's file tag (its own file format until it becomes a kind of the registry).
-mapfile -t kinds < <({ sed -nE 's/^ *\{"([a-z0-9_]+)", ".*/\1/p' "$registry"; echo pixelcnn_prior; } | sort -u)
+mapfile -t kinds < <(sed -nE 's/^ *\{"([a-z0-9_]+)", ".*/\1/p' "$registry" | sort -u)
 [[ ${#kinds[@]} -gt 0 ]] || { echo "found no kind names in $registry"; exit 2; }
 names=$(IFS='|'; echo "${kinds[*]}")
 
@@ -26,7 +24,6 @@ allowed() {  # the registry and the kinds' own files
   case "$1" in
     core/models/model.h | core/models/model.cpp | core/models/model_file.h | core/models/model_file.cpp) return 1 ;;
     core/models/*) return 0 ;;
-    web/panels/train.js) return 0 ;;
   esac
   return 1
 }

@@ -66,7 +66,7 @@ expect_error "k-sparse k beyond the code" "exceeds the" train --model ksparse_ae
 expect_error "IW bound of an AE" "--iw needs a VAE" eval --model-file "$tmp/ok.safetensors" --iw 10
 expect_error "VQ-VAE sample without a prior" "--prior" sample --model-file "$repo/models/vqvae.safetensors" --out "$tmp/v.png"
 expect_error "prior on a non-VQ-VAE" "not a vqvae" train-prior --vqvae "$tmp/ok.safetensors"
-expect_error "unknown lr schedule" "lr-schedule" train-prior --vqvae "$repo/models/vqvae.safetensors" --lr-schedule step
+expect_error "unknown lr schedule" "is not one of constant, cosine" train-prior --vqvae "$repo/models/vqvae.safetensors" --lr-schedule step
 expect_error "prior classes below the labels" "--classes 5 but the data hold label" train-prior --vqvae "$repo/models/vqvae.safetensors" --classes 5
 expect_error "negative prior classes" "classes" train-prior --vqvae "$repo/models/vqvae.safetensors" --classes -1
 expect_error "export of a truncated file" "truncated" export --model-file "$tmp/truncated.safetensors" --out "$tmp/x.safetensors"
@@ -137,7 +137,7 @@ expect_error_bounded "config larger than its tensors" "has shape [1, 1] but the 
 safetensors "$tmp/huge_prior.safetensors" \
   '{"latentlab.model":"pixelcnn_prior","latentlab.config":"{\"K\":512,\"H\":7,\"W\":7,\"channels\":1024,\"layers\":64,\"kernel_a\":15,\"kernel_b\":15,\"stacks\":2}"}' \
   'input_conv.weight:[1]:1:00000000'
-expect_error_bounded "prior file whose config asks for gigabytes" "input_conv.weight' has the wrong shape for the prior" sample --model-file "$repo/models/vqvae.safetensors" --prior "$tmp/huge_prior.safetensors" --out "$tmp/p.png"
+expect_error_bounded "prior file whose config asks for gigabytes" "input_conv.weight' has shape [1] but the pixelcnn_prior model" sample --model-file "$repo/models/vqvae.safetensors" --prior "$tmp/huge_prior.safetensors" --out "$tmp/p.png"
 # A model within every check but beyond the memory there is: std::bad_alloc becomes one error line.
 if [[ $limit_kb != unlimited ]]; then
   expect_error_bounded "allocation failure" "out of memory" train --model vae --hidden 16384 --epochs 1 --limit 256 --quiet

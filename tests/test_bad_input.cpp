@@ -44,6 +44,9 @@ ModelConfig config_of(const std::string& kind, int input, int hidden, int latent
   c.input = input;
   c.hidden = hidden;
   c.latent = latent;
+  // A kind over grids of categories (the PixelCNN) takes its input size from its grid (H * W cells).
+  const ModelKind* k = find_model_kind(kind);
+  if (k && k->input_of) c.input = k->input_of(c);
   return c;
 }
 

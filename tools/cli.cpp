@@ -2,9 +2,11 @@
 // with messages that name the file, and the options several subcommands share.
 #include "tools/cli.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/io/file_io.h"
+#include "core/io/json.h"
 #include "core/io/safetensors.h"
 #include "core/models/model_file.h"
 #include "tools/data_paths.h"
@@ -62,13 +64,62 @@ Status load_model_file(const std::string& path, std::unique_ptr<Model>* out) {
   std::vector<uint8_t> bytes;
   Status s = read_file(path, &bytes);
   if (!s.ok()) return s;
-  SafetensorsFile file;
-  if (parse_safetensors(bytes.data(), bytes.size(), &file).ok()) {
-    if (is_prior_metadata(file.metadata))
-      return Status::error(path + " is a PixelCNN prior; pass it with --prior (latentlab sample "
-                           "--model-file VQVAE --prior " + path + "), or evaluate it with eval --vqvae VQVAE");
-  }
   return load_model(bytes.data(), bytes.size(), out).with_context(path + ": ");
+}
+
+std::string flag_of(const std::string& name) {
+  std::string flag = "--" + name;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+void add_train_setting_flags(CLI::App* cmd, std::map<std::string, double>* numbers,
+                             std::map<std::string, std::string>* choices, const TrainSettings& defaults) {
+  // Help, default and range come from the core's table; the values are checked there when the command runs.
+  for (const SettingSpec& spec : train_setting_specs()) {
+    const std::string key = spec.name;
+    const double def = defaults.get(key);
+    if (spec.type == SettingSpec::Type::kChoice) {
+      std::string names;
+      for (const std::string& c : spec.choices) names += (names.empty() ? "" : ",") + c;
+      cmd->add_option_function<std::string>(flag_of(key), [choices, key](const std::string& v) { (*choices)[key] = v; },
+                                            spec.help + " (default " + spec.choices[size_t(def)] + ")")
+          ->type_name("{" + names + "}");
+    } else {
+      cmd->add_option_function<double>(flag_of(key), [numbers, key](const double& v) { (*numbers)[key] = v; },
+                                       spec.help + " (default " + json_number(def) + ", range [" +
+                                           json_number(spec.lo) + ", " + json_number(spec.hi) + "])")
+          ->type_name(spec.type == SettingSpec::Type::kInt ? "INT" : "FLOAT");
+    }
+  }
+}
+
+Status train_settings_from_flags(const std::map<std::string, double>& numbers,
+                                 const std::map<std::string, std::string>& choices, const TrainSettings& defaults,
+                                 TrainSettings* out) {
+  TrainSettings t = defaults;
+  for (const auto& [name, value] : numbers) {
+    Status s = t.set(name, value);
+    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
+  }
+  for (const auto& [name, value] : choices) {
+    Status s = t.set(name, value);
+    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
+  }
+  if (t.epochs < 1) return Status::error("--epochs: the command line trains at least 1 epoch");
+  *out = t;
+  return Status();
+}
+
+std::string step_log_line(const Model& model, const LossTotals& batch, const StepMetrics& m) {
+  const std::vector<std::string> names = model.loss_terms();
+  std::string terms;
+  for (size_t t = 0; t < names.size(); t++)
+    terms += (t ? "," : "") + json_quote(names[t]) + ":" + json_number(batch.mean(t));
+  return "{\"step\":" + std::to_string(m.step) + ",\"epoch\":" + std::to_string(m.epoch) +
+         ",\"lr\":" + json_number(m.lr) + ",\"grad_norm\":" + json_number(m.grad_norm) +
+         ",\"clipped\":" + (m.clipped ? "true" : "false") + ",\"loss\":" + json_number(batch.loss()) +
+         ",\"terms\":{" + terms + "}}";
 }
 
 }  // namespace ll::cli

@@ -11,7 +11,8 @@
 
 #include "core/io/idx.h"
 #include "core/models/model.h"
-#include "core/models/pixelcnn.h"
+#include "core/train/settings.h"
+#include "core/train/trainer.h"
 #include "core/base/status.h"
 
 namespace ll::cli {
@@ -28,7 +29,7 @@ Action add_train_classifier(CLI::App& app);
 Action add_export(CLI::App& app);
 Action add_bench(CLI::App& app);  // cli_bench.cpp
 
-// The PixelCNN prior (cli_prior.cpp), reached from eval and sample.
+// Models over grids of categories (the PixelCNN prior, cli_prior.cpp), reached from eval and sample.
 struct PriorEvalOptions {
   std::string prior_file, vqvae, data = "mnist", judge;
   int samples = 1000;
@@ -38,10 +39,25 @@ struct PriorEvalOptions {
   uint64_t seed = 1;
   bool json = false;
 };
-bool is_prior_file(const std::string& path);
-int run_eval_prior(const PriorEvalOptions& o);
+// `prior` is the loaded model of o.prior_file (Model::categorical_input).
+int run_eval_prior(const PriorEvalOptions& o, std::unique_ptr<Model> prior);
 int run_sample_prior(const std::string& vqvae_file, const std::string& prior_file, bool uniform_codes, int count,
                      int cols, int scale, float temperature, uint64_t seed, const std::string& out);
+
+// The training settings' flags, one per row of the core's table (settings.h): --lr, --batch, ..., with
+// `defaults`' values in --help (train-prior's defaults differ from train's). The values given land in
+// *numbers and *choices (which must outlive parsing) and are checked by train_settings_from_flags.
+void add_train_setting_flags(CLI::App* cmd, std::map<std::string, double>* numbers,
+                             std::map<std::string, std::string>* choices, const TrainSettings& defaults);
+// `defaults` with the flags' values set; errors name the flag, then give the core's message (the same
+// the bindings and the page show).
+Status train_settings_from_flags(const std::map<std::string, double>& numbers,
+                                 const std::map<std::string, std::string>& choices, const TrainSettings& defaults,
+                                 TrainSettings* out);
+// "--name" with '_' -> '-'.
+std::string flag_of(const std::string& name);
+// One line of --log: step, epoch, lr, grad_norm, clipped, loss and each loss term (per example), as JSON.
+std::string step_log_line(const Model& model, const LossTotals& batch, const StepMetrics& m);
 
 // An output option checked before any long work: when the option was given (or has a default), its path
 // must be writable now (not empty, its directory takes a new file). An absent optional --out is fine.
@@ -57,9 +73,6 @@ inline int fail(const Status& s) { return fail(s.message()); }
 Status load_data(const std::string& data, const std::string& split, Dataset* out);
 // Reads and parses a .safetensors model file; errors are prefixed with the path.
 Status load_model_file(const std::string& path, std::unique_ptr<Model>* out);
-// Reads and parses a PixelCNN prior file; errors are prefixed with the path.
-Status load_prior_file(const std::string& path, std::unique_ptr<PixelCnnPrior>* out,
-                       std::map<std::string, std::string>* meta = nullptr);
 
 // Common option validators.
 extern const CLI::Validator kDataNames;

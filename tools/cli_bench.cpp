@@ -22,7 +22,6 @@
 #include <string>
 #include <vector>
 
-#include "core/models/pixelcnn.h"
 
 #include "core/kernels/kernels.h"
 #include "core/backends/xnnpack_infer.h"
@@ -41,15 +40,15 @@ struct BenchOptions {
 };
 
 // Median milliseconds to sample `count` whole grids cell by cell (5 runs).
-double prior_sampling_ms(PixelCnnPrior& prior, int count) {
+double prior_sampling_ms(Model& prior, int count) {
   prior.reserve(count);
-  std::vector<int32_t> codes(static_cast<size_t>(count) * prior.config().H * prior.config().W);
+  std::vector<float> codes(static_cast<size_t>(count) * prior.config().input);
   std::vector<int32_t> labels(static_cast<size_t>(count), 0);  // class 0 when the prior is conditional
   std::vector<double> ms;
   for (int run = 0; run < 5; run++) {
     Rng rng(static_cast<uint64_t>(run) + 1);
     const auto t0 = std::chrono::steady_clock::now();
-    prior.sample(codes.data(), count, 1.0f, rng, labels.data());
+    prior.sampler()->sample(codes.data(), count, 1.0f, rng, prior.conditioning() ? labels.data() : nullptr);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -83,8 +82,9 @@ int run_bench(const BenchOptions& o) {
       xnnpack ? faster_inference_backend(infer[0].images_per_s / infer[1].images_per_s) : InferenceBackend::kCore);
   double prior16_ms = -1.0, prior1_ms = -1.0;
   if (!o.prior.empty()) {
-    std::unique_ptr<PixelCnnPrior> prior;
-    if (!(s = load_prior_file(o.prior, &prior)).ok()) return fail(s);
+    std::unique_ptr<Model> prior;
+    if (!(s = load_model_file(o.prior, &prior)).ok()) return fail(s);
+    if (!prior->sampler()) return fail(o.prior + ": a '" + prior->config().kind + "' model has no sampler to time");
     prior16_ms = prior_sampling_ms(*prior, 16);
     prior1_ms = prior_sampling_ms(*prior, 1);
   }

@@ -29,7 +29,10 @@ struct EvalOptions {
 
 int run_eval(const EvalOptions& o) {
   set_num_threads(o.threads);
-  if (is_prior_file(o.model_file)) {
+  std::unique_ptr<Model> model;
+  Status s = load_model_file(o.model_file, &model);
+  if (!s.ok()) return fail(s);
+  if (model->categorical_input(nullptr)) {  // a prior over code grids: evaluated on a VQ-VAE's codes
     PriorEvalOptions p;
     p.prior_file = o.model_file;
     p.vqvae = o.vqvae;
@@ -41,11 +44,8 @@ int run_eval(const EvalOptions& o) {
     p.seed = o.seed;
     p.json = o.json;
     p.limit = o.limit;
-    return run_eval_prior(p);
+    return run_eval_prior(p, std::move(model));
   }
-  std::unique_ptr<Model> model;
-  Status s = load_model_file(o.model_file, &model);
-  if (!s.ok()) return fail(s);
   NoiseSpec noise;
   s = NoiseSpec::parse(o.corrupt, &noise);
   if (!s.ok()) return fail("--corrupt: " + s.message());

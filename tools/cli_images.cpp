@@ -100,6 +100,9 @@ int run_sample(const ImageOptions& o) {
     return run_sample_prior(o.model_file, o.prior, o.uniform_codes, o.count, o.cols, o.scale, o.temperature, o.seed,
                             o.out);
   }
+  if (model->categorical_input(nullptr))  // a prior over code grids: its samples are codes, decoded by a VQ-VAE
+    return fail(o.model_file + " is a PixelCNN prior; pass it with --prior (latentlab sample "
+                "--model-file VQVAE --prior " + o.model_file + "), or evaluate it with eval --vqvae VQVAE");
   if (!o.prior.empty() || o.uniform_codes) return fail("--prior and --uniform-codes apply to VQ-VAE model files");
   if (!model->has_gaussian_prior())
     return fail("a " + model->config().kind +

@@ -14,7 +14,6 @@
 #include "core/io/json.h"
 #include "core/kernels/kernels.h"
 #include "core/models/model_file.h"
-#include "core/models/pixelcnn.h"
 #include "core/train/checkpoint.h"
 #include "core/train/trainer.h"
 #include "tools/cli.h"
@@ -40,32 +39,9 @@ struct TrainOptions {
   std::map<std::string, double> hyper;
 };
 
-std::string flag_of(const std::string& name) {
-  std::string flag = "--" + name;
-  std::replace(flag.begin(), flag.end(), '_', '-');
-  return flag;
-}
-
 // " (default 0.001, range [1e-08, 10])" for --help, from the core's table.
 std::string range_help(double def, double lo, double hi) {
   return " (default " + json_number(def) + ", range [" + json_number(lo) + ", " + json_number(hi) + "])";
-}
-
-// The training settings from the table's defaults and the flags given; errors name the flag, then give
-// the core's message (the same the bindings and the page show).
-Status train_settings_of(const TrainOptions& o, TrainSettings* out) {
-  TrainSettings t;
-  for (const auto& [name, value] : o.train) {
-    Status s = t.set(name, value);
-    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
-  }
-  for (const auto& [name, value] : o.train_choices) {
-    Status s = t.set(name, value);
-    if (!s.ok()) return s.with_context(flag_of(name) + ": ");
-  }
-  if (t.epochs < 1) return Status::error("--epochs: the command line trains at least 1 epoch");
-  *out = t;
-  return Status();
 }
 
 using Clock = std::chrono::steady_clock;
@@ -260,7 +236,7 @@ int run_train(const TrainOptions& o) {
       return 0;
     }
   } else {
-    s = train_settings_of(o, &settings);
+    s = train_settings_from_flags(o.train, o.train_choices, TrainSettings(), &settings);
     if (!s.ok()) return fail(s);
   }
   // A resumed run writes back to its file unless --out says otherwise; runs that can be resumed again
@@ -299,6 +275,9 @@ int run_train(const TrainOptions& o) {
       (h.name == "hidden" ? config.hidden : config.latent) = static_cast<int>(v);
     }
     const ModelKind* kind = find_model_kind(o.model);
+    if (kind->input_of)  // a kind over grids of categories: its data are code grids, not images
+      return fail("model '" + o.model + "' takes grids of categories (a VQ-VAE's code grids), not images: train it "
+                  "with latentlab train-prior --vqvae VQVAE");
     for (const auto& [name, value] : o.hyper) {
       bool known = false;
       for (const HyperSpec& h : kind->hyper) known = known || h.name == name;
@@ -406,15 +385,7 @@ int run_train(const TrainOptions& o) {
         if (log) std::fclose(log);
         return fail(s);
       }
-      if (log) {
-        std::string terms;
-        for (size_t t = 0; t < term_names.size(); t++)
-          terms += (t ? "," : "") + json_quote(term_names[t]) + ":" + json_number(batch.mean(t));
-        std::fprintf(log, "{\"step\":%lld,\"epoch\":%d,\"lr\":%s,\"grad_norm\":%s,\"clipped\":%s,\"loss\":%s,\"terms\":{%s}}\n",
-                     static_cast<long long>(m.step), m.epoch, json_number(m.lr).c_str(),
-                     json_number(m.grad_norm).c_str(), m.clipped ? "true" : "false",
-                     json_number(batch.loss()).c_str(), terms.c_str());
-      }
+      if (log) std::fprintf(log, "%s\n", step_log_line(*model, batch, m).c_str());
       epoch_totals.add(batch);
       images_here += batch.count;
       bar.update(epoch, epochs, step, steps, epoch_totals.loss(), images_here / seconds_since(t0));
@@ -504,20 +475,7 @@ Action add_train(CLI::App& app) {
   o->data_option = cmd->add_option("--data", o->data, "Data set")->check(kDataNames)->capture_default_str();
   // One flag per training setting and architecture size, from the core's tables: help, default and
   // range come from there, and the values are checked there when the command runs.
-  for (const SettingSpec& spec : train_setting_specs()) {
-    const std::string key = spec.name;
-    if (spec.type == SettingSpec::Type::kChoice) {
-      std::string names;
-      for (const std::string& c : spec.choices) names += (names.empty() ? "" : ",") + c;
-      cmd->add_option_function<std::string>(flag_of(key), [o, key](const std::string& v) { o->train_choices[key] = v; },
-                                            spec.help + " (default " + spec.choices[size_t(spec.def)] + ")")
-          ->type_name("{" + names + "}");
-    } else {
-      cmd->add_option_function<double>(flag_of(key), [o, key](const double& v) { o->train[key] = v; },
-                                       spec.help + range_help(spec.def, spec.lo, spec.hi))
-          ->type_name(spec.type == SettingSpec::Type::kInt ? "INT" : "FLOAT");
-    }
-  }
+  add_train_setting_flags(cmd, &o->train, &o->train_choices, TrainSettings());
   for (const HyperSpec& h : model_size_specs()) {
     const std::string key = h.name;
     std::string unused;
@@ -550,6 +508,7 @@ Action add_train(CLI::App& app) {
   std::map<std::string, std::string> seen;
   for (const ModelKind& k : model_kinds())
     for (const HyperSpec& h : k.hyper) {
+      if (h.from_data) continue;  // set from the data (a grid kind's K, H, W), not a flag
       if (seen.count(h.name)) {
         seen[h.name] += ", " + k.name;
         continue;
@@ -589,21 +548,14 @@ int run_export(const ExportOptions& o) {
   std::vector<uint8_t> out;
   Status s = check_writable(o.out).with_context("--out: ");
   if (!s.ok()) return fail(s);
-  if (is_prior_file(o.model_file)) {  // the PixelCNN prior has its own files (and kernel shapes)
-    std::unique_ptr<PixelCnnPrior> prior;
-    if (!(s = load_prior_file(o.model_file, &prior, &meta)).ok()) return fail(s);
-    for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
-    out = save_prior(*prior, meta, dtype);
-  } else {
-    std::vector<uint8_t> bytes;
-    if (!(s = read_file(o.model_file, &bytes)).ok()) return fail(s);
-    std::unique_ptr<Model> model;
-    s = load_model(bytes.data(), bytes.size(), &model, &meta);
-    if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
-    // A resume file's state stays behind (save_model writes the model alone).
-    for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
-    out = save_model(*model, meta, dtype);
-  }
+  std::vector<uint8_t> bytes;
+  if (!(s = read_file(o.model_file, &bytes)).ok()) return fail(s);
+  std::unique_ptr<Model> model;
+  s = load_model(bytes.data(), bytes.size(), &model, &meta);
+  if (!s.ok()) return fail(s.with_context(o.model_file + ": "));
+  // A resume file's state stays behind (save_model writes the model alone).
+  for (const char* key : {"format", "latentlab.model", "latentlab.config"}) meta.erase(key);
+  out = save_model(*model, meta, dtype);
   s = write_file(o.out, out);
   if (!s.ok()) return fail(s);
   std::printf("wrote %s (%s, %zu bytes)\n", o.out.c_str(), o.dtype.c_str(), out.size());

@@ -49,6 +49,7 @@
 #include "core/base/rng.h"
 #include "core/io/safetensors.h"
 #include "core/base/status.h"
+#include "core/train/code_data.h"
 #include "core/train/trainer.h"
 #include "core/models/vqvae.h"
 
@@ -179,7 +180,9 @@ void trim(std::vector<T>* v) {
 // What the model can do (core/models/model.h, "capabilities"), for the page to ask instead of a kind's
 // name: {"codeVector": true, "decode": true, "gaussianPrior", "posterior", "codeGrids": null or
 // [{H, W, K, D}, ...] (one per level), "conditioning": null or {classes}, "likelihood", "sampler",
-// "sequence", "inferenceGraph", "classifier": null or {classes, arch}}.
+// "sequence", "inferenceGraph", "classifier": null or {classes, arch}, "categoricalInput": null or
+// {H, W, K} (a model over grids of categories, e.g. a PixelCNN prior over code grids: its inputs are code
+// indices, not pixels)}.
 std::string capabilities_json(const Model& m) {
   Model& mm = const_cast<Model&>(m);  // the queries are non-const; none changes the model
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
@@ -197,7 +200,11 @@ std::string capabilities_json(const Model& m) {
   const ClassProbabilities* cls = mm.classifier();
   const std::string classifier =
       cls ? "{\"classes\":" + std::to_string(cls->classes()) + ",\"arch\":" + json_quote(cls->arch()) + "}" : "null";
-  return "{\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
+  CodeLevel cells;
+  const std::string categorical = m.categorical_input(&cells)
+      ? "{\"H\":" + std::to_string(cells.H) + ",\"W\":" + std::to_string(cells.W) + ",\"K\":" + std::to_string(cells.K) + "}"
+      : std::string("null");
+  return "{\"categoricalInput\":" + categorical + ",\"codeVector\":true,\"decode\":true,\"gaussianPrior\":" + b(m.has_gaussian_prior()) +
          ",\"posterior\":" + b(has_posterior(m)) + ",\"codeGrids\":" + grids + ",\"conditioning\":" +
          (cond ? "{\"classes\":" + std::to_string(cond->classes()) + "}" : std::string("null")) +
          ",\"likelihood\":" + b(mm.likelihood() != nullptr) + ",\"sampler\":" + b(mm.sampler() != nullptr) +
@@ -493,8 +500,9 @@ class ModelCore {
     return ok_result(view_of(out_u8_));
   }
 
-  // Lists the model kinds with their hyperparameters, as JSON: [{name, description, hyper: [{name,
-  // default, min, max, integer, help}]}]. Static: the page builds its forms from it.
+  // Lists the model kinds with their hyperparameters, as JSON: [{name, description, data: "images" or
+  // "codes", sizes, hyper: [{name, default, min, max, integer, help, fromData}]}]. Static: the page builds
+  // its forms from it (fromData: set from the data, e.g. a code grid's K, H, W; not a form field).
   static std::string kinds() {
     std::string s = "[";
     for (const ModelKind& k : model_kinds()) {
@@ -503,12 +511,24 @@ class ModelCore {
         hs += (hs.empty() ? "" : ",") + std::string("{\"name\":") + json_quote(h.name) +
               ",\"default\":" + number_str(h.def) + ",\"min\":" + number_str(h.lo) +
               ",\"max\":" + number_str(h.hi) + ",\"integer\":" + (h.integer ? "true" : "false") +
-              ",\"help\":" + json_quote(h.help) + "}";
+              ",\"help\":" + json_quote(h.help) + ",\"fromData\":" + (h.from_data ? "true" : "false") + "}";
       std::string sizes;
       for (const HyperSpec& h : model_size_specs())
         if (h.name == "hidden" ? k.uses_hidden : k.uses_latent) sizes += (sizes.empty() ? "\"" : ",\"") + h.name + "\"";
+      // "data": "codes" for a kind over grids of categories (it trains on a code model's code grids,
+      // Model::categorical_input, asked of a shapes-only model of its defaults), else "images".
+      bool codes = false;
+      {
+        ShapesOnly shapes_only;
+        ModelConfig c;
+        c.kind = k.name;
+        if (k.input_of) c.input = k.input_of(c);
+        std::unique_ptr<Model> plan;
+        codes = create_model(c, &plan).ok() && plan->categorical_input(nullptr);
+      }
       s += (s.size() > 1 ? "," : "") + std::string("{\"name\":") + json_quote(k.name) +
-           ",\"description\":" + json_quote(k.description) + ",\"sizes\":[" + sizes + "],\"hyper\":[" + hs + "]}";
+           ",\"description\":" + json_quote(k.description) + ",\"data\":\"" + (codes ? "codes" : "images") +
+           "\",\"sizes\":[" + sizes + "],\"hyper\":[" + hs + "]}";
     }
     return s + "]";
   }
@@ -629,9 +649,25 @@ class TrainerCore {
   // format: "idx" (the two IDX files), "raw" (N * input pixel bytes and N label bytes) or "auto"
   // (IDX when the images start with the IDX image magic 00 00 08 03).
   val setup(const std::string& format, const std::string& settings_json) {
+    return setup_on(format, settings_json, nullptr, 0);
+  }
+  // The same for a model over grids of categories (a PixelCNN prior): the images are encoded by
+  // `code_model`'s first level of codes (the first `limit` of them, 0: all; core/train/code_data.h) and
+  // the model trains on those code grids with the images' labels.
+  val setupCodes(ModelCore& code_model, const std::string& format, const std::string& settings_json, int limit) {
+    if (!code_model.state()) return error_result("trainer: the code model was not created or loaded");
+    return setup_on(format, settings_json, code_model.state()->model.get(), limit);
+  }
+
+ private:
+  val setup_on(const std::string& format, const std::string& settings_json, Model* code_model, int limit) {
     if (!state_) return error_result("trainer: the model was not created or loaded");
     if (trainer_) return error_result("trainer: already set up");
     Model& m = *state_->model;
+    if (!code_model && m.categorical_input(nullptr))
+      return error_result("trainer: the " + m.config().kind + " model takes grids of categories (e.g. a VQ-VAE's code "
+                          "grids), not images: give the data a codeModel whose codes it trains on");
+    const int input = code_model ? code_model->config().input : m.config().input;
     TrainSettings settings;
     Status s = parse_settings(settings_json, &settings);
     if (!s.ok()) return error_result("training settings: " + s.message());
@@ -641,11 +677,17 @@ class TrainerCore {
     if (!s.ok()) return error_result("trainer: " + s.message());
     s = ensure_memory(reserve_bytes(m, settings.batch) +
                           uint64_t(settings.batch) * m.config().input * 2 * sizeof(float) + images_.size() +
-                          uint64_t(images_.size() / std::max(m.config().input, 1)) * sizeof(uint32_t),
+                          uint64_t(images_.size() / std::max(input, 1)) * sizeof(uint32_t),
                       "trainer");
     if (!s.ok()) return error_result(s.message());
-    s = make_data(format, m.config().input);
+    s = make_data(format, input);
     if (!s.ok()) return error_result("training data: " + s.message());
+    if (code_model) {
+      Dataset codes;
+      s = encode_code_grids(*code_model, data_, &codes, 0, limit);
+      if (!s.ok()) return error_result("training data: " + s.message());
+      data_ = std::move(codes);
+    }
     trainer_ = std::make_unique<Trainer>();
     s = trainer_->setup(&m, &data_, settings);
     if (!s.ok()) {
@@ -655,6 +697,8 @@ class TrainerCore {
     settings_ = settings;
     return ok_result(val(true));
   }
+
+ public:
 
   // Runs n optimisation steps. value: {steps: [{step, epoch, loss, terms: {name: value}, mse}], and
   // progress (see progress())}. Values are per image (batch means). On an error (divergence) the
@@ -829,7 +873,7 @@ class PriorCore {
   // {"K", "H", "W", "channels", "layers", "stacks", "classes", "metadata": {...}} as JSON.
   val info() const {
     if (!prior_) return not_loaded("info");
-    const PixelCnnConfig& c = prior_->config();
+    const PixelCnnConfig& c = prior_->grid_config();
     std::string meta;
     for (const auto& [k, v] : metadata_) meta += (meta.empty() ? "" : ",") + json_quote(k) + ":" + json_quote(v);
     return ok_result(val("{\"K\":" + std::to_string(c.K) + ",\"H\":" + std::to_string(c.H) +
@@ -890,13 +934,13 @@ class PriorCore {
   static val not_loaded(const char* what) {
     return error_result(std::string(what) + ": the prior was not loaded");
   }
-  int cells() const { return prior_->config().H * prior_->config().W; }
+  int cells() const { return prior_->grid_config().H * prior_->grid_config().W; }
   // Grows the activations to B grids, after checking memory for them (an upper bound of what
   // PixelCnnPrior::reserve allocates: per grid cell, 8 feature maps per layer and stack, the logits,
   // and the convolutions' patch workspace).
   Status reserve(int B) {
     if (B <= prior_->max_batch()) return Status();
-    const PixelCnnConfig& c = prior_->config();
+    const PixelCnnConfig& c = prior_->grid_config();
     const uint64_t kmax = static_cast<uint64_t>(std::max(c.kernel_a, c.kernel_b));
     const uint64_t per_cell = uint64_t(c.channels) * (8 * (uint64_t(c.layers) + 1) + 6) + 4 * uint64_t(c.K) +
                               uint64_t(std::max(c.K, c.channels)) * kmax * kmax;
@@ -920,7 +964,7 @@ class PriorCore {
   const int32_t* labels() const { return labels_.empty() ? nullptr : labels_.data(); }
   // A class-conditional prior needs one label in [0, classes) per grid; an unconditional one none.
   Status check_labels(const char* what, int B) const {
-    const int classes = prior_->config().classes;
+    const int classes = prior_->grid_config().classes;
     if (classes == 0) {
       if (!labels_.empty())
         return Status::error(std::string(what) + ": this prior is unconditional; it takes no class labels");
@@ -942,7 +986,7 @@ class PriorCore {
     if (n == 0 || n % G != 0 || n / G > 4096)
       return Status::error(std::string(what) + ": codes has " + std::to_string(n) +
                            " values; expected 1 to 4096 grids of " + std::to_string(G));
-    const int K = prior_->config().K;
+    const int K = prior_->grid_config().K;
     for (size_t i = 0; i < n; i++)
       if (in_i32_[i] < 0 || in_i32_[i] >= K)
         return Status::error(std::string(what) + ": code " + std::to_string(in_i32_[i]) + " at index " +
@@ -1195,6 +1239,7 @@ EMSCRIPTEN_BINDINGS(latentlab) {
       .function("bufferImages", &TrainerCore::bufferImages)
       .function("bufferLabels", &TrainerCore::bufferLabels)
       .function("setup", &TrainerCore::setup)
+      .function("setupCodes", &TrainerCore::setupCodes)
       .function("step", &TrainerCore::step)
       .function("progress", &TrainerCore::progress);
   class_<ll::PriorCore>("PriorCore")

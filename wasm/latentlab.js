@@ -191,7 +191,9 @@ function makeApi(core) {
   class Trainer {
     // model: a Model (kept alive by the trainer); data: {images, labels, format = 'auto'}: the IDX
     // files' bytes, or raw pixel bytes (N*input) and labels (N) with format 'raw' ('auto' tells them
-    // apart by the IDX magic); settings: {lr, batch, epochs, seed, schedule, warmup, clip, reduction},
+    // apart by the IDX magic); with codeModel (a Model with code grids, e.g. a VQ-VAE) and limit, a
+    // model over grids of categories (a PixelCNN prior) trains on codeModel's code grids of the first
+    // `limit` images (0: all) with their labels; settings: {lr, batch, epochs, seed, schedule, warmup, clip, reduction},
     // each absent one at the core's default (lab.settings().train lists them with their ranges).
     constructor(model, data, settings = {}) {
       if (!(model instanceof Model)) throw new TypeError('Trainer: expected a Model');
@@ -202,7 +204,12 @@ function makeApi(core) {
       try {
         fill(handle.bufferImages(images.length), images, 'Trainer');
         fill(handle.bufferLabels(labels.length), labels, 'Trainer');
-        unwrap(handle.setup(data.format ?? 'auto', JSON.stringify(settings)));
+        if (data.codeModel) {  // a model over code grids: trains on codeModel's codes of the images
+          unwrap(handle.setupCodes(live(data.codeModel, 'Trainer codeModel'), data.format ?? 'auto',
+                                   JSON.stringify(settings), data.limit ?? 0));
+        } else {
+          unwrap(handle.setup(data.format ?? 'auto', JSON.stringify(settings)));
+        }
       } catch (e) {
         handle.delete();
         throw e;

@@ -168,6 +168,10 @@ void Dataset::to_float(const uint32_t* idx, int first, int n, float* out) const 
     assert(k < static_cast<size_t>(images.count));
     const uint8_t* src = images.pixels.data() + k * P;
     float* dst = out + static_cast<size_t>(i) * P;
+    if (categorical) {
+      for (size_t p = 0; p < P; p++) dst[p] = src[p];
+      continue;
+    }
     for (size_t p = 0; p < P; p++) dst[p] = src[p] / 255.0f;
   }
 }

@@ -32,9 +32,12 @@ Status parse_idx_labels(const uint8_t* bytes, size_t size, LabelSet* out);
 struct Dataset {
   ImageSet images;
   LabelSet labels;
+  // Categorical data: each byte is a category index (a code grid's cell, 0..255), not an intensity;
+  // to_float then gives the indices themselves (the PixelCNN's inputs, Model::categorical_input).
+  bool categorical = false;
   int size() const { return images.count; }
   // Convert images [first, first+n) given by index list (or contiguous if idx is null) to float
-  // in [0, 1]: out[n, rows*cols].
+  // in [0, 1] (categorical: the byte values): out[n, rows*cols].
   void to_float(const uint32_t* idx, int first, int n, float* out) const;
 };
 Status make_dataset(ImageSet images, LabelSet labels, Dataset* out);

@@ -60,18 +60,19 @@ std::string ModelConfig::to_json() const {
   return s + "}";
 }
 
-Status ModelConfig::from_json(const std::string& json, ModelConfig* out) {
+Status ModelConfig::from_json(const std::string& json, ModelConfig* out, const std::string& kind_if_absent) {
   JsonValue v;
   Status s = parse_json(json.data(), json.size(), &v);
   if (!s.ok()) return s.with_context("model config: ");
   if (v.type != JsonValue::Type::kObject) return Status::error("model config: expected a JSON object");
   const JsonValue* kind = v.get("kind");
-  if (!kind || kind->type != JsonValue::Type::kString)
+  if ((!kind && kind_if_absent.empty()) || (kind && kind->type != JsonValue::Type::kString))
     return Status::error("model config: 'kind' must be present and a string");
-  const ModelKind* k = find_model_kind(kind->string);
-  if (!k) return Status::error("model config: unknown model kind '" + kind->string + "'");
+  const std::string kind_name = kind ? kind->string : kind_if_absent;
+  const ModelKind* k = find_model_kind(kind_name);
+  if (!k) return Status::error("model config: unknown model kind '" + kind_name + "'");
   ModelConfig c;
-  c.kind = kind->string;
+  c.kind = kind_name;
   for (const auto& [key, val] : v.object) {
     if (key == "kind") continue;
     if (val.type != JsonValue::Type::kNumber)
@@ -88,6 +89,7 @@ Status ModelConfig::from_json(const std::string& json, ModelConfig* out) {
       return Status::error("model config: unknown key '" + key + "' for model kind '" + c.kind + "'");
     }
   }
+  if (k->input_of && !v.get("input")) c.input = k->input_of(c);
   Status valid = c.validate();
   if (!valid.ok()) return valid.with_context("model config: ");
   *out = c;
@@ -116,6 +118,9 @@ Status ModelConfig::validate() const {
     if (h->integer && value != std::floor(value))
       return Status::error("'" + name + "' = " + number_str(value) + " must be an integer");
   }
+  if (k->input_of && input != k->input_of(*this))
+    return Status::error("model '" + kind + "' has input " + std::to_string(input) + " but its hyperparameters give " +
+                         std::to_string(k->input_of(*this)));
   if (k->check) return k->check(*this);
   return Status();
 }

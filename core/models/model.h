@@ -25,6 +25,9 @@ struct HyperSpec {
   double def = 0.0, lo = 0.0, hi = 0.0;
   bool integer = false;
   std::string help;
+  // Set from the data, not by the user: a grid kind's K, H and W (the code model's grid). train-prior and
+  // the page's form fill these from the data instead of offering them.
+  bool from_data = false;
 };
 
 // Architecture and regulariser settings; saved in the model file's metadata as flat JSON
@@ -40,7 +43,8 @@ struct ModelConfig {
   double get(const std::string& name) const;
   std::string to_json() const;
   // Reads the keys it knows; an unknown key, or a hyperparameter of another kind, is an error.
-  static Status from_json(const std::string& json, ModelConfig* out);
+  // kind_if_absent: the kind when the JSON has no "kind" (a file whose "latentlab.model" names it).
+  static Status from_json(const std::string& json, ModelConfig* out, const std::string& kind_if_absent = "");
   Status validate() const;  // kind known, sizes sane, every hyperparameter in range
 };
 
@@ -256,6 +260,22 @@ class Model {
   // *out when out is not null (pointers into the model's weights, valid while it lives and is unchanged).
   // Valid on a shapes-only model with out == null (the answer depends on the kind and config only).
   virtual bool inference_graph(InferenceGraph* out) const { return false; }
+  // Whether the model's inputs are grids of category indices rather than pixel intensities: each example
+  // is grid->H x grid->W cells (config.input = H * W floats), each an integer in [0, grid->K) (grid->D
+  // unused). Its data sets are categorical (Dataset::categorical: the bytes are the indices). The
+  // PixelCNN over VQ codes (K codes on the code grid) or over binarised pixels (K = 2) has it.
+  virtual bool categorical_input(CodeLevel* grid) const { return false; }
+
+  // ---- file layout (defaults: every tensor stored as in memory) ----
+  // The shape of parameter slot `slot` in model files when the kind stores it differently (the PixelCNN
+  // keeps only the taps a masked kernel's mask allows); loading accepts this shape or the memory's.
+  // Valid on a shapes-only model.
+  virtual std::vector<int64_t> file_shape(int slot) const { return params_.slots()[static_cast<size_t>(slot)].shape; }
+  // Converts slot `slot` between the memory layout and file_shape (called only where they differ).
+  virtual void to_file_layout(int slot, const float* mem, float* file) const {}
+  virtual void from_file_layout(int slot, const float* file, float* mem) const {}
+  // After a file's weights were read (e.g. re-zero masked taps).
+  virtual void after_load() {}
 
   // ---- training hooks (the Trainer calls these; defaults do nothing) ----
   // Corrupt a training input in place (denoising autoencoders); the loss target stays clean.
@@ -309,6 +329,9 @@ struct ModelKind {
   // Which of the architecture sizes (model_size_specs) the kind reads; the page's form and the CLI's
   // help show only those.
   bool uses_hidden = true, uses_latent = true;
+  // Kinds whose input size follows from their hyperparameters (a grid kind: H * W cells); null for the
+  // image kinds. ModelConfig::from_json fills a missing "input" from it, and validation requires it.
+  int (*input_of)(const ModelConfig& config) = nullptr;
 };
 const std::vector<ModelKind>& model_kinds();
 // The architecture sizes every kind may have (hidden, latent): defaults, ranges and help, in one place

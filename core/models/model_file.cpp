@@ -34,8 +34,22 @@ Status infer_config(const SafetensorsFile& f, ModelConfig* c) {
 std::vector<uint8_t> save_model(const Model& model, const std::map<std::string, std::string>& extra,
                                 DType dtype) {
   std::vector<TensorToWrite> tensors;
-  for (const TensorSlot& slot : model.params().slots())
-    tensors.push_back({slot.name, slot.shape, model.params().params.data() + slot.offset});
+  std::vector<std::vector<float>> packed;  // tensors whose file layout differs from memory (file_shape)
+  packed.reserve(model.params().slots().size());
+  for (size_t id = 0; id < model.params().slots().size(); id++) {
+    const TensorSlot& slot = model.params().slots()[id];
+    const float* w = model.params().params.data() + slot.offset;
+    const std::vector<int64_t> shape = model.file_shape(static_cast<int>(id));
+    if (shape == slot.shape) {
+      tensors.push_back({slot.name, slot.shape, w});
+      continue;
+    }
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    std::vector<float>& out = packed.emplace_back(n);
+    model.to_file_layout(static_cast<int>(id), w, out.data());
+    tensors.push_back({slot.name, shape, out.data()});
+  }
   std::map<std::string, std::string> metadata = extra;
   // The model alone: a resume file's position (metadata passed on from a loaded resume file, e.g. by
   // export or the page's download) would describe state this file does not hold.
@@ -55,7 +69,10 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
   ModelConfig config;
   auto it = file.metadata.find("latentlab.config");
   if (it != file.metadata.end()) {
-    s = ModelConfig::from_json(it->second, &config);
+    // A file whose config has no "kind" (the PixelCNN prior's files from before it was a registry kind)
+    // takes it from "latentlab.model".
+    auto named = file.metadata.find("latentlab.model");
+    s = ModelConfig::from_json(it->second, &config, named == file.metadata.end() ? "" : named->second);
     if (!s.ok()) return s.with_context("metadata 'latentlab.config': ");
     // What older files of the kind left out (the kind's registry entry knows).
     const ModelKind* k = find_model_kind(config.kind);
@@ -79,16 +96,21 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
   }
   if (!s.ok()) return s;
   // Every tensor of the model must be present with the right shape; nothing else may be.
+  // A tensor may be stored in the kind's file layout (Model::file_shape) or as in memory.
   const ParamArena& layout = plan->params();
-  for (const TensorSlot& slot : layout.slots()) {
+  std::vector<bool> in_file_layout(layout.slots().size(), false);
+  for (size_t id = 0; id < layout.slots().size(); id++) {
+    const TensorSlot& slot = layout.slots()[id];
+    const std::vector<int64_t> file_shape = plan->file_shape(static_cast<int>(id));
     const SafetensorsTensor* t = file.find(slot.name);
     if (!t)
-      return Status::error("missing tensor '" + slot.name + "' (shape " + shape_str(slot.shape) +
+      return Status::error("missing tensor '" + slot.name + "' (shape " + shape_str(file_shape) +
                            ") required by the " + config.kind + " model");
-    if (t->shape != slot.shape)
+    in_file_layout[id] = file_shape != slot.shape && t->shape == file_shape;
+    if (t->shape != slot.shape && !in_file_layout[id])
       return Status::error("tensor '" + slot.name + "' has shape " + shape_str(t->shape) +
                            " but the " + config.kind + " model " + config.to_json() + " needs " +
-                           shape_str(slot.shape));
+                           shape_str(file_shape));
   }
   // A resume file's training state is not the model's: skipped here (core/train/checkpoint.h reads it).
   const bool resume_file = file.metadata.count(kResumeMetadataKey) > 0;
@@ -108,14 +130,26 @@ Status load_model(const uint8_t* bytes, size_t size, std::unique_ptr<Model>* out
   s = create_model(config, &model);  // also checks the memory budget
   if (!s.ok()) return s;
   ParamArena& arena = model->params();
-  for (const TensorSlot& slot : arena.slots()) {
-    s = file.read_f32(*file.find(slot.name), arena.params.data() + slot.offset, slot.size);
+  std::vector<float> stored;
+  for (size_t id = 0; id < arena.slots().size(); id++) {
+    const TensorSlot& slot = arena.slots()[id];
+    const SafetensorsTensor* t = file.find(slot.name);
+    if (in_file_layout[id]) {
+      size_t n = 1;
+      for (int64_t d : t->shape) n *= static_cast<size_t>(d);
+      stored.resize(n);
+      s = file.read_f32(*t, stored.data(), n);
+      if (s.ok()) model->from_file_layout(static_cast<int>(id), stored.data(), arena.params.data() + slot.offset);
+    } else {
+      s = file.read_f32(*t, arena.params.data() + slot.offset, slot.size);
+    }
     if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
     for (size_t i = 0; i < slot.size; i++)
       if (!std::isfinite(arena.params[slot.offset + i]))
         return Status::error("tensor '" + slot.name + "' holds a non-finite value at element " +
                              std::to_string(i));
   }
+  model->after_load();
   if (metadata) *metadata = file.metadata;
   *out = std::move(model);
   return Status();

@@ -11,6 +11,7 @@
 #include "core/models/conv_vae.h"
 #include "core/models/mlp_ae.h"
 #include "core/models/mlp_vae.h"
+#include "core/models/pixelcnn.h"
 #include "core/models/model.h"
 #include "core/models/tdvae.h"
 #include "core/models/vqvae.h"
@@ -134,6 +135,9 @@ std::vector<ModelKind>& registry() {
       {"classifier", "Digit classifier, the judge of generated digits: conv (Conv 1->C->2C, k5 s2, Linear) or mlp (--arch 1: Linear(input, hidden) ReLU Linear), softmax cross-entropy with the label, plus outlier exposure: jigsaw non-digits trained towards the uniform distribution (needs labels; train with --reduction mean, as train-classifier does; --latent unused)",
        classifier_hyper(), make<DigitClassifier>, classifier_infer, classifier_check, /*old_file_defaults=*/nullptr,
        /*uses_hidden=*/true, /*uses_latent=*/false},
+      {"pixelcnn_prior", "PixelCNN over grids of categorical cells (van den Oord et al. 2016): the prior over a VQ-VAE's code grids, trained by train-prior; exact NLL per grid, ancestral sampling, optional class label (--hidden, --latent unused)",
+       pixelcnn_hyper(), make<PixelCnnPrior>, /*infer=*/nullptr, pixelcnn_check, /*old_file_defaults=*/nullptr,
+       /*uses_hidden=*/false, /*uses_latent=*/false, pixelcnn_input},
   };
   return kinds;
 }

@@ -9,6 +9,7 @@
 #include "core/io/json.h"
 #include "core/nn/layers.h"
 #include "core/io/safetensors.h"
+#include "core/models/model_file.h"
 
 namespace ll {
 
@@ -51,6 +52,43 @@ Status PixelCnnConfig::validate() const {
   if (classes < 0 || classes > 1024) return Status::error("classes must be in [0, 1024] (0: unconditional)");
   if (stacks == 2 && kernel_b < 3) return Status::error("two stacks need kernel_b >= 3 (the vertical stack grows by kernel_b/2 rows per layer)");
   return Status();
+}
+
+ModelConfig PixelCnnConfig::to_model_config() const {
+  ModelConfig m;
+  m.kind = "pixelcnn_prior";
+  m.input = H * W;
+  m.hyper = {{"K", K}, {"H", H}, {"W", W}, {"channels", channels}, {"layers", layers}, {"kernel_a", kernel_a},
+             {"kernel_b", kernel_b}, {"stacks", stacks}, {"classes", classes}};
+  return m;
+}
+
+PixelCnnConfig PixelCnnConfig::of(const ModelConfig& m) {
+  PixelCnnConfig c;
+  auto get = [&](const char* name) { return static_cast<int>(m.get(name)); };
+  c.K = get("K"), c.H = get("H"), c.W = get("W"), c.channels = get("channels"), c.layers = get("layers");
+  c.kernel_a = get("kernel_a"), c.kernel_b = get("kernel_b"), c.stacks = get("stacks"), c.classes = get("classes");
+  return c;
+}
+
+std::vector<HyperSpec> pixelcnn_hyper() {
+  // Defaults: train-prior's (two stacks, 64 channels, 5 residual layers, kernels 5 and 3, unconditional);
+  // K, H and W come from the data (the VQ-VAE's codebook and code grid; 2 and 28x28 for binarised pixels).
+  return {{"K", 64, 2, 4096, true, "PixelCNN: categories per cell (a VQ-VAE's codebook size; 2 for binary pixels)", true},
+          {"H", 7, 1, 4096, true, "PixelCNN: grid rows (at most 4096 cells)", true},
+          {"W", 7, 1, 4096, true, "PixelCNN: grid columns", true},
+          {"channels", 64, 1, 1024, true, "PixelCNN: feature channels"},
+          {"layers", 5, 0, 64, true, "PixelCNN: residual masked layers (type B)"},
+          {"kernel_a", 5, 3, 15, true, "PixelCNN: kernel of the first (type A) masked convolution, odd"},
+          {"kernel_b", 3, 1, 15, true, "PixelCNN: kernel of the residual (type B) masked convolutions, odd"},
+          {"stacks", 2, 1, 2, true, "PixelCNN: 1 = one masked stack (blind spot above-right); 2 = vertical + horizontal stacks (none)"},
+          {"classes", 0, 0, 1024, true, "PixelCNN: conditioned on a class label in [0, classes), trained on the data's labels (0: unconditional)"}};
+}
+
+Status pixelcnn_check(const ModelConfig& config) { return PixelCnnConfig::of(config).validate(); }
+
+int pixelcnn_input(const ModelConfig& config) {
+  return static_cast<int>(config.get("H")) * static_cast<int>(config.get("W"));
 }
 
 namespace {
@@ -98,7 +136,8 @@ void mask_weights(float* w, int OC, int C, const std::vector<float>& mask) {
 }
 }  // namespace
 
-PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
+PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : pc_(c) {
+  config_ = c.to_model_config();
   in_conv_.add_to(params_, "input_conv", c.K, c.channels, c.kernel_a, 1, c.kernel_a / 2);
   res_.resize(static_cast<size_t>(c.layers));
   for (int i = 0; i < c.layers; i++)
@@ -150,24 +189,102 @@ PixelCnnPrior::PixelCnnPrior(const PixelCnnConfig& c) : config_(c) {
 void PixelCnnPrior::reserve(int max_batch) {
   if (max_batch <= max_batch_) return;
   max_batch_ = max_batch;
-  const size_t HW = static_cast<size_t>(config_.H) * config_.W, B = max_batch;
-  const size_t BCHW = B * config_.channels * HW, BKHW = B * config_.K * HW;
+  const size_t HW = static_cast<size_t>(pc_.H) * pc_.W, B = max_batch;
+  const size_t BCHW = B * pc_.channels * HW, BKHW = B * pc_.K * HW;
   onehot_.assign(BKHW, 0.0f);
-  const size_t L = static_cast<size_t>(config_.layers) + 1;
+  const size_t L = static_cast<size_t>(pc_.layers) + 1;
   for (auto* v : {&h_, &pre_, &dh_, &dpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
-  if (config_.stacks == 2) {
+  if (pc_.stacks == 2) {
     for (auto* v : {&v_, &vpre_, &dv_, &dvpre_}) v->assign(L, std::vector<float>(BCHW, 0.0f));
     link_.assign(BCHW, 0.0f);
   }
   for (auto* v : {&o_pre_, &o_, &do_pre_, &do_}) v->assign(BCHW, 0.0f);
   for (auto* v : {&logits_, &probs_, &dlogits_}) v->assign(BKHW, 0.0f);
   nll_.assign(B, 0.0f);
+  input_codes_.assign(B * HW, 0);
+  sample_codes_.assign(B * HW, 0);
+  argmax_.assign(B * HW, 0.0f);
   size_t ws = 0;
-  for (const ConvRef& l : convs_) ws = std::max(ws, conv2d_workspace_floats(l.conv->shape(max_batch, config_.H, config_.W)));
+  for (const ConvRef& l : convs_) ws = std::max(ws, conv2d_workspace_floats(l.conv->shape(max_batch, pc_.H, pc_.W)));
   workspace_.assign(ws, 0.0f);
   for (Conv2d* c : {&in_conv_, &out0_, &out2_, &in_vconv_, &in_v2h_}) c->workspace = workspace_.data();
   for (auto* layers : {&res_, &vres_, &v2h_})
     for (Conv2d& c : *layers) c.workspace = workspace_.data();
+}
+
+uint64_t PixelCnnPrior::activation_floats(int B) const {
+  // What reserve(B) allocates, per grid cell: the one-hot input, 4 maps per level of each stack (and
+  // the link), the head's 4, logits, probabilities and their gradient, the indices; per grid the NLL;
+  // and the largest convolution's workspace, as reserve sizes it.
+  const uint64_t C = uint64_t(pc_.channels), L = uint64_t(pc_.layers) + 1, K = uint64_t(pc_.K);
+  const uint64_t per_cell = K + C * (8 * L + 6) + 3 * K + 3;
+  uint64_t ws = 0;
+  for (const ConvRef& l : convs_)
+    ws = std::max<uint64_t>(ws, conv2d_workspace_floats(l.conv->shape(B, pc_.H, pc_.W)));
+  return uint64_t(B) * (uint64_t(pc_.H) * pc_.W * per_cell + 1) + ws + 16;
+}
+
+bool PixelCnnPrior::categorical_input(CodeLevel* grid) const {
+  if (grid) *grid = CodeLevel{pc_.H, pc_.W, pc_.K, 0};
+  return true;
+}
+
+void PixelCnnPrior::forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) {
+  assert(B <= max_batch_);
+  const size_t n = static_cast<size_t>(B) * pc_.H * pc_.W;
+  for (size_t i = 0; i < n; i++) {
+    assert(input[i] >= 0.0f && input[i] < pc_.K && input[i] == std::floor(input[i]));
+    input_codes_[i] = static_cast<int32_t>(input[i]);
+  }
+  forward(input_codes_.data(), B, batch_labels_);
+  // reconstruction(): each cell's most likely code given the true earlier cells.
+  const int K = pc_.K, HW = pc_.H * pc_.W;
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < HW; c++) {
+      const float* l = logits_.data() + static_cast<size_t>(b) * K * HW + c;
+      int best = 0;
+      for (int k = 1; k < K; k++)
+        if (l[k * HW] > l[best * HW]) best = k;
+      argmax_[static_cast<size_t>(b) * HW + c] = static_cast<float>(best);
+    }
+}
+
+void PixelCnnPrior::sample(float* out, int count, float temperature, Rng& rng, const int32_t* labels) {
+  assert(count <= max_batch_);
+  sample(sample_codes_.data(), count, temperature, rng, labels);
+  const size_t n = static_cast<size_t>(count) * pc_.H * pc_.W;
+  for (size_t i = 0; i < n; i++) out[i] = static_cast<float>(sample_codes_[i]);
+}
+
+std::vector<int64_t> PixelCnnPrior::file_shape(int slot) const {
+  const TensorSlot& t = params_.slots()[static_cast<size_t>(slot)];
+  const std::vector<float>* mask = mask_of(slot);
+  if (!mask) return t.shape;
+  const MaskBox box = mask_box(*mask);
+  return {t.shape[0], t.shape[1], box.rows(), box.cols()};
+}
+
+void PixelCnnPrior::to_file_layout(int slot, const float* w, float* out) const {
+  const TensorSlot& t = params_.slots()[static_cast<size_t>(slot)];
+  const MaskBox box = mask_box(*mask_of(slot));
+  const int k = static_cast<int>(t.shape[3]);
+  const size_t planes = static_cast<size_t>(t.shape[0] * t.shape[1]);
+  for (size_t p = 0; p < planes; p++)
+    for (int r = 0; r < box.rows(); r++)
+      for (int c = 0; c < box.cols(); c++)
+        out[(p * box.rows() + r) * box.cols() + c] = w[p * k * k + (box.r0 + r) * k + box.c0 + c];
+}
+
+void PixelCnnPrior::from_file_layout(int slot, const float* kernel, float* w) const {
+  const TensorSlot& t = params_.slots()[static_cast<size_t>(slot)];
+  const MaskBox box = mask_box(*mask_of(slot));
+  const int k = static_cast<int>(t.shape[3]);
+  const size_t planes = static_cast<size_t>(t.shape[0] * t.shape[1]);
+  std::fill_n(w, t.size, 0.0f);
+  for (size_t p = 0; p < planes; p++)
+    for (int r = 0; r < box.rows(); r++)
+      for (int c = 0; c < box.cols(); c++)
+        w[p * k * k + (box.r0 + r) * k + box.c0 + c] = kernel[(p * box.rows() + r) * box.cols() + c];
 }
 
 void PixelCnnPrior::init(Rng& rng) {
@@ -181,7 +298,7 @@ void PixelCnnPrior::init(Rng& rng) {
 
 void PixelCnnPrior::add_class_bias(float* pre, int embedding, int B, int HW) const {
   if (embedding < 0) return;
-  const int C = config_.channels;
+  const int C = pc_.channels;
   const float* E = params_.param(embedding);
   for (int b = 0; b < B; b++) {
     const float* e = E + static_cast<size_t>(labels_[b]) * C;
@@ -193,7 +310,7 @@ void PixelCnnPrior::add_class_bias(float* pre, int embedding, int B, int HW) con
 
 void PixelCnnPrior::class_bias_backward(const float* dpre, int embedding, int B, int HW) {
   if (embedding < 0) return;
-  const int C = config_.channels;
+  const int C = pc_.channels;
   float* dE = params_.grad(embedding);
   for (int b = 0; b < B; b++) {
     float* de = dE + static_cast<size_t>(labels_[b]) * C;
@@ -218,22 +335,22 @@ void PixelCnnPrior::apply_masks() {
 }
 
 void PixelCnnPrior::forward(const int32_t* codes, int B, const int32_t* labels) {
-  forward_rows(codes, labels, B, config_.H);
+  forward_rows(codes, labels, B, pc_.H);
 }
 
 void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, int B, int rows) {
-  assert(B <= max_batch_ && rows >= 1 && rows <= config_.H);
+  assert(B <= max_batch_ && rows >= 1 && rows <= pc_.H);
   B_ = B;
   codes_ = codes;
-  labels_ = config_.classes > 0 ? labels : nullptr;
-  assert(config_.classes == 0 || labels);
+  labels_ = pc_.classes > 0 ? labels : nullptr;
+  assert(pc_.classes == 0 || labels);
 #ifndef NDEBUG
-  for (int b = 0; labels_ && b < B; b++) assert(labels_[b] >= 0 && labels_[b] < config_.classes);
+  for (int b = 0; labels_ && b < B; b++) assert(labels_[b] >= 0 && labels_[b] < pc_.classes);
 #endif
   // Every mask is causal in the rows (no tap reads a later row), so the first `rows` rows of the grid
   // alone give the same activations there as the whole grid: the convolutions run on a rows x W grid.
-  const int K = config_.K, H = rows, W = config_.W, HW = H * W, full_HW = config_.H * W;
-  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  const int K = pc_.K, H = rows, W = pc_.W, HW = H * W, full_HW = pc_.H * W;
+  const size_t BCHW = static_cast<size_t>(B) * pc_.channels * HW;
   // One-hot input [B, K, HW].
   std::fill(onehot_.begin(), onehot_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
   for (int b = 0; b < B; b++)
@@ -242,7 +359,7 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
       assert(k >= 0 && k < K);
       onehot_[(static_cast<size_t>(b) * K + k) * HW + n] = 1.0f;
     }
-  const bool two = config_.stacks == 2;
+  const bool two = pc_.stacks == 2;
   auto conv = [&](float* out, const float* in, const Conv2d& l) { l.forward(params_, out, in, B, H, W); };
   // Adds Conv1x1(v) to the h pre-activation (two stacks).
   auto add_link = [&](float* hpre, const float* v, const Conv2d& l) {
@@ -281,15 +398,15 @@ void PixelCnnPrior::forward_rows(const int32_t* codes, const int32_t* labels, in
   relu_forward(o_.data(), o_pre_.data(), BCHW);
   out2_.forward(params_, logits_.data(), o_.data(), B, H, W);
   // The loss needs whole grids (codes are [B, full_HW]); sampling reads the logits only.
-  if (rows == config_.H) softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
+  if (rows == pc_.H) softmax_cross_entropy_forward(nll_.data(), probs_.data(), logits_.data(), codes, B, K, HW);
 }
 
 void PixelCnnPrior::backward(float scale) {
-  const int B = B_, K = config_.K, H = config_.H, W = config_.W, HW = H * W;
-  const size_t BCHW = static_cast<size_t>(B) * config_.channels * HW;
+  const int B = B_, K = pc_.K, H = pc_.H, W = pc_.W, HW = H * W;
+  const size_t BCHW = static_cast<size_t>(B) * pc_.channels * HW;
   std::fill(dlogits_.begin(), dlogits_.begin() + static_cast<size_t>(B) * K * HW, 0.0f);
   for (auto* v : {&do_pre_, &do_}) std::fill(v->begin(), v->begin() + BCHW, 0.0f);
-  const bool two = config_.stacks == 2;
+  const bool two = pc_.stacks == 2;
   for (size_t i = 0; i <= res_.size(); i++) {
     std::fill(dh_[i].begin(), dh_[i].begin() + BCHW, 0.0f);
     std::fill(dpre_[i].begin(), dpre_[i].begin() + BCHW, 0.0f);
@@ -338,11 +455,11 @@ void PixelCnnPrior::backward(float scale) {
 
 void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperature, Rng& rng,
                                 const int32_t* labels) {
-  const int K = config_.K, HW = config_.H * config_.W;
+  const int K = pc_.K, HW = pc_.H * pc_.W;
   assert(cell >= 0 && cell < HW && temperature > 0.0f);
   // Later cells cannot influence `cell` (the masks), whatever they hold; rows below its own are not
   // even computed. Logits are then [B, K, rows * W].
-  const int rows = cell / config_.W + 1, RW = rows * config_.W;
+  const int rows = cell / pc_.W + 1, RW = rows * pc_.W;
   forward_rows(codes, labels, B, rows);
   std::vector<double> p(static_cast<size_t>(K));
   for (int b = 0; b < B; b++) {
@@ -365,124 +482,29 @@ void PixelCnnPrior::sample_cell(int32_t* codes, int B, int cell, float temperatu
 }
 
 void PixelCnnPrior::sample(int32_t* codes, int B, float temperature, Rng& rng, const int32_t* labels) {
-  const int HW = config_.H * config_.W;
+  const int HW = pc_.H * pc_.W;
   std::fill(codes, codes + static_cast<size_t>(B) * HW, 0);
   for (int cell = 0; cell < HW; cell++) sample_cell(codes, B, cell, temperature, rng, labels);
 }
 
 std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra,
                                 DType dtype) {
-  std::vector<TensorToWrite> tensors;
-  std::vector<std::vector<float>> cropped;  // the masked convolutions' kernels at their true shapes
-  cropped.reserve(prior.params().slots().size());
-  const std::vector<TensorSlot>& slots = prior.params().slots();
-  for (size_t id = 0; id < slots.size(); id++) {
-    const TensorSlot& slot = slots[id];
-    const float* w = prior.params().params.data() + slot.offset;
-    const std::vector<float>* mask = prior.mask_of(static_cast<int>(id));
-    if (!mask) {
-      tensors.push_back({slot.name, slot.shape, w});
-      continue;
-    }
-    const MaskBox box = mask_box(*mask);
-    const int k = static_cast<int>(slot.shape[3]);
-    const size_t planes = static_cast<size_t>(slot.shape[0] * slot.shape[1]);
-    std::vector<float>& out = cropped.emplace_back(planes * box.rows() * box.cols());
-    for (size_t p = 0; p < planes; p++)
-      for (int r = 0; r < box.rows(); r++)
-        for (int c = 0; c < box.cols(); c++)
-          out[(p * box.rows() + r) * box.cols() + c] = w[p * k * k + (box.r0 + r) * k + box.c0 + c];
-    tensors.push_back({slot.name, {slot.shape[0], slot.shape[1], box.rows(), box.cols()}, out.data()});
-  }
-  std::map<std::string, std::string> metadata = extra;
-  metadata["format"] = "pt";
-  metadata["latentlab.model"] = "pixelcnn_prior";
-  metadata["latentlab.config"] = prior.config().to_json();
-  return write_safetensors(tensors, metadata, dtype);
+  return save_model(prior, extra, dtype);
 }
 
 Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
                   std::map<std::string, std::string>* metadata) {
-  SafetensorsFile file;
-  Status s = parse_safetensors(bytes, size, &file);
+  std::unique_ptr<Model> model;
+  std::map<std::string, std::string> meta;
+  Status s = load_model(bytes, size, &model, &meta);
   if (!s.ok()) return s;
-  auto kind = file.metadata.find("latentlab.model");
-  if (kind == file.metadata.end() || kind->second != "pixelcnn_prior")
-    return Status::error("not a PixelCNN prior file (metadata 'latentlab.model' is " +
-                         (kind == file.metadata.end() ? std::string("missing") : "'" + kind->second + "'") + ")");
-  auto cfg = file.metadata.find("latentlab.config");
-  if (cfg == file.metadata.end()) return Status::error("prior file lacks 'latentlab.config' metadata");
-  PixelCnnConfig config;
-  s = PixelCnnConfig::from_json(cfg->second, &config);
-  if (!s.ok()) return s;
-  // The config's tensors are checked against the file's before any memory of the prior's size is
-  // allocated (a shapes-only prior has the layout and masks, no arenas), so a small file whose config
-  // asks for gigabytes is refused and what a load allocates stays bounded by the file's real size.
-  {
-    ShapesOnly shapes_only;
-    const PixelCnnPrior plan(config);
-    const ParamArena& layout = plan.params();
-    for (size_t id = 0; id < layout.slots().size(); id++) {
-      const TensorSlot& slot = layout.slots()[id];
-      const SafetensorsTensor* t = file.find(slot.name);
-      if (!t) return Status::error("missing tensor '" + slot.name + "' required by the prior");
-      const std::vector<float>* mask = plan.mask_of(static_cast<int>(id));
-      // A masked convolution's kernel is stored at its true shape (the mask's box); files from before
-      // that hold the whole k x k kernel, which loads as it is.
-      if (mask && t->shape != slot.shape) {
-        const MaskBox box = mask_box(*mask);
-        const std::vector<int64_t> want = {slot.shape[0], slot.shape[1], box.rows(), box.cols()};
-        if (t->shape != want)
-          return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior (expected [" +
-                               std::to_string(want[0]) + ", " + std::to_string(want[1]) + ", " +
-                               std::to_string(want[2]) + ", " + std::to_string(want[3]) +
-                               "], the masked kernel's taps)");
-      } else if (t->shape != slot.shape) {
-        return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
-      }
-    }
-    for (const SafetensorsTensor& t : file.tensors)
-      if (layout.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
-  }
-  std::unique_ptr<PixelCnnPrior> prior(new PixelCnnPrior(config));
-  ParamArena& arena = prior->params();
-  std::vector<float> kernel;
-  for (size_t id = 0; id < arena.slots().size(); id++) {
-    const TensorSlot& slot = arena.slots()[id];
-    const SafetensorsTensor* t = file.find(slot.name);
-    float* w = arena.params.data() + slot.offset;
-    const std::vector<float>* mask = prior->mask_of(static_cast<int>(id));
-    if (mask && t->shape != slot.shape) {  // the masked kernel's taps (shape checked above)
-      const MaskBox box = mask_box(*mask);
-      const int k = static_cast<int>(slot.shape[3]);
-      const size_t planes = static_cast<size_t>(slot.shape[0] * slot.shape[1]);
-      kernel.resize(planes * box.rows() * box.cols());
-      s = file.read_f32(*t, kernel.data(), kernel.size());
-      if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
-      std::fill_n(w, slot.size, 0.0f);
-      for (size_t p = 0; p < planes; p++)
-        for (int r = 0; r < box.rows(); r++)
-          for (int c = 0; c < box.cols(); c++)
-            w[p * k * k + (box.r0 + r) * k + box.c0 + c] = kernel[(p * box.rows() + r) * box.cols() + c];
-      continue;
-    }
-    if (t->shape != slot.shape) return Status::error("tensor '" + slot.name + "' has the wrong shape for the prior");
-    s = file.read_f32(*t, w, slot.size);
-    if (!s.ok()) return s.with_context("tensor '" + slot.name + "': ");
-  }
-  for (const SafetensorsTensor& t : file.tensors)
-    if (arena.find(t.name) < 0) return Status::error("unexpected tensor '" + t.name + "' for the prior");
-  for (float v : arena.params)
-    if (!std::isfinite(v)) return Status::error("the prior file holds a non-finite weight");
-  prior->apply_masks();
-  if (metadata) *metadata = file.metadata;
-  *out = std::move(prior);
+  auto* prior = dynamic_cast<PixelCnnPrior*>(model.get());  // this kind's own file
+  if (!prior)
+    return Status::error("not a PixelCNN prior file (it holds a '" + model->config().kind + "' model)");
+  model.release();
+  out->reset(prior);
+  if (metadata) *metadata = meta;
   return Status();
-}
-
-bool is_prior_metadata(const std::map<std::string, std::string>& metadata) {
-  auto it = metadata.find("latentlab.model");
-  return it != metadata.end() && it->second == "pixelcnn_prior";
 }
 
 }  // namespace ll

@@ -31,7 +31,14 @@
 // nn.Embedding(N, C) named cond_input_conv, cond_layers.<i>, cond_output and, with two stacks,
 // cond_input_vconv, cond_vlayers.<i> (each .weight [N, C]). p(grid) = sum_y p(y) p(grid | y) is then
 // a mixture over the classes, still a prior over code grids: sampling draws a class, then the grid.
-// Not a Model (its data are code grids, not images); it has its own save/load below.
+// A Model kind of the registry ("pixelcnn_prior"), over any grid of categorical cells: its config is the
+// hyperparameters K, H, W, channels, layers, kernel_a, kernel_b, stacks, classes (ModelConfig.input =
+// H * W); its data are categorical data sets (one byte per cell, the cell's index; Dataset::categorical),
+// so Model::forward's input [B, H*W] holds the indices as floats. The grid is the VQ-VAE's 7x7 code grid
+// with K = 64 today; a PixelCNN over binarised 28x28 pixels is the same kind with K = 2. Capabilities:
+// likelihood (exact NLL per grid, nats), sampler (ancestral, cell by cell), conditioning (class label;
+// the Trainer passes the data's labels, Model::set_batch_labels), categorical_input. Its files are the
+// registry's model files (model_file.h) with the masked kernels stored at their taps' box (file_shape).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -39,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "core/models/model.h"
 #include "core/nn/arena.h"
 #include "core/nn/conv.h"
 #include "core/base/rng.h"
@@ -55,23 +63,59 @@ struct PixelCnnConfig {
   int kernel_a = 5, kernel_b = 3;
   int stacks = 1;  // 1: the single masked stack; 2: vertical + horizontal stacks (no blind spot)
   int classes = 0;  // > 0: conditioned on a class label in [0, classes) (0: unconditional)
-  std::string to_json() const;
+  std::string to_json() const;  // the prior's own config JSON (files written before it was a Model kind)
   static Status from_json(const std::string& json, PixelCnnConfig* out);
   Status validate() const;
+  // As the registry's ModelConfig (kind "pixelcnn_prior", input H * W), and back.
+  ModelConfig to_model_config() const;
+  static PixelCnnConfig of(const ModelConfig& config);
 };
 
-class PixelCnnPrior {
+// The registry's hyperparameters of the kind (defaults: train-prior's), its config check and input size.
+std::vector<HyperSpec> pixelcnn_hyper();
+Status pixelcnn_check(const ModelConfig& config);
+int pixelcnn_input(const ModelConfig& config);
+
+class PixelCnnPrior : public Model, public Likelihood, public Sampler, public Conditioning {
  public:
   explicit PixelCnnPrior(const PixelCnnConfig& config);
+  explicit PixelCnnPrior(const ModelConfig& config) : PixelCnnPrior(PixelCnnConfig::of(config)) {}
   PixelCnnPrior(const PixelCnnPrior&) = delete;  // convs_ points into its own members
   PixelCnnPrior& operator=(const PixelCnnPrior&) = delete;
-  const PixelCnnConfig& config() const { return config_; }
-  ParamArena& params() { return params_; }
-  const ParamArena& params() const { return params_; }
-  void reserve(int max_batch);
-  int max_batch() const { return max_batch_; }
+  const PixelCnnConfig& grid_config() const { return pc_; }
+  void reserve(int max_batch) override;
+  uint64_t activation_floats(int B) const override;
   // PyTorch's default conv init, then the masks.
-  void init(Rng& rng);
+  void init(Rng& rng) override;
+
+  // ---- Model ----
+  // input [B, H*W]: code indices as floats (integers in [0, K)); target is ignored (the same grids).
+  // Labels from set_batch_labels (class-conditional: required). Loss term "nll" [B], nats per grid.
+  void forward(const float* input, const float* target, int B, Rng& rng, ZMode mode) override;
+  bool needs_labels() const override { return pc_.classes > 0; }
+  std::vector<std::string> loss_terms() const override { return {"nll"}; }
+  const float* term(int index) const override { return nll_.data(); }
+  // The most likely code of each cell given the true earlier cells [B, H*W] (as floats).
+  const float* reconstruction() const override { return argmax_.data(); }
+  const float* code() const override { return nullptr; }
+  int code_size() const override { return 0; }
+  void decode(const float* z, int B, float* out) override {}
+  Likelihood* likelihood() override { return this; }
+  Sampler* sampler() override { return this; }
+  Conditioning* conditioning() override { return pc_.classes > 0 ? this : nullptr; }
+  bool categorical_input(CodeLevel* grid) const override;
+  std::vector<int64_t> file_shape(int slot) const override;
+  void to_file_layout(int slot, const float* mem, float* file) const override;
+  void from_file_layout(int slot, const float* file, float* mem) const override;
+  void after_load() override { apply_masks(); }
+  // Likelihood: the exact NLL per grid of the last forward.
+  bool exact() const override { return true; }
+  // Sampler: out [count, H*W] code indices as floats; count <= max_batch.
+  void sample(float* out, int count, float temperature, Rng& rng, const int32_t* labels) override;
+  // Conditioning: the labels of the next forward (the same pointer as set_batch_labels).
+  int classes() const override { return pc_.classes; }
+  void set_labels(const int32_t* labels, int B) override { set_batch_labels(labels); }
+
   // Zero the masked weights (after loading weights from elsewhere).
   void apply_masks();
   // The [k*k] spatial mask of the convolution whose weight is arena slot `slot` (null if none).
@@ -81,8 +125,8 @@ class PixelCnnPrior {
   // ignored, may be null). Computes logits [B, K, H*W] and nll() [B] (nats per grid, given the label).
   void forward(const int32_t* codes, int B, const int32_t* labels = nullptr);
   // Accumulates scale * d(sum_b nll_b)/d(params); masked weights get zero gradient.
-  void backward(float scale);
-  const float* nll() const { return nll_.data(); }
+  void backward(float scale) override;
+  const float* nll() const override { return nll_.data(); }
   const float* logits() const { return logits_.data(); }
 
   // Ancestral sampling of whole grids, cell by cell in raster order; p ∝ exp(logit / temperature).
@@ -100,9 +144,8 @@ class PixelCnnPrior {
   void add_class_bias(float* pre, int embedding, int B, int HW) const;
   void class_bias_backward(const float* dpre, int embedding, int B, int HW);
 
-  PixelCnnConfig config_;
-  ParamArena params_;
-  int max_batch_ = 0, B_ = 0;
+  PixelCnnConfig pc_;
+  int B_ = 0;
   Conv2d in_conv_;
   std::vector<Conv2d> res_;
   Conv2d out0_, out2_;
@@ -134,17 +177,16 @@ class PixelCnnPrior {
   std::vector<float> link_;                                 // two stacks: Conv1x1(v) before it joins h
   std::vector<float> o_pre_, o_, logits_, probs_, nll_;
   std::vector<float> do_pre_, do_, dlogits_;
+  std::vector<int32_t> input_codes_, sample_codes_;  // Model::forward's and sample's grids as indices
+  std::vector<float> argmax_;                        // reconstruction()
 };
 
-// Model files for the prior: safetensors with metadata "latentlab.model" = "pixelcnn_prior" and
-// "latentlab.config" = PixelCnnConfig JSON, plus the caller's extra keys.
-// dtype: F32, or F16 to halve the file (masked weights stay exactly zero).
+// Model files for the prior: the registry's (save_model / load_model, model_file.h), holding a
+// PixelCnnPrior; the caller's extra metadata keys are kept. dtype: F32, or F16 to halve the file (masked
+// weights stay exactly zero). load_prior refuses a file of another kind.
 std::vector<uint8_t> save_prior(const PixelCnnPrior& prior, const std::map<std::string, std::string>& extra,
                                 DType dtype = DType::kF32);
 Status load_prior(const uint8_t* bytes, size_t size, std::unique_ptr<PixelCnnPrior>* out,
                   std::map<std::string, std::string>* metadata = nullptr);
-// Whether a model file's metadata names it a prior file ("latentlab.model" = "pixelcnn_prior"): the
-// callers ask this instead of comparing the name themselves.
-bool is_prior_metadata(const std::map<std::string, std::string>& metadata);
 
 }  // namespace ll

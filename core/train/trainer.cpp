@@ -64,6 +64,10 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
   if (model->needs_labels() && !has_labels)
     return Status::error("the " + model->config().kind + " model is conditioned on a class label, and the "
                          "training set has no labels");
+  if (model->categorical_input(nullptr) != train->categorical)
+    return Status::error(std::string("the ") + model->config().kind + " model takes " +
+                         (train->categorical ? "images, not grids of categories (code grids)"
+                                             : "grids of categories (e.g. a VQ-VAE's code grids), not images"));
   // Before anything of the batch's size is allocated: the model's activations for it fit the budget.
   s = check_memory_budget(*model, settings.batch);
   if (!s.ok()) return s;
@@ -84,6 +88,13 @@ Status Trainer::setup(Model* model, const Dataset* train, const TrainSettings& s
   cursor_ = 0;
   epoch_ = 0;
   return Status();
+}
+
+void Trainer::set_rng(const Rng& rng) {
+  assert(adam_.step_count == 0 && cursor_ == 0 && "Trainer::set_rng after the first step");
+  rng_ = rng;
+  std::iota(order_.begin(), order_.end(), 0u);
+  rng_.shuffle(order_.data(), order_.size());
 }
 
 int Trainer::steps_per_epoch() const {

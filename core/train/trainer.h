@@ -84,6 +84,11 @@ class Trainer {
   // nothing changes.
   TrainerPosition position() const;
   Status set_position(const TrainerPosition& p);
+  // Replaces the generator of the batch order and the model's random choices (setup seeds it from
+  // settings.seed, stream 2) and redraws the first epoch's order with it. Before the first step only.
+  // For a recipe whose order came from another generator: train-prior continues the one that
+  // initialised the prior, as its own loop did before it moved onto the Trainer (same order, same run).
+  void set_rng(const Rng& rng);
 
  private:
   Model* model_ = nullptr;

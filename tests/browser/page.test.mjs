@@ -289,18 +289,19 @@ test('a VQ-VAE in training is offered in the VQ panel: asked of its capabilities
 test('the Train form is generated from the core for every kind', async () => {
   const p4 = await openPage('?panels=train&lr=0.002&tlatent=7');
   const { kinds, settings } = await p4.evaluate(() => ({ kinds: window.latentlab.kinds, settings: window.latentlab.settings }));
-  assert.equal(kinds.length, 11, 'the registry\'s kinds reach the page');
+  assert.equal(kinds.length, 12, 'the registry\'s kinds reach the page');
   assert.deepEqual(await p4.$$eval('[data-testid=kind] option', (o) => o.map((x) => x.value)), kinds.map((k) => k.name));
   const counts = {};
   for (const k of kinds) {
     await p4.selectOption('[data-testid=kind]', k.name);
     const labels = await p4.$$eval('[data-testid=train-fields] [aria-label]', (xs) => xs.map((x) => x.getAttribute('aria-label')));
-    // The kind's architecture sizes, its hyperparameters from the registry, then the training settings.
-    assert.deepEqual(labels, [...k.sizes, ...k.hyper.map((hp) => hp.name), ...settings.train.map((t) => t.name)], k.name);
+    // The kind's architecture sizes, its hyperparameters from the registry (but those the data set: a
+    // PixelCNN's code grid), then the training settings.
+    assert.deepEqual(labels, [...k.sizes, ...k.hyper.filter((hp) => !hp.fromData).map((hp) => hp.name), ...settings.train.map((t) => t.name)], k.name);
     counts[k.name] = labels.length;
   }
   // Hand-counted from core/models/model_registry.cpp and core/train/settings.h (8 training settings).
-  assert.deepEqual(counts, { ae: 10, vae: 10, beta_vae: 14, conv_vae: 9, dae: 12, sparse_ae: 13, ksparse_ae: 14, contractive_ae: 12, vqvae: 15, classifier: 14, tdvae: 16 });
+  assert.deepEqual(counts, { ae: 10, vae: 10, beta_vae: 14, conv_vae: 9, dae: 12, sparse_ae: 13, ksparse_ae: 14, contractive_ae: 12, vqvae: 15, classifier: 14, tdvae: 16, pixelcnn_prior: 14 });
   // The URL's values reach the form; the core's range bounds the field.
   assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=lr]', (x) => x.value), '0.002');
   const lr = await p4.$('[data-testid=train-fields] [aria-label=lr]');
@@ -327,6 +328,27 @@ test('the state lives in the URL: a link reproduces the view', async () => {
   assert.match(p2.url(), /seed=7/);
   await p2.close();
   // Console errors of the whole run, except the deliberate bad file above (reported on the page).
+  assert.deepEqual(problems, []);
+});
+
+test('the PixelCNN prior trains in the page on the VQ-VAE\'s code grids and its loss falls', async () => {
+  const p4 = await openPage('?kind=pixelcnn_prior&batch=32&panels=train');
+  // Its form: no K, H, W (the VQ-VAE's grid sets them), its own hyperparameters from the registry.
+  const labels = await p4.$$eval('[data-testid=train-fields] [aria-label]', (xs) => xs.map((x) => x.getAttribute('aria-label')));
+  assert.deepEqual(labels.slice(0, 6), ['channels', 'layers', 'kernel_a', 'kernel_b', 'stacks', 'classes']);
+  await p4.click('[data-testid=train-start]');
+  await waitMetric(p4, () => window.latentlab.metrics.trainSteps >= 60, 300000);
+  await p4.click('[data-testid=train-pause]');
+  await waitMetric(p4, () => !document.querySelector('[data-testid=train-start]').disabled, 30000);
+  const loss = await metric(p4, 'trainLoss');
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+  const first = mean(loss.slice(0, 5)), last = mean(loss.slice(-5));
+  // NLL per 7x7 grid of 64 codes: a fresh prior starts near uniform (49 ln 64 = 203.8 nats).
+  assert.ok(first > 150 && first < 260, `first NLL ${first}`);
+  assert.ok(last < 0.8 * first, `NLL ${first} -> ${last}`);
+  console.log(`# PixelCNN prior in the page: NLL per grid ${first.toFixed(2)} (first 5 steps) -> ${last.toFixed(2)} (last 5 of ${loss.length})`);
+  assert.match(await p4.$eval('[data-testid=train-summary]', (e) => e.textContent), /nll/);
+  await p4.close();
   assert.deepEqual(problems, []);
 });
 

@@ -156,13 +156,13 @@ void from_model_files(const std::string& models_dir) {
       put("json", stem + ".config.json", std::vector<uint8_t>(config->second.begin(), config->second.end()));
     std::unique_ptr<ll::Model> model;
     std::unique_ptr<ll::PixelCnnPrior> prior;
-    if (ll::load_model(bytes.data(), bytes.size(), &model).ok()) {
-      small_model(model->config(), stem);
-    } else if (ll::load_prior(bytes.data(), bytes.size(), &prior).ok()) {
-      small_prior(prior->config(), stem);
-      ll::PixelCnnConfig two = prior->config();
+    if (ll::load_prior(bytes.data(), bytes.size(), &prior).ok()) {  // a model file too: small ones of its own
+      small_prior(prior->grid_config(), stem);
+      ll::PixelCnnConfig two = prior->grid_config();
       two.stacks = 3 - two.stacks;  // the other stack layout too
       small_prior(two, stem + ".stacks" + std::to_string(two.stacks));
+    } else if (ll::load_model(bytes.data(), bytes.size(), &model).ok()) {
+      small_model(model->config(), stem);
     }
   }
 }

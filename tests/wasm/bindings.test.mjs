@@ -186,10 +186,37 @@ test('every registered kind works through the same API (no binding changes per k
   for (let i = 0; i < images.length; i++) images[i] = (i * 37) % 256;
   for (let i = 0; i < n; i++) labels[i] = i % 10;
   const x = new Float32Array(2 * P).map((_, i) => (i % 7) / 7);
+  const overCodes = new Set(lab.kinds().filter((k) => k.data === 'codes').map((k) => k.name));
+  assert.ok(overCodes.has('pixelcnn_prior'), 'the PixelCNN prior is a kind over code grids');
   for (const kind of lab.kinds().map((k) => k.name)) {
     const m = new lab.Model({ kind }, 1);
     const info = m.info();
     assert.equal(info.kind, kind);
+    if (overCodes.has(kind)) {
+      // A model over grids of categories (the PixelCNN prior): its grid is its input; it trains on a
+      // VQ-VAE's code grids of the images (encoded by the core), with the same Trainer.
+      const { H, W, K } = info.capabilities.categoricalInput;
+      assert.equal(info.input, H * W, kind);
+      assert.ok(info.capabilities.likelihood && info.capabilities.sampler, kind);
+      const vq = new lab.Model({ kind: 'vqvae' }, 1);
+      assert.equal(vq.info().capabilities.categoricalInput, null);
+      assert.equal(K, vq.info().capabilities.codeGrids[0].K, kind);
+      throwsWith(() => new lab.Trainer(m, { images, labels, format: 'raw' }, { batch: 8 }),
+        /takes grids of categories \(e\.g\. a VQ-VAE's code grids\), not images/);
+      const t = new lab.Trainer(m, { images, labels, format: 'raw', codeModel: vq, limit: 16 }, { batch: 8, seed: 1 });
+      const { steps } = t.step(3);
+      assert.equal(t.progress().trainSize, 16, kind);
+      assert.ok(steps.every((s) => Number.isFinite(s.loss) && s.loss > 0), kind);
+      assert.deepEqual(Object.keys(steps[0].terms), info.lossTerms, kind);
+      const bytes = m.save();
+      const back = new lab.Model(bytes);
+      assert.deepEqual(back.save(), bytes, `${kind}: save/load round trip`);
+      back.dispose();
+      t.dispose();
+      vq.dispose();
+      m.dispose();
+      continue;
+    }
     if (info.capabilities.classifier) {  // the judge: class probabilities instead of a reconstruction
       assert.equal(m.classify(x).length, 2 * info.capabilities.classifier.classes, kind);
       throwsWith(() => m.reconstruct(x), /reconstruct: model kind 'classifier' has no such output/);

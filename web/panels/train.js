@@ -15,7 +15,8 @@ export function initTrain(app) {
   const sizeSpecs = new Map(app.settings.sizes.map((s) => [s.name, s]));
   const keyOf = (name) => app.settingKeys.get(name);
   // The fields of a kind: its architecture sizes and hyperparameters (registry), then the training settings.
-  const fieldsOf = (kind) => [...kind.sizes.map((n) => sizeSpecs.get(n)), ...kind.hyper, ...app.settings.train];
+  // Hyperparameters set from the data (a PixelCNN's code grid: K, H, W) are not fields.
+  const fieldsOf = (kind) => [...kind.sizes.map((n) => sizeSpecs.get(n)), ...kind.hyper.filter((hp) => !hp.fromData), ...app.settings.train];
   const kindSelect = h('select', { 'aria-label': 'model kind', 'data-testid': 'kind' },
     app.kinds.map((k) => h('option', { value: k.name, title: k.description }, k.description.split(':')[0])));
   kindSelect.value = state.kind;
@@ -287,7 +288,7 @@ export function initTrain(app) {
 
   let lastRecon = 0, reconBusy = false;
   async function refreshRecon() {
-    if (reconBusy || !session) return;
+    if (reconBusy || !session || session.info.capabilities.categoricalInput) return;  // a prior over codes: no images
     reconBusy = true;
     lastRecon = performance.now();
     try {

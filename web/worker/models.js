@@ -17,7 +17,7 @@ export async function loadLab() {
   return worker.lab;
 }
 
-async function loadModel(name) {
+export async function loadModel(name) {
   if (models.has(name)) return models.get(name).info;
   const bytes = await fetchBytes(`models/${name}.safetensors`, `model ${name}`);
   return addModel(name, bytes);

@@ -3,7 +3,7 @@
 // to messages in between (drawing stays live), posting 'train' events with the steps' loss terms and,
 // for a VQ-VAE, the core's code usage over the last 50 training calls (CodeUsageWindow).
 import { dataset } from './data.js';
-import { worker } from './models.js';
+import { loadModel, modelNamed, worker } from './models.js';
 import { post, yieldToMessages } from './protocol.js';
 
 const SLICE_MS = 40;       // training runs in slices this long, answering messages in between
@@ -85,17 +85,34 @@ export const trainingOps = {
   settingError({ kind, name, value }) { return worker.lab.settingError(kind, name, value); },
 
   // A fresh model of `config` ({kind, latent, ...hyperparameters}) or a model file's bytes, trained on
-  // the data set's training images with settings {batch, lr, seed}.
-  async trainCreate({ config, bytes, settings, data = 'mnist' }) {
+  // the data set's training images with settings {batch, lr, seed}. A kind over code grids (the kinds'
+  // data "codes", a PixelCNN prior) trains on the code grids of the first `codeLimit` training images
+  // under the VQ-VAE `codeModel` (a pretrained model's name), encoded by the core; its grid size and
+  // codebook (the kind's fromData hyperparameters K, H, W) come from that model.
+  async trainCreate({ config, bytes, settings, data = 'mnist', codeModel = 'vqvae', codeLimit = 4096 }) {
     // The new model and trainer are made first: a bad file or setting throws here and the session that
     // was running stays as it was.
     const { lab } = worker;
     const set = await dataset(data, 'train');
+    const codes = bytes ? null : lab.kinds().find((k) => k.name === config.kind)?.data === 'codes';
+    let vq = null;
+    if (codes) {
+      await loadModel(codeModel);
+      vq = modelNamed(codeModel);
+      const grid = vq.info().capabilities.codeGrids?.[0];
+      if (!grid) throw new Error(`model '${codeModel}' has no code grids for a prior to model`);
+      config = { ...config, K: grid.K, H: grid.H, W: grid.W };
+    }
     const model = bytes ? new lab.Model(bytes) : new lab.Model(config, settings.seed ?? 1);
+    if (bytes && model.info().capabilities.categoricalInput) {  // a loaded prior file: its code model's codes
+      await loadModel(codeModel);
+      vq = modelNamed(codeModel);
+    }
     let trainer;
     try {
       // Raw pixel bytes (the IDX headers were checked here): the core keeps them as bytes, in one copy.
-      trainer = new lab.Trainer(model, { images: set.images, labels: set.labels, format: 'raw' }, settings);
+      const source = { images: set.images, labels: set.labels, format: 'raw' };
+      trainer = new lab.Trainer(model, vq ? { ...source, codeModel: vq, limit: codeLimit } : source, settings);
     } catch (e) {
       model.dispose();
       throw e;
