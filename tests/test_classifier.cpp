@@ -207,6 +207,7 @@ TEST(ClassifierKind, OnlyTheClassifierHasClassProbabilities) {
   for (const ModelKind& kind : model_kinds()) {
     ModelConfig c;
     c.kind = kind.name;
+    if (kind.input_of) c.input = kind.input_of(c);  // a kind over grids: H * W cells
     std::unique_ptr<Model> m;
     ASSERT_TRUE(create_model(c, &m).ok()) << kind.name;
     EXPECT_EQ(m->classifier() != nullptr, kind.name == "classifier") << kind.name;
