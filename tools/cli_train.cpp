@@ -364,6 +364,26 @@ int run_train(const TrainOptions& o) {
     last_checkpoint = Clock::now();
     return w;
   };
+  // A checkpoint (periodic, or the last one after SIGINT / SIGTERM): the exit status when the run must
+  // stop here (stopped by a signal, or its last checkpoint failed), else -1 and training goes on.
+  auto checkpoint_or_stop = [&](double seconds_so_far) -> int {
+    const int sig = g_stop_signal;
+    Status w = write_checkpoint(seconds_so_far);
+    if (sig) {
+      if (log) std::fclose(log);
+      if (!w.ok())
+        return fail(w.with_context("stopped by signal " + std::to_string(sig) + "; the last checkpoint was not written: "));
+      std::printf("stopped by signal %d at step %lld: saved %s; continue with --resume %s\n", sig,
+                  static_cast<long long>(trainer.steps_done()), out.c_str(), out.c_str());
+      return 128 + sig;
+    }
+    if (!w.ok())
+      std::fprintf(stderr, "latentlab: warning: checkpoint not written: %s\n", w.message().c_str());
+    else
+      std::printf("checkpoint: step %lld saved to %s\n", static_cast<long long>(trainer.steps_done()), out.c_str());
+    std::fflush(stdout);
+    return -1;
+  };
 
   ProgressBar bar(!o.quiet);
   const int steps = trainer.steps_per_epoch();
@@ -393,18 +413,7 @@ int run_train(const TrainOptions& o) {
       if (o.checkpoint_minutes > 0 && step < steps &&
           (g_stop_signal || seconds_since(last_checkpoint) >= 60.0 * o.checkpoint_minutes)) {
         bar.clear();
-        const int sig = g_stop_signal;
-        Status w = write_checkpoint(train_seconds + seconds_since(t0));
-        if (sig) {
-          if (log) std::fclose(log);
-          if (!w.ok()) return fail(w.with_context("stopped by signal " + std::to_string(sig) + "; the last checkpoint was not written: "));
-          std::printf("stopped by signal %d at step %lld: saved %s; continue with --resume %s\n", sig,
-                      static_cast<long long>(trainer.steps_done()), out.c_str(), out.c_str());
-          return 128 + sig;
-        }
-        if (!w.ok()) std::fprintf(stderr, "latentlab: warning: checkpoint not written: %s\n", w.message().c_str());
-        else std::printf("checkpoint: step %lld saved to %s\n", static_cast<long long>(trainer.steps_done()), out.c_str());
-        std::fflush(stdout);
+        if (const int rc = checkpoint_or_stop(train_seconds + seconds_since(t0)); rc >= 0) return rc;
       }
     }
     const double secs = seconds_since(t0);
@@ -427,18 +436,7 @@ int run_train(const TrainOptions& o) {
     epoch_totals = LossTotals();
     if (o.checkpoint_minutes > 0 && epoch < epochs &&
         (g_stop_signal || seconds_since(last_checkpoint) >= 60.0 * o.checkpoint_minutes)) {
-      const int sig = g_stop_signal;
-      Status w = write_checkpoint(train_seconds);
-      if (sig) {
-        if (log) std::fclose(log);
-        if (!w.ok()) return fail(w.with_context("stopped by signal " + std::to_string(sig) + "; the last checkpoint was not written: "));
-        std::printf("stopped by signal %d at step %lld: saved %s; continue with --resume %s\n", sig,
-                    static_cast<long long>(trainer.steps_done()), out.c_str(), out.c_str());
-        return 128 + sig;
-      }
-      if (!w.ok()) std::fprintf(stderr, "latentlab: warning: checkpoint not written: %s\n", w.message().c_str());
-      else std::printf("checkpoint: step %lld saved to %s\n", static_cast<long long>(trainer.steps_done()), out.c_str());
-      std::fflush(stdout);
+      if (const int rc = checkpoint_or_stop(train_seconds); rc >= 0) return rc;
     }
   }
 
