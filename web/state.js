@@ -41,23 +41,36 @@ export const state = {};
 // The Train form's settings from the core (the bindings' lab.settings() and lab.kinds()): one key per
 // training setting, architecture size and kind hyperparameter, with the core's default and range, so the
 // page, the CLI and the core's validation share one table. A name that is already a page key ('seed' of
-// sampling, 'latent' of the latent view) gets a 't' in front ('tseed', 'tlatent'). Returns
-// {name -> state key}; reads the new keys (and 'kind', now of every kind) from the URL.
+// sampling, 'latent' of the latent view) gets a 't' in front ('tseed', 'tlatent'). A hyperparameter
+// shared by kinds with the same default and range ('tied') has one key; one that another kind defines
+// with another default or range ('channels': the judge's 16, the PixelCNN's 64) gets a key of its own
+// for the later kind ('channels_pixelcnn_prior'), so no kind trains with another's default. Returns
+// {name -> state key, 'kind.name' -> the kind's key}; reads the new keys (and 'kind', now of every kind)
+// from the URL.
 export const settingKeys = new Map();
 export function addCoreSettings({ train, sizes }, kinds, search = location.search) {
   const specOf = (s) => (s.type === 'choice' ? T.oneOf(...s.choices)
     : s.type === 'int' || s.integer ? T.int(s.min, s.max) : T.num(s.min, s.max));
-  const add = (s) => {
-    if (settingKeys.has(s.name)) return;  // a hyperparameter shared by kinds ('tied'): one key
+  const define = (key, s) => { schema[key] = { def: s.default, ...specOf(s), help: s.help, setting: s }; };
+  const add = (s, kind) => {
+    const shared = settingKeys.get(s.name);
+    if (shared) {
+      const o = schema[shared].setting;
+      const same = o.default === s.default && o.min === s.min && o.max === s.max;
+      if (kind) settingKeys.set(`${kind}.${s.name}`, same ? shared : `${s.name}_${kind}`);
+      if (kind && !same) define(`${s.name}_${kind}`, s);
+      return;
+    }
     const key = s.name in schema ? `t${s.name}` : s.name;
     settingKeys.set(s.name, key);
-    schema[key] = { def: s.default, ...specOf(s), help: s.help, setting: s };
+    if (kind) settingKeys.set(`${kind}.${s.name}`, key);
+    define(key, s);
   };
   for (const s of train) add(s);
   for (const s of sizes) add(s);
-  for (const k of kinds) for (const hp of k.hyper) add(hp);
+  for (const k of kinds) for (const hp of k.hyper) add(hp, k.name);
   schema.kind = { ...schema.kind, ...T.oneOf(...kinds.map((k) => k.name)) };
-  readUrl(search, ['kind', ...settingKeys.values()]);
+  readUrl(search, ['kind', ...new Set(settingKeys.values())]);
   return settingKeys;
 }
 const listeners = new Set();

@@ -336,6 +336,9 @@ test('the PixelCNN prior trains in the page on the VQ-VAE\'s code grids and its 
   // Its form: no K, H, W (the VQ-VAE's grid sets them), its own hyperparameters from the registry.
   const labels = await p4.$$eval('[data-testid=train-fields] [aria-label]', (xs) => xs.map((x) => x.getAttribute('aria-label')));
   assert.deepEqual(labels.slice(0, 6), ['channels', 'layers', 'kernel_a', 'kernel_b', 'stacks', 'classes']);
+  // Its own defaults, not those of the judge's settings of the same names (channels 16, classes 10).
+  assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=channels]', (x) => x.value), '64');
+  assert.equal(await p4.$eval('[data-testid=train-fields] [aria-label=classes]', (x) => x.value), '0');
   await p4.click('[data-testid=train-start]');
   await waitMetric(p4, () => window.latentlab.metrics.trainSteps >= 60, 300000);
   await p4.click('[data-testid=train-pause]');

@@ -13,7 +13,9 @@ export function initTrain(app) {
   const root = document.getElementById('panel-train');
   const kinds = new Map(app.kinds.map((k) => [k.name, k]));
   const sizeSpecs = new Map(app.settings.sizes.map((s) => [s.name, s]));
-  const keyOf = (name) => app.settingKeys.get(name);
+  // The state key of a setting of the current kind (a hyperparameter another kind defines differently
+  // has a key of its own: state.js).
+  const keyOf = (name) => app.settingKeys.get(`${state.kind}.${name}`) ?? app.settingKeys.get(name);
   // The fields of a kind: its architecture sizes and hyperparameters (registry), then the training settings.
   // Hyperparameters set from the data (a PixelCNN's code grid: K, H, W) are not fields.
   const fieldsOf = (kind) => [...kind.sizes.map((n) => sizeSpecs.get(n)), ...kind.hyper.filter((hp) => !hp.fromData), ...app.settings.train];
@@ -305,7 +307,7 @@ export function initTrain(app) {
   app.onChange((keys) => {
     if (keys.includes('kind')) { kindSelect.value = state.kind; renderFields(); }
     if (keys.includes('data')) dataSelect.value = state.data;
-    const trainKeys = ['kind', 'data', ...app.settingKeys.values()];
+    const trainKeys = ['kind', 'data', ...new Set(app.settingKeys.values())];
     if (session && keys.some((k) => trainKeys.includes(k))) {
       summary.textContent = session.form === formKey() ? '' : running ? 'Settings changed: Pause, then Start, to train a new model with them.'
         : 'Settings changed: Start trains a new model with them (download this one first to keep it).';
